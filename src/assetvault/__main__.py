@@ -1,0 +1,3 @@
+from assetvault.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""The exception tree. Each error knows its exit code; only the CLI turns them into exits.
+
+::
+
+    AssetvaultError                 exit 1   anything we raise on purpose
+    ├── UsageError                  exit 2   bad command line or unusable archive path
+    ├── ManifestError               exit 2   bad manifest: names file, job, key and line
+    ├── RunFatalError               exit 1   the run cannot go on (disk full): stop cleanly, keep state
+    ├── JobFatalError               exit 1   one job cannot go on; other jobs run
+    │   └── CredentialsError        exit 2   the API refused the job's credentials
+    └── FetchError                  exit 1   one request or one item failed
+        ├── RetryableError                   worth another attempt: connection, timeout, 408/429/5xx,
+        │   │                                truncated body, failed size or MD5 check
+        │   └── IntegrityError               the bytes arrived but do not match what was promised
+        ├── HTTPStatusError                  a status that no retry will change (most 4xx)
+        ├── BadResponseError                 a body of the wrong shape (not JSON, wrong type, error set)
+        └── UnsafeURLError                   a URL we refuse to fetch (scheme, host not allowed)
+
+Messages never contain secrets: callers pass redacted URLs only.
+"""
+
+from __future__ import annotations
+
+
+class AssetvaultError(Exception):
+    """Base of every error assetvault raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(AssetvaultError):
+    """The command line or the archive path cannot be used."""
+
+    exit_code = 2
+
+
+class ManifestError(AssetvaultError):
+    """The manifest is invalid; nothing is created or requested."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        job: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.file = file
+        self.job = job
+        self.key = key
+        self.line = line
+        where = [file + (f", line {line}" if line is not None else "")]
+        if job is not None:
+            where.append(f"job {job!r}")
+        if key is not None:
+            where.append(f"key {key!r}")
+        super().__init__(f"{'; '.join(where)}: {message}")
+
+
+class RunFatalError(AssetvaultError):
+    """The whole run must stop (for example the disk is full); state is kept."""
+
+
+class JobFatalError(AssetvaultError):
+    """One job cannot continue; the other jobs of the run go on."""
+
+
+class CredentialsError(JobFatalError):
+    """The API refused the job's credentials (or kept refusing through every retry)."""
+
+    exit_code = 2
+
+
+class FetchError(AssetvaultError):
+    """One request or item failed; ``url`` is always redacted."""
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class RetryableError(FetchError):
+    """A failure that another attempt may cure."""
+
+    def __init__(self, message: str, *, url: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message, url=url)
+        self.retry_after = retry_after
+
+
+class IntegrityError(RetryableError):
+    """The bytes arrived but do not match the promised size or checksum."""
+
+
+class HTTPStatusError(FetchError):
+    """A status that another attempt will not change."""
+
+    def __init__(self, message: str, *, url: str = "", status: int = 0) -> None:
+        super().__init__(message, url=url)
+        self.status = status
+
+
+class BadResponseError(FetchError):
+    """The response arrived but is not what the API documents."""
+
+
+class UnsafeURLError(FetchError):
+    """A URL that assetvault refuses to fetch."""

@@ -1,0 +1,124 @@
+"""Typed job specs: what a manifest means once it has been read and checked (see manifest.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GIB = 1024**3
+
+SPECTRUM_BASE_URL = "https://api.spectrumcustomizer.com"
+ONPREMISE_BASE_URL = "https://dashboard.onpremisewine.com"
+
+# Spectrum allows 100 requests per 60 s per endpoint and answers 403 past it: 1.5/s with a
+# burst of 5 sends at most 95 in any minute, leaving room for clock skew.
+SPECTRUM_RATE_LIMIT = 1.5
+SPECTRUM_BURST = 5
+
+ONPREMISE_KINDS = ("products", "beers", "restaurants", "menu_items")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Settings that ``defaults`` sets and any job may override (SPEC §2)."""
+
+    concurrency: int = 16
+    per_host: int = 8
+    rate_limit: float = 10.0  # requests/s to the job's API origin; 0 = unlimited
+    burst: int = 10
+    file_rate_limit: float = 0.0  # requests/s to each file origin; 0 = unlimited
+    file_burst: int = 16
+    bandwidth: int = 0  # bytes/s over all downloads; 0 = unlimited
+    retries: int = 5
+    timeout: float = 60.0  # seconds without progress before an attempt is abandoned
+    max_file_size: int = 10 * GIB
+
+
+@dataclass(frozen=True, slots=True)
+class JobBase:
+    """What every job has."""
+
+    name: str
+    settings: Settings = field(default_factory=Settings)
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers for the API origin only
+    allow_hosts: tuple[str, ...] = ()  # when set, only these hosts are fetched from
+
+    @property
+    def source(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class SpectrumJob(JobBase):
+    """Spectrum Customizer saved assets of some organizations of one client."""
+
+    token: str = ""
+    client: str = ""
+    organizations: tuple[str, ...] = ()
+    base_url: str = SPECTRUM_BASE_URL
+    include: frozenset[str] = frozenset({"original", "outputs"})
+    formats: frozenset[str] | None = None  # lower-case extensions without the dot; None = all
+    include_inactive: bool = False
+    page_size: int = 100
+
+    @property
+    def source(self) -> str:
+        return "spectrum"
+
+
+@dataclass(frozen=True, slots=True)
+class OnpremiseJob(JobBase):
+    """OnPremise assets of some products, beers, restaurants and menu items."""
+
+    api_key: str = ""
+    base_url: str = ONPREMISE_BASE_URL
+    products: tuple[str, ...] = ()
+    beers: tuple[str, ...] = ()
+    restaurants: tuple[str, ...] = ()
+    menu_items: tuple[str, ...] = ()
+    include: frozenset[str] = frozenset({"original", "versions"})
+    versions: frozenset[str] | None = None  # version names to keep; None = all
+    include_deleted: bool = False
+    since: str | None = None  # "last-run" or "YYYY-MM-DD HH:MM:SS"
+
+    @property
+    def source(self) -> str:
+        return "onpremise"
+
+    def owners(self) -> tuple[tuple[str, str], ...]:
+        """(kind, id) for every listing of the job, in manifest order."""
+        return tuple((kind, i) for kind in ONPREMISE_KINDS for i in getattr(self, kind))
+
+
+@dataclass(frozen=True, slots=True)
+class UrlsJob(JobBase):
+    """A plain list of URLs (text, one a line) or a CSV with columns url,path."""
+
+    urls_file: Path = Path()
+
+    @property
+    def source(self) -> str:
+        return "urls"
+
+
+Job = SpectrumJob | OnpremiseJob | UrlsJob
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A whole manifest: where the archive is and the jobs to run."""
+
+    path: Path
+    archive: Path
+    jobs: tuple[Job, ...]
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value of every job, for redaction."""
+        out: list[str] = []
+        for job in self.jobs:
+            out.extend(value for _, value in job.headers)
+            if isinstance(job, SpectrumJob):
+                out.append(job.token)
+            elif isinstance(job, OnpremiseJob):
+                out.append(job.api_key)
+        return tuple(s for s in out if s)

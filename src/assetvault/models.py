@@ -1,0 +1,122 @@
+"""Values that cross module boundaries: what sources find and what the engine makes of it.
+
+A source turns API records into a stream of :data:`Entry` values:
+
+- :class:`Item`: one file to fetch into the payload;
+- :class:`Document`: one ``asset.json`` to write (every listed record gets one);
+- :class:`Pending`: a file the API says is not ready yet (OnPremise ``processed: false``);
+- :class:`ListingFailure`: one organization's or product's listing failed; the job goes on.
+
+No I/O here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One file to fetch. ``path`` is relative to ``data/`` and already safe (see layout)."""
+
+    key: str
+    job: str
+    url: str
+    path: PurePosixPath
+    expected_size: int | None = None
+    expected_md5: str | None = None  # lower-case hex, from the API record
+    upstream_version: str | None = None  # lastModification / updated_at: unchanged means skip
+    etag_is_md5: bool = False  # the host's ETag is the content's MD5 when it is 32 hex digits
+    add_extension: bool = False  # path has no extension yet: take one from the Content-Type
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """An ``asset.json`` to write: the API's record as JSON, secrets redacted."""
+
+    key: str
+    job: str
+    path: PurePosixPath
+    body: bytes
+    upstream_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A file that exists upstream but is not ready; it is tried again on the next run."""
+
+    key: str
+    job: str
+    url: str  # redacted
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListingFailure:
+    """A listing (one organization, one product) failed; its records are unknown this run."""
+
+    job: str
+    key: str
+    url: str  # redacted
+    error: str
+
+
+Entry = Item | Document | Pending | ListingFailure
+
+
+class Status(enum.StrEnum):
+    """What became of an item in one run."""
+
+    DOWNLOADED = "downloaded"
+    UP_TO_DATE = "up_to_date"
+    PENDING = "pending"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one item (or pending entry) in one run."""
+
+    key: str
+    job: str
+    status: Status
+    url: str  # redacted
+    path: PurePosixPath | None = None
+    size: int = 0
+    sha256: str | None = None
+    error: str | None = None
+    upstream_version: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    fetched_bytes: int = 0  # bytes moved over the network for it in this run
+
+
+@dataclass(slots=True)
+class JobStats:
+    """Counters for one job in one run (the summary table and the report)."""
+
+    name: str
+    found: int = 0
+    downloaded: int = 0
+    up_to_date: int = 0
+    pending: int = 0
+    failed: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    listing_failures: int = 0
+    fatal: str | None = None  # set when the job stopped early (credentials, ...)
+    credentials_refused: bool = False
+
+    def count(self, outcome: Outcome) -> None:
+        """Add one outcome to the counters."""
+        if outcome.status is Status.DOWNLOADED:
+            self.downloaded += 1
+        elif outcome.status is Status.UP_TO_DATE:
+            self.up_to_date += 1
+        elif outcome.status is Status.PENDING:
+            self.pending += 1
+        else:
+            self.failed += 1
+        self.bytes += outcome.fetched_bytes
