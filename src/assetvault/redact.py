@@ -1,0 +1,68 @@
+"""Keep secrets out of everything assetvault shows or stores.
+
+Two layers: URLs lose the values of credential query parameters (``api_key=***``), and any text
+can be scrubbed of the literal secret values a manifest holds (tokens, keys, header values).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+
+# Query parameters whose values are credentials, compared case-insensitively.
+SECRET_PARAMS = frozenset(
+    {"api_key", "apikey", "key", "token", "access_token", "sig", "signature", "password", "secret"}
+)
+
+_SECRET_PARAM_RE = re.compile(
+    r"(?i)([?&;](?:" + "|".join(sorted(SECRET_PARAMS, key=len, reverse=True)) + r")=)[^&#\s\"']*"
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL with credential query values and any userinfo password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _SECRET_PARAM_RE.sub(r"\1" + MASK, url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in SECRET_PARAMS for k, _ in pairs):
+            query = urlencode(
+                [(k, MASK if k.lower() in SECRET_PARAMS else v) for k, v in pairs], safe="*"
+            )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_text(text: str) -> str:
+    """Credential query values inside free text (error messages, URLs in JSON)."""
+    return _SECRET_PARAM_RE.sub(r"\1" + MASK, text)
+
+
+class Redactor:
+    """Scrubs known secret values and credential parameters from text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
+
+    def add(self, secret: str) -> None:
+        """Also scrub this value from now on."""
+        if len(secret) >= 3 and secret not in self._secrets:
+            self._secrets.append(secret)
+            self._secrets.sort(key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return redact_text(text)
