@@ -92,9 +92,17 @@ class FetchError(AssetvaultError):
 class RetryableError(FetchError):
     """A failure that another attempt may cure."""
 
-    def __init__(self, message: str, *, url: str = "", retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message, url=url)
         self.retry_after = retry_after
+        self.status = status
 
 
 class IntegrityError(RetryableError):

@@ -1,0 +1,278 @@
+"""One item → one verified file: partial file, Range resume, streaming hash, checks, rename.
+
+A file appears under ``data/`` only complete and verified: it is written under
+``.assetvault/partial/`` and renamed into place after every check passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import errno
+import hashlib
+import json
+import os
+import random
+import re
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import aiohttp
+
+from . import errors, retry
+from .http import Bandwidth, Credentials, Http, network_error, origin_of, status_error
+from .layout import extension_for
+from .models import Item, Outcome, Status
+from .paths import ArchivePaths
+from .redact import redact_url
+from .sink import Digests, Sink
+
+CHUNK = 1 << 20
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobFetch:
+    """What a job's settings say about fetching its files."""
+
+    retries: int
+    timeout: float
+    max_file_size: int
+    credentials: Credentials | None = None
+    allow_hosts: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Partial:
+    """A partial file and what we know about the bytes in it."""
+
+    path: Path
+    meta: Path
+    url: str
+    validator: str | None = None  # ETag, else Last-Modified: sent as If-Range to resume
+
+    def offset(self) -> int:
+        if self.validator is None:
+            return 0
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def load(self) -> None:
+        """Pick up a validator a crashed run left beside its partial file."""
+        try:
+            meta = json.loads(self.meta.read_text())
+        except (OSError, ValueError):
+            return
+        if isinstance(meta, dict) and meta.get("url") == self.url:
+            validator = meta.get("validator")
+            self.validator = validator if isinstance(validator, str) else None
+
+    def save(self) -> None:
+        self.meta.write_text(json.dumps({"url": self.url, "validator": self.validator}))
+
+    def discard(self) -> None:
+        self.validator = None
+        for p in (self.path, self.meta):
+            p.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    digests: Digests
+    etag: str | None
+    last_modified: str | None
+    content_type: str | None
+    fetched: int
+
+
+class Fetcher:
+    """Moves the bytes of items into the archive."""
+
+    def __init__(
+        self,
+        http: Http,
+        paths: ArchivePaths,
+        executor: Executor,
+        *,
+        bandwidth: Bandwidth | None = None,
+        on_bytes: Callable[[int], None] = lambda n: None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._http = http
+        self._paths = paths
+        self._executor = executor
+        self._bandwidth = bandwidth or Bandwidth(0)
+        self._on_bytes = on_bytes
+        self._rand = rand
+
+    async def fetch(self, item: Item, job: JobFetch) -> Outcome:
+        """Fetch one item with retries; never raises for the item's own failures."""
+        shown = redact_url(item.url)
+        partial = self._partial(item)
+        await asyncio.to_thread(partial.load)
+        last: errors.FetchError | None = None
+        fetched = 0
+        for attempt in range(job.retries + 1):
+            if isinstance(last, errors.RetryableError):
+                await asyncio.sleep(retry.next_delay(attempt - 1, self._rand, last.retry_after))
+            try:
+                result = await self._attempt(item, job, partial)
+                fetched += result.fetched
+                path = await self._place(item, partial, result)
+                return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path,
+                               result.digests.size, result.digests.sha256,
+                               upstream_version=item.upstream_version, etag=result.etag,
+                               last_modified=result.last_modified, fetched_bytes=fetched)
+            except errors.RetryableError as exc:
+                last = exc
+                if exc.status in (429, 503):
+                    self._http.limits.slow_down(origin_of(item.url), exc.retry_after or 1.0)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = network_error(exc, item.url)
+            except errors.FetchError as exc:
+                last = exc
+                break
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise errors.RunFatalError("the disk is full: the run stopped, state is kept; "
+                                               "free space and run again to resume") from None
+                last = errors.FetchError(f"file system error: {exc.strerror}", url=shown)
+                break
+        if partial.validator is None:
+            await asyncio.to_thread(partial.discard)
+        assert last is not None
+        return Outcome(item.key, item.job, Status.FAILED, shown, item.path, error=last.message,
+                       upstream_version=item.upstream_version, fetched_bytes=fetched)
+
+    def _partial(self, item: Item) -> _Partial:
+        name = hashlib.sha256(item.key.encode()).hexdigest()[:40]
+        folder = self._paths.partial
+        return _Partial(folder / f"{name}.part", folder / f"{name}.json", item.url)
+
+    async def _attempt(self, item: Item, job: JobFetch, partial: _Partial) -> _Fetched:
+        offset = partial.offset()
+        headers = {"Accept-Encoding": "identity"}
+        if offset > 0 and partial.validator:
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = partial.validator
+        async with self._http.request(item.url, headers=headers, credentials=job.credentials,
+                                      timeout=job.timeout, allow_hosts=job.allow_hosts) as resp:
+            start, total = await self._start_of(resp, item, partial, offset)
+            expected_md5 = _expected_md5(resp, item, whole=start == 0 and resp.status == 200)
+            _check_size_allowed(total, job.max_file_size, item.url)
+            validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+            if start == 0 and validator != partial.validator:
+                partial.validator = validator
+                if total is None or total > CHUNK:
+                    await asyncio.to_thread(partial.save)
+            sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None)
+            await sink.start(start)
+            fetched = await self._stream(resp, sink, job.max_file_size, item.url)
+            digests = await sink.finish()
+            encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+            _check(digests, item, total if not encoded else None, expected_md5)
+            return _Fetched(digests, resp.headers.get("ETag"), resp.headers.get("Last-Modified"),
+                            resp.headers.get("Content-Type"), fetched)
+
+    async def _start_of(self, resp: aiohttp.ClientResponse, item: Item, partial: _Partial,
+                        offset: int) -> tuple[int, int | None]:
+        """Where this response's body starts in the file, and the file's whole size if known."""
+        if resp.status == 200:
+            return 0, resp.content_length
+        if resp.status == 206 and offset > 0:
+            match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+            if match and int(match.group(1)) == offset:
+                total = None if match.group(3) == "*" else int(match.group(3))
+                return offset, total
+            await asyncio.to_thread(partial.discard)
+            raise errors.RetryableError("the server resumed at another offset than asked; "
+                                        "starting over", url=redact_url(item.url))
+        if resp.status == 416:
+            # Never assume a 416 means "already complete": fetch the whole file again.
+            await asyncio.to_thread(partial.discard)
+            raise errors.RetryableError("HTTP 416 on resume; fetching again from the start",
+                                        url=redact_url(item.url), status=416)
+        raise status_error(resp, item.url, frozenset())
+
+    async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, limit: int, url: str) -> int:
+        fetched = 0
+        try:
+            async for chunk in resp.content.iter_chunked(CHUNK):
+                await sink.write(chunk)
+                fetched += len(chunk)
+                self._on_bytes(len(chunk))
+                await self._bandwidth.consume(len(chunk))
+                if sink.size > limit:
+                    raise errors.FetchError(f"file grew past max_file_size ({limit} bytes)",
+                                            url=redact_url(url))
+        except BaseException:
+            await sink.abandon()
+            raise
+        return fetched
+
+    async def _place(self, item: Item, partial: _Partial, result: _Fetched) -> PurePosixPath:
+        path = item.path
+        if item.add_extension:
+            ext = extension_for("", result.content_type)
+            if ext:
+                path = path.with_name(path.name + ext)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._move, partial, path)
+        return path
+
+    def _move(self, partial: _Partial, path: PurePosixPath) -> None:
+        final = self._paths.data / path
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial.path, final)
+        partial.meta.unlink(missing_ok=True)
+        partial.validator = None
+
+
+def _check_size_allowed(total: int | None, limit: int, url: str) -> None:
+    if total is not None and total > limit:
+        raise errors.FetchError(f"file of {total} bytes is over max_file_size ({limit} bytes)",
+                                url=redact_url(url))
+
+
+def _expected_md5(resp: aiohttp.ClientResponse, item: Item, *, whole: bool) -> str | None:
+    """The MD5 (hex) the server vouches for, if any; only then is MD5 computed at all."""
+    azure = _b64_to_hex(resp.headers.get("x-ms-blob-content-md5"))
+    if azure:
+        return azure
+    if whole:
+        content_md5 = _b64_to_hex(resp.headers.get("Content-MD5"))
+        if content_md5:
+            return content_md5
+    etag = (resp.headers.get("ETag") or "").removeprefix("W/").strip('"')
+    encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+    if item.etag_is_md5 and not encoded and _HEX32.fullmatch(etag):
+        return etag.lower()
+    return item.expected_md5
+
+
+def _b64_to_hex(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 16 else None
+
+
+def _check(digests: Digests, item: Item, total: int | None, md5: str | None) -> None:
+    shown = redact_url(item.url)
+    if total is not None and digests.size != total:
+        raise errors.IntegrityError(f"got {digests.size} bytes, the server announced {total}",
+                                    url=shown)
+    if item.expected_size is not None and digests.size != item.expected_size:
+        raise errors.IntegrityError(f"got {digests.size} bytes, the API lists "
+                                    f"{item.expected_size}", url=shown)
+    if md5 is not None and digests.md5 != md5:
+        raise errors.IntegrityError(f"MD5 mismatch: got {digests.md5}, the server sent {md5}",
+                                    url=shown)

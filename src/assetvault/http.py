@@ -1,0 +1,275 @@
+"""The one place that talks HTTP: per-origin rate limits, credentials by origin, redirects, retries.
+
+Credentials travel only to the origin they belong to. Redirects are followed here rather than
+by aiohttp, because aiohttp would carry our custom headers (``SPECTRUM_API_TOKEN``) to whatever
+host a redirect names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from . import errors, retry
+from .ratelimit import TokenBucket, lowest_rate
+from .redact import redact_url
+
+Origin = tuple[str, str, int]
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+MAX_LISTING_BYTES = 256 * 1024 * 1024  # a listing larger than this is refused, not parsed
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> Origin:
+    """(scheme, host, port) of a URL, lower-cased, with the default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme, 0)
+
+
+def check_url(url: str, allow_hosts: tuple[str, ...] = ()) -> None:
+    """Refuse what we never fetch: other schemes, no host, hosts outside ``allow_hosts``."""
+    scheme, host, _ = origin_of(url)
+    if scheme not in DEFAULT_PORTS:
+        shown = f"scheme {scheme + ':'!r}" if scheme else "a relative or empty URL"
+        raise errors.UnsafeURLError(f"refused to fetch {shown}: only http and https are fetched",
+                                    url=redact_url(url))
+    if not host:
+        raise errors.UnsafeURLError("refused to fetch a URL without a host", url=redact_url(url))
+    if allow_hosts and host not in allow_hosts:
+        raise errors.UnsafeURLError(f"host {host!r} is not in allow_hosts", url=redact_url(url))
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a job sends to its API origin, and nowhere else."""
+
+    origin: Origin
+    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+class Limits:
+    """One token bucket per origin, shared by every job and request of the run."""
+
+    def __init__(self, file_rate: float = 0.0, file_burst: float = 16.0) -> None:
+        self._file = (file_rate, file_burst)
+        self._api: dict[Origin, tuple[float, float]] = {}
+        self._buckets: dict[Origin, TokenBucket] = {}
+        self._loop_time: Callable[[], float] = lambda: asyncio.get_running_loop().time()
+
+    def set_api(self, origin: Origin, rate: float, burst: float) -> None:
+        """Declare an API origin; where several jobs declare one, the lowest values win."""
+        if origin in self._api:
+            old_rate, old_burst = self._api[origin]
+            rate, burst = lowest_rate([old_rate, rate]), min(old_burst, burst)
+        self._api[origin] = (rate, burst)
+        self._buckets.pop(origin, None)
+
+    def bucket(self, origin: Origin) -> TokenBucket:
+        """The bucket of an origin, made on first use."""
+        found = self._buckets.get(origin)
+        if found is None:
+            rate, burst = self._api.get(origin, self._file)
+            found = self._buckets[origin] = TokenBucket(rate=rate, burst=max(1.0, burst))
+        return found
+
+    async def acquire(self, origin: Origin) -> None:
+        """Wait until the origin's bucket lets one more request go."""
+        wait = self.bucket(origin).reserve(self._loop_time())
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def slow_down(self, origin: Origin, seconds: float) -> None:
+        """Every worker holds off this origin for ``seconds`` (a 429, 503 or Retry-After)."""
+        self.bucket(origin).block(self._loop_time(), seconds)
+
+
+class Bandwidth:
+    """A byte budget over all downloads together; ``rate`` 0 means unlimited."""
+
+    def __init__(self, rate: float) -> None:
+        # A quarter second of burst keeps the rate smooth without a sleep per small chunk.
+        self._bucket = TokenBucket(rate=rate, burst=max(rate / 4, 64 * 1024)) if rate > 0 else None
+
+    async def consume(self, n: int) -> None:
+        if self._bucket is not None:
+            wait = self._bucket.reserve(asyncio.get_running_loop().time(), n)
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+
+def client_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """No total limit: an attempt is abandoned only when it makes no progress for ``seconds``."""
+    return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=seconds, sock_read=seconds)
+
+
+class Http:
+    """Requests through the shared session, limits and credential rules."""
+
+    def __init__(self, session: aiohttp.ClientSession, limits: Limits) -> None:
+        self.session = session
+        self.limits = limits
+
+    @asynccontextmanager
+    async def request(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        credentials: Credentials | None = None,
+        timeout: float = 60.0,
+        allow_hosts: tuple[str, ...] = (),
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET ``url``, following redirects ourselves so credentials never leave their origin."""
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            check_url(current, allow_hosts)
+            origin = origin_of(current)
+            send_headers = dict(headers or {})
+            send_params = dict(params or {}) if current == url else {}
+            if credentials is not None and credentials.origin == origin:
+                send_headers.update(credentials.headers)
+                send_params.update(credentials.params)
+            await self.limits.acquire(origin)
+            resp = await self.session.get(
+                current,
+                headers=send_headers,
+                params=send_params or None,
+                allow_redirects=False,
+                timeout=client_timeout(timeout),
+            )
+            location = resp.headers.get("Location")
+            if resp.status in REDIRECTS and location:
+                resp.release()
+                current = urljoin(current, location)
+                continue
+            try:
+                yield resp
+            finally:
+                resp.release()
+            return
+        raise errors.RetryableError(f"more than {MAX_REDIRECTS} redirects", url=redact_url(url))
+
+
+def status_error(resp: aiohttp.ClientResponse, url: str, retry_statuses: frozenset[int]) -> errors.FetchError:
+    """The error for a response that is not what we asked for."""
+    shown = redact_url(url)
+    reason = f"HTTP {resp.status} {resp.reason or ''}".strip()
+    if retry.is_retryable_status(resp.status) or resp.status in retry_statuses:
+        after = retry.parse_retry_after(resp.headers.get("Retry-After"))
+        return errors.RetryableError(reason, url=shown, retry_after=after, status=resp.status)
+    return errors.HTTPStatusError(reason, url=shown, status=resp.status)
+
+
+def network_error(exc: BaseException, url: str) -> errors.RetryableError:
+    """A retryable error for a connection problem, with no secrets in it."""
+    if isinstance(exc, TimeoutError):
+        reason = "no progress before the timeout"
+    else:
+        reason = f"{type(exc).__name__}: {exc}".split(" for url", 1)[0]
+    return errors.RetryableError(f"network error: {reason}", url=redact_url(url))
+
+
+class JobApi:
+    """The JSON API of one job: its retries, its timeout, its credentials."""
+
+    def __init__(
+        self,
+        http: Http,
+        *,
+        retries: int,
+        timeout: float,
+        credentials: Credentials | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._http = http
+        self._retries = retries
+        self._timeout = timeout
+        self._credentials = credentials
+        self._rand = rand
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_statuses: frozenset[int] = frozenset(),
+    ) -> Any:
+        """The parsed JSON body; retries what is worth retrying, then raises a FetchError."""
+        last: errors.RetryableError | None = None
+        for attempt in range(self._retries + 1):
+            if last is not None:
+                await asyncio.sleep(retry.next_delay(attempt - 1, self._rand, last.retry_after))
+            try:
+                return await self._get_once(url, params, headers, retry_statuses)
+            except errors.RetryableError as exc:
+                last = exc
+        assert last is not None
+        if last.status is not None and last.status in retry_statuses:
+            raise errors.HTTPStatusError(last.message, url=last.url, status=last.status)
+        raise last
+
+    async def _get_once(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        retry_statuses: frozenset[int],
+    ) -> Any:
+        send = {"Accept": "application/json", **(headers or {})}
+        try:
+            async with self._http.request(url, headers=send, params=params,
+                                          credentials=self._credentials,
+                                          timeout=self._timeout) as resp:
+                if resp.status != 200:
+                    err = status_error(resp, url, retry_statuses)
+                    if isinstance(err, errors.RetryableError) and resp.status in (403, 429, 503):
+                        self._http.limits.slow_down(origin_of(url), err.retry_after or 1.0)
+                    raise err
+                body = await _read_capped(resp, url)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise network_error(exc, url) from None
+        return _parse_json(body, resp.headers.get("Content-Type", ""), url)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, url: str) -> bytes:
+    length = resp.content_length
+    if length is not None and length > MAX_LISTING_BYTES:
+        raise errors.BadResponseError(f"listing of {length} bytes is over the {MAX_LISTING_BYTES} "
+                                      "byte cap", url=redact_url(url))
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in resp.content.iter_chunked(1 << 20):
+        total += len(chunk)
+        if total > MAX_LISTING_BYTES:
+            raise errors.BadResponseError(f"listing is over the {MAX_LISTING_BYTES} byte cap",
+                                          url=redact_url(url))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(body: bytes, content_type: str, url: str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        kind = content_type.split(";")[0].strip() or "no content type"
+        start = body[:40].decode("utf-8", "replace").strip().replace("\n", " ")
+        raise errors.BadResponseError(f"the response is not JSON ({kind}, starts {start!r})",
+                                      url=redact_url(url)) from None

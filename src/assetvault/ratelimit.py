@@ -1,0 +1,54 @@
+"""Token-bucket arithmetic, pure: the clock is passed in, nothing sleeps here.
+
+A bucket answers "how long must this request wait?" and books the tokens at once, so callers
+that arrive together queue up behind each other instead of all waking at the same moment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """``rate`` tokens per second, up to ``burst`` saved up; rate 0 means unlimited."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0  # negative sentinel: start full
+    updated: float | None = None
+    blocked_until: float = 0.0  # an origin asked us to back off (Retry-After, 429/503)
+
+    def __post_init__(self) -> None:
+        if self.tokens < 0:
+            self.tokens = self.burst
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate <= 0
+
+    def reserve(self, now: float, n: float = 1.0) -> float:
+        """Book ``n`` tokens; return the seconds to wait before using them (0 = go now)."""
+        pause = max(0.0, self.blocked_until - now)
+        if self.unlimited:
+            return pause
+        self._refill(now)
+        self.tokens -= n
+        wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
+        return max(wait, pause)
+
+    def block(self, now: float, seconds: float) -> None:
+        """Stop everyone using this bucket for ``seconds`` from ``now`` (never shortens a block)."""
+        self.blocked_until = max(self.blocked_until, now + max(0.0, seconds))
+
+    def _refill(self, now: float) -> None:
+        if self.updated is not None and now > self.updated:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        if self.updated is None or now > self.updated:
+            self.updated = now
+
+
+def lowest_rate(rates: list[float]) -> float:
+    """The strictest of several rate settings, where 0 means unlimited."""
+    limited = [r for r in rates if r > 0]
+    return min(limited) if limited else 0.0

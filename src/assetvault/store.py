@@ -1,0 +1,228 @@
+"""SQLite state: every item the archive knows, and every run.
+
+The store is synchronous and used from one thread at a time (the engine funnels every call
+through a single-thread executor), so the engine is its only writer. Writes come in batches,
+one transaction each. URLs are stored redacted; secrets never reach the database.
+
+``status`` is the state of the archived file: ``complete`` (in ``data/`` and in the bag),
+``failed`` or ``pending`` (never archived), ``gone`` (vanished upstream, kept here).
+``outcome`` is what the last run made of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .models import Outcome, Status
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    key TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    kind TEXT NOT NULL,             -- 'file' or 'doc' (asset.json)
+    url TEXT,                       -- redacted
+    path TEXT,                      -- relative to data/
+    size INTEGER,
+    sha256 TEXT,
+    version TEXT,                   -- upstream lastModification / updated_at
+    etag TEXT,
+    last_modified TEXT,
+    status TEXT NOT NULL,           -- complete | failed | pending | gone
+    outcome TEXT,                   -- downloaded | up_to_date | failed | pending (last run)
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    seen_run INTEGER,
+    updated TEXT
+);
+CREATE INDEX IF NOT EXISTS items_path ON items(path);
+CREATE INDEX IF NOT EXISTS items_job_status ON items(job, status);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    exit_code INTEGER,
+    report TEXT
+);
+CREATE TABLE IF NOT EXISTS job_runs (
+    run_id INTEGER NOT NULL,
+    job TEXT NOT NULL,
+    started TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    PRIMARY KEY (run_id, job)
+);
+"""
+
+_UPSERT_COMPLETE = """
+INSERT INTO items (key, job, kind, url, path, size, sha256, version, etag, last_modified,
+                   status, outcome, attempts, error, seen_run, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, 0, NULL, ?, ?)
+ON CONFLICT(key) DO UPDATE SET
+    job = excluded.job, kind = excluded.kind, url = excluded.url, path = excluded.path,
+    size = excluded.size, sha256 = excluded.sha256, version = excluded.version,
+    etag = excluded.etag, last_modified = excluded.last_modified, status = 'complete',
+    outcome = excluded.outcome, attempts = 0, error = NULL, seen_run = excluded.seen_run,
+    updated = excluded.updated
+"""
+
+_TOUCH = "UPDATE items SET outcome = 'up_to_date', seen_run = ?, updated = ? WHERE key = ?"
+
+# A failure or a pending file never takes away a complete file already archived.
+_UPSERT_NOT_DONE = """
+INSERT INTO items (key, job, kind, url, path, status, outcome, attempts, error, seen_run,
+                   updated, version)
+VALUES (?, ?, 'file', ?, ?, ?, ?, 1, ?, ?, ?, NULL)
+ON CONFLICT(key) DO UPDATE SET
+    status = CASE WHEN items.status = 'complete' THEN 'complete' ELSE excluded.status END,
+    outcome = excluded.outcome, attempts = items.attempts + 1, error = excluded.error,
+    seen_run = excluded.seen_run, updated = excluded.updated
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """What the store knows of one item."""
+
+    key: str
+    url: str | None
+    path: str | None
+    size: int | None
+    sha256: str | None
+    version: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocRecord:
+    """An asset.json written (or confirmed) in this run."""
+
+    key: str
+    job: str
+    path: PurePosixPath
+    size: int
+    sha256: str
+    version: str | None
+    written: bool
+
+
+class Store:
+    """The state database of one archive."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        if readonly:
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            self._db = sqlite3.connect(path, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # runs ---------------------------------------------------------------------------------
+
+    def begin_run(self, started: str) -> int:
+        cur = self._db.execute("INSERT INTO runs (started) VALUES (?)", (started,))
+        self._db.commit()
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def finish_run(self, run_id: int, finished: str, exit_code: int, report: str,
+                   jobs: Sequence[tuple[str, str, bool]]) -> None:
+        """Close a run; ``jobs`` is (name, started, ok) for each job that ran."""
+        with self._db:
+            self._db.execute("UPDATE runs SET finished = ?, exit_code = ?, report = ? WHERE id = ?",
+                             (finished, exit_code, report, run_id))
+            self._db.executemany("INSERT OR REPLACE INTO job_runs VALUES (?, ?, ?, ?)",
+                                 [(run_id, name, started, int(ok)) for name, started, ok in jobs])
+
+    def last_good_start(self, job: str) -> str | None:
+        """Start time of the job's last run that completed without failures."""
+        row = self._db.execute(
+            "SELECT started FROM job_runs WHERE job = ? AND ok = 1 ORDER BY run_id DESC LIMIT 1",
+            (job,)).fetchone()
+        return str(row[0]) if row else None
+
+    # items --------------------------------------------------------------------------------
+
+    def rows(self, keys: Sequence[str]) -> dict[str, Row]:
+        """The rows of these keys (missing keys are absent from the answer)."""
+        found: dict[str, Row] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for r in self._db.execute(
+                "SELECT key, url, path, size, sha256, version, status FROM items "
+                f"WHERE key IN ({marks})", part):
+                found[r[0]] = Row(*r)
+        return found
+
+    def record(self, outcomes: Iterable[Outcome], docs: Iterable[DocRecord], run_id: int,
+               now: str) -> None:
+        """Write one batch of results in one transaction."""
+        complete, touched, not_done = [], [], []
+        for o in outcomes:
+            if o.status is Status.DOWNLOADED:
+                complete.append((o.key, o.job, "file", o.url, _s(o.path), o.size, o.sha256,
+                                 o.upstream_version, o.etag, o.last_modified, o.status.value,
+                                 run_id, now))
+            elif o.status is Status.UP_TO_DATE:
+                touched.append((run_id, now, o.key))
+            else:
+                state = "pending" if o.status is Status.PENDING else "failed"
+                not_done.append((o.key, o.job, o.url, _s(o.path), state, o.status.value, o.error,
+                                 run_id, now))
+        for d in docs:
+            if d.written:
+                complete.append((d.key, d.job, "doc", None, str(d.path), d.size, d.sha256,
+                                 d.version, None, None, "downloaded", run_id, now))
+            else:
+                touched.append((run_id, now, d.key))
+        with self._db:
+            self._db.executemany(_UPSERT_COMPLETE, complete)
+            self._db.executemany(_TOUCH, touched)
+            self._db.executemany(_UPSERT_NOT_DONE, not_done)
+
+    def payload(self) -> Iterator[tuple[str, str, int]]:
+        """(path, sha256, size) of every archived file, sorted by path: the bag's manifest."""
+        cur = self._db.execute(
+            "SELECT path, sha256, size FROM items WHERE status IN ('complete', 'gone') "
+            "AND path IS NOT NULL AND sha256 IS NOT NULL ORDER BY path")
+        for path, sha, size in cur:
+            yield str(path), str(sha), int(size)
+
+    def size_of(self, path: str) -> int | None:
+        row = self._db.execute(
+            "SELECT size FROM items WHERE path = ? AND status IN ('complete', 'gone')",
+            (path,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    # status -------------------------------------------------------------------------------
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(job, status, count) of files, for ``assetvault status``."""
+        return [(str(j), str(s), int(n)) for j, s, n in self._db.execute(
+            "SELECT job, status, COUNT(*) FROM items WHERE kind = 'file' "
+            "GROUP BY job, status ORDER BY job, status")]
+
+    def last_runs(self, limit: int = 5) -> list[tuple[int, str, str | None, int | None]]:
+        return [(int(i), str(s), f, e) for i, s, f, e in self._db.execute(
+            "SELECT id, started, finished, exit_code FROM runs ORDER BY id DESC LIMIT ?",
+            (limit,))]
+
+    def failures(self, limit: int = 50) -> list[tuple[str, str, str | None, str | None]]:
+        """(job, key, url, error) of items whose last outcome was a failure."""
+        return [(str(j), str(k), u, e) for j, k, u, e in self._db.execute(
+            "SELECT job, key, url, error FROM items WHERE outcome = 'failed' "
+            "ORDER BY job, key LIMIT ?", (limit,))]
+
+
+def _s(path: PurePosixPath | None) -> str | None:
+    return None if path is None else str(path)
