@@ -5,15 +5,15 @@
     AssetvaultError                 exit 1   anything we raise on purpose
     ├── UsageError                  exit 2   bad command line or unusable archive path
     ├── ManifestError               exit 2   bad manifest: names file, job, key and line
-    ├── RunFatalError               exit 1   the run cannot go on (disk full): stop cleanly, keep state
+    ├── RunFatalError               exit 1   the run cannot go on (disk full); state is kept
     ├── JobFatalError               exit 1   one job cannot go on; other jobs run
     │   └── CredentialsError        exit 2   the API refused the job's credentials
     └── FetchError                  exit 1   one request or one item failed
-        ├── RetryableError                   worth another attempt: connection, timeout, 408/429/5xx,
-        │   │                                truncated body, failed size or MD5 check
+        ├── RetryableError                   another attempt may cure it: connection, timeout,
+        │   │                                408/429/5xx, truncated body, size or MD5 check
         │   └── IntegrityError               the bytes arrived but do not match what was promised
         ├── HTTPStatusError                  a status that no retry will change (most 4xx)
-        ├── BadResponseError                 a body of the wrong shape (not JSON, wrong type, error set)
+        ├── BadResponseError                 a body of the wrong shape (not JSON, error set)
         └── UnsafeURLError                   a URL we refuse to fetch (scheme, host not allowed)
 
 Messages never contain secrets: callers pass redacted URLs only.

@@ -167,7 +167,9 @@ class Http:
         raise errors.RetryableError(f"more than {MAX_REDIRECTS} redirects", url=redact_url(url))
 
 
-def status_error(resp: aiohttp.ClientResponse, url: str, retry_statuses: frozenset[int]) -> errors.FetchError:
+def status_error(
+    resp: aiohttp.ClientResponse, url: str, retry_statuses: frozenset[int]
+) -> errors.FetchError:
     """The error for a response that is not what we asked for."""
     shown = redact_url(url)
     reason = f"HTTP {resp.status} {resp.reason or ''}".strip()

@@ -13,8 +13,9 @@ No I/O here.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from pathlib import PurePosixPath
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +121,39 @@ class JobStats:
         else:
             self.failed += 1
         self.bytes += outcome.fetched_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One line of the report's ``failures``: an item or a listing."""
+
+    job: str
+    key: str
+    url: str
+    error: str
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did, for the summary, the report and the exit code."""
+
+    started: datetime
+    finished: datetime | None = None
+    stats: list[JobStats] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    interrupted: bool = False
+    fatal: str | None = None
+    report_path: Path | None = None
+    planned_files: int = 0
+    planned_bytes: int = 0
+    planned_unknown: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if any(s.credentials_refused for s in self.stats):
+            return 2
+        if self.fatal or self.failures or any(s.fatal or s.failed for s in self.stats):
+            return 1
+        return 0

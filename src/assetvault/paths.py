@@ -1,4 +1,4 @@
-"""Where things live in an archive: the payload under ``data/``, tool state under ``.assetvault/``."""
+"""Where things live in an archive: payload under ``data/``, tool state in ``.assetvault/``."""
 
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ class Sink:
         """Flush, close and return the digests of the whole file."""
         data, self._buffer = self._buffer, bytearray()
         await self._run(self._finish, data)
-        return Digests(self.size, self._sha.hexdigest(), self._md5.hexdigest() if self._md5 else None)
+        md5 = self._md5.hexdigest() if self._md5 is not None else None
+        return Digests(self.size, self._sha.hexdigest(), md5)
 
     async def abandon(self) -> None:
         """Flush what arrived (a later attempt resumes from it) and close."""

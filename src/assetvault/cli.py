@@ -1,0 +1,107 @@
+"""The command line: argparse subcommands, and the mapping of errors to exit codes.
+
+Nothing else happens here: every subcommand calls into the modules that do the work. A user
+never sees a traceback for bad input, only a paragraph that says what and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, errors
+from .commands import demo, run, sandbox, status, verify
+
+log = logging.getLogger("assetvault")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assetvault",
+        description="Archive every asset of Spectrum Customizer and OnPremise into a BagIt bag.",
+    )
+    parser.add_argument("--version", action="version", version=f"assetvault {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the jobs of a manifest")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("--job", action="append", default=[], metavar="NAME",
+                   help="run only this job (repeatable)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what would be fetched and how much is known; fetch nothing")
+    p.add_argument("--report", type=Path, metavar="FILE", help="also write the JSON report here")
+    p.add_argument("--shard", metavar="K/N", help="take only the items whose key hashes to K of N")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or lines")
+    _verbosity(p)
+
+    p = sub.add_parser("verify", help="re-hash the payload against the bag manifest")
+    p.add_argument("archive", type=Path, metavar="ARCHIVE")
+    p.add_argument("--fast", action="store_true", help="sizes and presence only, no hashing")
+    _verbosity(p)
+
+    p = sub.add_parser("status", help="items per job and state, last runs, failures")
+    p.add_argument("archive", type=Path, metavar="ARCHIVE")
+    _verbosity(p)
+
+    p = sub.add_parser("sandbox", help="serve both APIs and their files locally, for trials")
+    p.add_argument("--port", type=int, default=8765,
+                   help="APIs on PORT, files on PORT+1 (default 8765; 0 picks free ports)")
+    p.add_argument("--faults", metavar="SPEC", help="fault injection rules (see the README)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--organizations", type=int, default=2)
+    p.add_argument("--assets-per-org", type=int, default=6)
+    p.add_argument("--products", type=int, default=2)
+    p.add_argument("--hostile", action="store_true", help="add hostile records")
+    _verbosity(p)
+
+    p = sub.add_parser("demo", help="archive the built-in sandbox into DIR, then verify it")
+    p.add_argument("dir", type=Path, nargs="?", default=Path("assetvault-demo"), metavar="DIR")
+    p.add_argument("--no-progress", action="store_true")
+    _verbosity(p)
+    return parser
+
+
+def _verbosity(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_true", help="say more")
+    group.add_argument("-q", "--quiet", action="store_true", help="only errors and the exit code")
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``assetvault`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        return asyncio.run(_dispatch(args)) if args.command != "sandbox" else sandbox(args)
+    except errors.AssetvaultError as exc:
+        print(f"assetvault: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("assetvault: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return await run(args)
+    if args.command == "verify":
+        return await verify(args)
+    if args.command == "status":
+        return status(args)
+    return await demo(args)

@@ -1,0 +1,189 @@
+"""What each subcommand does, once the command line has been parsed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from . import errors
+from .bag import verify_bag
+from .engine import RunOptions, run_manifest
+from .jobs import Manifest, OnpremiseJob, Settings, SpectrumJob
+from .manifest import load_manifest
+from .models import RunResult
+from .paths import ArchivePaths
+from .plan import parse_shard
+from .progress import make_progress
+from .report import summary_table
+from .store import Store
+
+log = logging.getLogger("assetvault")
+
+SHOWN_FAILURES = 20
+
+
+def _out(line: str) -> None:
+    print(line, flush=False)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """``assetvault run``: load the manifest, run the jobs, print the summary."""
+    manifest = load_manifest(args.manifest)
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+    except ValueError as exc:
+        raise errors.UsageError(str(exc)) from None
+    options = RunOptions(jobs=tuple(args.job), dry_run=args.dry_run, report=args.report,
+                         shard=shard)
+    progress = make_progress(enabled=not (args.no_progress or args.quiet or args.dry_run))
+    result = await run_manifest(manifest, options, progress, out=_out)
+    _finish_lines(result, dry_run=args.dry_run, quiet=args.quiet)
+    return result.exit_code
+
+
+def _finish_lines(result: RunResult, *, dry_run: bool, quiet: bool) -> None:
+    if dry_run:
+        up = sum(s.up_to_date for s in result.stats)
+        print(f"would fetch {result.planned_files} files: {result.planned_bytes} bytes known, "
+              f"{result.planned_unknown} of unknown size; {up} up to date")
+    elif not quiet:
+        print(summary_table(result))
+    for failure in result.failures[:SHOWN_FAILURES]:
+        where = f" ({failure.url})" if failure.url else ""
+        print(f"failed: {failure.job}: {failure.key}{where}: {failure.error}", file=sys.stderr)
+    if len(result.failures) > SHOWN_FAILURES:
+        print(f"... and {len(result.failures) - SHOWN_FAILURES} more failures (see the report)",
+              file=sys.stderr)
+    if result.fatal:
+        print(f"assetvault: error: {result.fatal}", file=sys.stderr)
+    if result.interrupted:
+        print("assetvault: interrupted; state is kept, run again to resume", file=sys.stderr)
+    if result.report_path is not None and not quiet:
+        print(f"report: {result.report_path}")
+
+
+async def verify(args: argparse.Namespace) -> int:
+    """``assetvault verify``: every payload file against the manifest; 1 naming each problem."""
+    root: Path = args.archive
+    if not (root / "bagit.txt").is_file():
+        raise errors.UsageError(f"{root}: not an archive (no bagit.txt there)")
+    paths = ArchivePaths(root)
+    store = Store(paths.database, readonly=True) if args.fast and paths.database.is_file() else None
+    try:
+        sizes = None
+        if store is not None:
+            def sizes(p: str, s: Store = store) -> int | None:
+                return s.size_of(p.removeprefix("data/"))
+        result = await asyncio.to_thread(verify_bag, root, fast=args.fast, sizes=sizes)
+    finally:
+        if store is not None:
+            store.close()
+    for label, names in (("missing", result.missing), ("extra", result.extra),
+                         ("mismatch", result.mismatched), ("problem", result.problems)):
+        for name in names:
+            print(f"{label}: {name}")
+    if result.ok:
+        if not args.quiet:
+            print(f"ok: {result.checked} files verified" + (" (sizes only)" if args.fast else ""))
+        return 0
+    return 1
+
+
+def status(args: argparse.Namespace) -> int:
+    """``assetvault status``: what the state database knows."""
+    paths = ArchivePaths(args.archive)
+    if not paths.database.is_file():
+        raise errors.UsageError(f"{args.archive}: not an archive (no {paths.database.name} in "
+                                f"{paths.state})")
+    store = Store(paths.database, readonly=True)
+    try:
+        print("items per job and state:")
+        for job, state, n in store.counts():
+            print(f"  {job:<24} {state:<10} {n:>9}")
+        print("last runs:")
+        for run_id, started, finished, code in store.last_runs():
+            print(f"  #{run_id:<5} started {started}  finished {finished or '-':<19}  "
+                  f"exit {code if code is not None else '-'}")
+        failures = store.failures()
+        if failures:
+            print("failures of the last run of each item:")
+            for job, key, url, error in failures:
+                print(f"  {job}: {key} ({url or '-'}): {error}")
+    finally:
+        store.close()
+    return 0
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    """``assetvault sandbox``: serve both APIs and files until interrupted."""
+    from .sandbox import DatasetConfig, serve
+
+    config = DatasetConfig(seed=args.seed, organizations=args.organizations,
+                           assets_per_org=args.assets_per_org, products=args.products,
+                           hostile=args.hostile)
+
+    def ready(api_url: str, files_url: str) -> None:
+        print(f"sandbox: APIs at {api_url} (Spectrum and OnPremise), files at {files_url}")
+        print(f"  spectrum token: {config.spectrum_token}  onpremise api_key: "
+              f"{config.onpremise_api_key}")
+        print(f"  organizations: {', '.join(config_ids(config))}", flush=True)
+
+    try:
+        asyncio.run(serve(config, port=args.port, faults=args.faults, ready=ready))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise errors.UsageError(f"cannot serve on port {args.port}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise errors.UsageError(f"--faults: {exc}") from None
+    return 0
+
+
+def config_ids(config: object) -> list[str]:
+    from .sandbox import Dataset, DatasetConfig
+
+    assert isinstance(config, DatasetConfig)
+    return Dataset(config).organization_ids()
+
+
+async def demo(args: argparse.Namespace) -> int:
+    """``assetvault demo``: start the sandbox in-process, archive it into DIR, verify."""
+    from .sandbox import DatasetConfig, Sandbox
+
+    config = DatasetConfig()
+    async with Sandbox(config) as box:
+        manifest = demo_manifest(args.dir.resolve(), box.api_url, box.dataset.organization_ids(),
+                                 {k: box.dataset.owner_ids(k) for k in ("products", "beers")},
+                                 config.spectrum_token, config.onpremise_api_key)
+        if not args.quiet:
+            print(f"demo: sandbox at {box.api_url}, files at {box.files_url}; "
+                  f"archiving into {manifest.archive}")
+        progress = make_progress(enabled=not (args.no_progress or args.quiet))
+        result = await run_manifest(manifest, RunOptions(), progress, out=_out)
+    _finish_lines(result, dry_run=False, quiet=args.quiet)
+    check = await asyncio.to_thread(verify_bag, manifest.archive)
+    if not args.quiet:
+        state = "ok" if check.ok else "FAILED"
+        print(f"verify: {state}, {check.checked} payload files re-hashed against the bag manifest")
+        print(f"look inside: ls {manifest.archive}/data; assetvault status {manifest.archive}")
+    return result.exit_code if check.ok else 1
+
+
+def demo_manifest(archive: Path, api_url: str, organizations: list[str],
+                  owners: dict[str, list[str]], token: str, api_key: str) -> Manifest:
+    """The demo's jobs: every organization and owner the sandbox serves."""
+    settings = Settings(rate_limit=20.0, burst=20)
+    return Manifest(
+        path=Path("<demo>"),
+        archive=archive,
+        jobs=(
+            SpectrumJob(name="spectrum-demo", settings=settings, token=token, client="carhartt",
+                        organizations=tuple(organizations), base_url=api_url),
+            OnpremiseJob(name="onpremise-demo", settings=settings, api_key=api_key,
+                         base_url=api_url, products=tuple(owners["products"]),
+                         beers=tuple(owners["beers"])),
+        ),
+    )

@@ -1,0 +1,384 @@
+"""One run: sources find entries, a planner decides, workers fetch, one writer records.
+
+::
+
+    producers (one per job) ─► entries ─► planner ─► work ─► workers ─┐
+                                             └──────────────────────► results ─► writer ─► store
+
+Every queue is bounded, so memory stays flat however many items a job lists. The planner
+looks entries up in the store a batch at a time; the writer is the only task that writes to
+the store, a batch per transaction. At the end the archive is sealed as a BagIt bag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+
+from . import __version__, errors
+from .archive import ArchiveLock, check_batch, link_or_copy, seal
+from .credentials import api_origin_url, credentials_for
+from .fetch import Fetcher, JobFetch
+from .http import Bandwidth, Http, JobApi, Limits, origin_of
+from .jobs import Job, Manifest, OnpremiseJob
+from .models import (
+    Document,
+    Failure,
+    Item,
+    JobStats,
+    ListingFailure,
+    Outcome,
+    Pending,
+    RunResult,
+    Status,
+)
+from .paths import ArchivePaths
+from .plan import in_shard
+from .progress import Progress
+from .ratelimit import lowest_rate
+from .redact import Redactor, redact_url
+from .report import write_report
+from .sources import iter_entries
+from .store import DocRecord, Store
+
+T = TypeVar("T")
+
+BATCH = 256
+USER_AGENT = f"assetvault/{__version__}"
+_DONE = object()  # end-of-stream marker on the queues
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What the command line chose for this run."""
+
+    jobs: tuple[str, ...] = ()
+    dry_run: bool = False
+    report: Path | None = None
+    shard: tuple[int, int] | None = None
+
+
+def utc_text(when: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in UTC, the form OnPremise's ``last_updated_at`` takes."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Run:
+    """The state of one run of a manifest."""
+
+    def __init__(self, manifest: Manifest, jobs: tuple[Job, ...], options: RunOptions,
+                 progress: Progress, out: Callable[[str], None]) -> None:
+        self.manifest = manifest
+        self.jobs = jobs
+        self.options = options
+        self.progress = progress
+        self.out = out
+        self.paths = ArchivePaths(manifest.archive)
+        self.redact = Redactor(manifest.secrets())
+        self.result = RunResult(started=datetime.now(UTC))
+        self.stats = {job.name: JobStats(job.name) for job in jobs}
+        self.result.stats = list(self.stats.values())
+        self.store: Store | None = None
+        self.run_id = 0
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="assetvault-db")
+        self._io = ThreadPoolExecutor(4, thread_name_prefix="assetvault-io")
+        concurrency = max(job.settings.concurrency for job in jobs)
+        self.workers = concurrency
+        self.entries: asyncio.Queue[Any] = asyncio.Queue(BATCH * 4)
+        self.work: asyncio.Queue[Any] = asyncio.Queue(concurrency * 2)
+        self.results: asyncio.Queue[Any] = asyncio.Queue(BATCH * 4)
+        self._job_slots = {job.name: asyncio.Semaphore(job.settings.concurrency) for job in jobs}
+        self._per_host = min(job.settings.per_host for job in jobs)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+        self._job_of = {job.name: job for job in jobs}
+        self._job_started: dict[str, float] = {}
+
+    # the whole run ------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        """Run every job, then seal the bag and record the run (also after a failure)."""
+        lock = None
+        try:
+            if self.options.dry_run:
+                self._open_store_readonly()
+            else:
+                self.paths.create()
+                lock = ArchiveLock(self.paths.lock)
+                lock.acquire()
+                self.store = Store(self.paths.database)
+                self.run_id = await self._call(self.store.begin_run, utc_text(self.result.started))
+            try:
+                await self._pipeline()
+            except errors.RunFatalError as exc:
+                self.result.fatal = exc.message
+            except asyncio.CancelledError:
+                self.result.interrupted = True
+            await self._finish()
+        finally:
+            self.progress.close()
+            if self.store is not None:
+                self.store.close()
+            if lock is not None:
+                lock.release()
+            self._db.shutdown(wait=True)
+            self._io.shutdown(wait=True)
+        return self.result
+
+    def _open_store_readonly(self) -> None:
+        if self.paths.database.is_file():
+            self.store = Store(self.paths.database, readonly=True)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    async def _io_call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    async def _pipeline(self) -> None:
+        limits = self._limits()
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
+                                         read_bufsize=1 << 18) as session:
+            http = Http(session, limits)
+            fetcher = Fetcher(http, self.paths, self._io, bandwidth=self._bandwidth(),
+                              on_bytes=self.progress.add_bytes)
+            async with asyncio.TaskGroup() as tg:
+                producers = [tg.create_task(self._produce(job, http)) for job in self.jobs]
+                tg.create_task(self._end_entries(producers))
+                planner = tg.create_task(self._plan())
+                workers = [tg.create_task(self._work(fetcher)) for _ in range(self.workers)]
+                tg.create_task(self._end_results([planner, *workers]))
+                tg.create_task(self._write())
+
+    def _limits(self) -> Limits:
+        settings = [job.settings for job in self.jobs]
+        limits = Limits(lowest_rate([s.file_rate_limit for s in settings]),
+                        min(s.file_burst for s in settings))
+        for job in self.jobs:
+            base = api_origin_url(job)
+            if base is not None:
+                limits.set_api(origin_of(base), job.settings.rate_limit, job.settings.burst)
+        return limits
+
+    def _bandwidth(self) -> Bandwidth:
+        return Bandwidth(lowest_rate([float(job.settings.bandwidth) for job in self.jobs]))
+
+    # producers ----------------------------------------------------------------------------
+
+    async def _produce(self, job: Job, http: Http) -> None:
+        stats = self.stats[job.name]
+        self._job_started[job.name] = time.monotonic()
+        api = JobApi(http, retries=job.settings.retries, timeout=job.settings.timeout,
+                     credentials=credentials_for(job))
+        try:
+            since = await self._since(job)
+            async for entry in iter_entries(job, api, since=since):
+                if isinstance(entry, ListingFailure) or in_shard(entry.key, self.options.shard):
+                    await self.entries.put(entry)
+        except errors.CredentialsError as exc:
+            stats.credentials_refused = True
+            stats.fatal = self.redact(exc.message)
+        except errors.JobFatalError as exc:
+            stats.fatal = self.redact(exc.message)
+
+    async def _since(self, job: Job) -> str | None:
+        if not isinstance(job, OnpremiseJob) or job.since is None:
+            return None
+        if job.since != "last-run":
+            return job.since
+        if self.store is None:
+            return None
+        return await self._call(self.store.last_good_start, job.name)
+
+    async def _end_entries(self, producers: list[asyncio.Task[None]]) -> None:
+        await asyncio.gather(*producers)
+        await self.entries.put(_DONE)
+
+    # planner ------------------------------------------------------------------------------
+
+    async def _plan(self) -> None:
+        done = False
+        while not done:
+            batch = [await self.entries.get()]
+            while len(batch) < BATCH and not self.entries.empty():
+                batch.append(self.entries.get_nowait())
+            done = batch[-1] is _DONE
+            await self._plan_batch([e for e in batch if e is not _DONE])
+        for _ in range(self.workers):
+            await self.work.put(_DONE)
+
+    async def _plan_batch(self, batch: list[Any]) -> None:
+        items = [e for e in batch if isinstance(e, Item)]
+        docs = [e for e in batch if isinstance(e, Document)]
+        keys = [e.key for e in items] + [d.key for d in docs]
+        rows = await self._call(self.store.rows, keys) if self.store and keys else {}
+        write_docs = not self.options.dry_run
+        fresh, doc_records = await self._io_call(check_batch, self.paths, items, docs, rows,
+                                                 write_docs)
+        for entry in batch:
+            if isinstance(entry, Item | Pending):
+                self.stats[entry.job].found += 1
+                self.progress.add_found()
+            if isinstance(entry, ListingFailure):
+                self._listing_failed(entry)
+            elif isinstance(entry, Pending):
+                await self.results.put(Outcome(entry.key, entry.job, Status.PENDING, entry.url,
+                                               error=entry.reason))
+        for record in doc_records:
+            await self.results.put(record)
+        for item in items:
+            if item.key in fresh:
+                await self.results.put(Outcome(item.key, item.job, Status.UP_TO_DATE,
+                                               redact_url(item.url), item.path,
+                                               upstream_version=item.upstream_version))
+            elif self.options.dry_run:
+                self._dry(item)
+            else:
+                await self.work.put(item)
+
+    def _listing_failed(self, failure: ListingFailure) -> None:
+        self.stats[failure.job].listing_failures += 1
+        self.result.failures.append(Failure(failure.job, failure.key, self.redact(failure.url),
+                                            self.redact(failure.error)))
+
+    def _dry(self, item: Item) -> None:
+        self.result.planned_files += 1
+        if item.expected_size is None:
+            self.result.planned_unknown += 1
+            size = "size unknown"
+        else:
+            self.result.planned_bytes += item.expected_size
+            size = f"{item.expected_size} bytes"
+        self.out(f"{item.job}\t{self.redact(redact_url(item.url))}\t-> data/{item.path}\t{size}")
+
+    # workers ------------------------------------------------------------------------------
+
+    async def _work(self, fetcher: Fetcher) -> None:
+        while (item := await self.work.get()) is not _DONE:
+            await self.results.put(await self._fetch_one(fetcher, item))
+
+    async def _fetch_one(self, fetcher: Fetcher, item: Item) -> Outcome:
+        first = self._inflight.get(item.url)
+        if first is not None:
+            return await self._same_url(item, await first)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._inflight[item.url] = future
+        job = self._job_of[item.job]
+        host = origin_of(item.url)[1]
+        slot = self._host_slots.setdefault(host, asyncio.Semaphore(self._per_host))
+        try:
+            async with self._job_slots[item.job], slot:
+                outcome = await fetcher.fetch(item, self._job_fetch(job))
+        except BaseException:
+            future.cancel()
+            raise
+        future.set_result(outcome)
+        return outcome
+
+    def _job_fetch(self, job: Job) -> JobFetch:
+        s = job.settings
+        return JobFetch(s.retries, s.timeout, s.max_file_size, credentials_for(job),
+                        job.allow_hosts)
+
+    async def _same_url(self, item: Item, first: Outcome) -> Outcome:
+        """The same URL was fetched earlier in this run: link its file instead of fetching."""
+        shown = redact_url(item.url)
+        if first.status is not Status.DOWNLOADED or first.path is None:
+            return Outcome(item.key, item.job, Status.FAILED, shown, item.path,
+                           error=first.error or "the same URL failed for another item")
+        path = item.path
+        if item.add_extension and first.path.suffix:
+            path = path.with_name(path.name + first.path.suffix)
+        if path != first.path:
+            await self._io_call(link_or_copy, self.paths.data / first.path,
+                                self.paths.data / path, self.paths.partial)
+        return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path, first.size,
+                       first.sha256, upstream_version=item.upstream_version, etag=first.etag,
+                       last_modified=first.last_modified)
+
+    async def _end_results(self, tasks: list[asyncio.Task[None]]) -> None:
+        await asyncio.gather(*tasks)
+        await self.results.put(_DONE)
+
+    # writer -------------------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        done = False
+        while not done:
+            batch = [await self.results.get()]
+            while len(batch) < BATCH * 4 and not self.results.empty():
+                batch.append(self.results.get_nowait())
+            done = batch[-1] is _DONE
+            outcomes = [self._count(o) for o in batch if isinstance(o, Outcome)]
+            docs = [d for d in batch if isinstance(d, DocRecord)]
+            if self.store is not None and not self.options.dry_run:
+                now = utc_text(datetime.now(UTC))
+                await self._call(self.store.record, outcomes, docs, self.run_id, now)
+
+    def _count(self, outcome: Outcome) -> Outcome:
+        if outcome.error is not None:
+            outcome = Outcome(outcome.key, outcome.job, outcome.status, outcome.url, outcome.path,
+                              outcome.size, outcome.sha256, self.redact(outcome.error),
+                              outcome.upstream_version, outcome.etag, outcome.last_modified,
+                              outcome.fetched_bytes)
+        stats = self.stats[outcome.job]
+        stats.count(outcome)
+        stats.seconds = time.monotonic() - self._job_started.get(outcome.job, time.monotonic())
+        if outcome.status is Status.FAILED:
+            self.result.failures.append(Failure(outcome.job, outcome.key,
+                                                self.redact(outcome.url), outcome.error or ""))
+        self.progress.done(outcome)
+        return outcome
+
+    # the end ------------------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        self.result.finished = datetime.now(UTC)
+        for name, started in self._job_started.items():
+            stats = self.stats[name]
+            stats.seconds = max(stats.seconds, 0.0) or time.monotonic() - started
+        for stats in self.stats.values():
+            if stats.fatal:
+                self.result.failures.append(Failure(stats.name, stats.name, "", stats.fatal))
+        if self.store is None or self.options.dry_run:
+            return
+        await self._call(seal, self.store, self.paths.root, f"assetvault {__version__}")
+        stamp = self.result.started.strftime("%Y%m%dT%H%M%SZ")
+        targets = [self.paths.reports / f"run-{self.run_id:05d}-{stamp}.json"]
+        if self.options.report is not None:
+            targets.append(self.options.report)
+        self.result.report_path = targets[-1]
+        text = await self._io_call(write_report, self.result, targets)
+        job_runs = [(s.name, utc_text(self.result.started), s.failed == 0 and
+                     s.listing_failures == 0 and not s.fatal and not self.result.interrupted)
+                    for s in self.stats.values()]
+        await self._call(self.store.finish_run, self.run_id, utc_text(self.result.finished),
+                         self.result.exit_code, text, job_runs)
+
+
+def select_jobs(manifest: Manifest, names: tuple[str, ...]) -> tuple[Job, ...]:
+    """The jobs named on the command line (all when none), in manifest order."""
+    if not names:
+        return manifest.jobs
+    known = {job.name for job in manifest.jobs}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise errors.UsageError(f"{manifest.path}: no job named {', '.join(map(repr, unknown))}; "
+                                f"the jobs are {', '.join(sorted(known))}")
+    return tuple(job for job in manifest.jobs if job.name in names)
+
+
+async def run_manifest(manifest: Manifest, options: RunOptions, progress: Progress,
+                       out: Callable[[str], None] = print) -> RunResult:
+    """Run the selected jobs of a manifest into its archive."""
+    jobs = select_jobs(manifest, options.jobs)
+    return await Run(manifest, jobs, options, progress, out).execute()

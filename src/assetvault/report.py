@@ -1,0 +1,74 @@
+"""The end of a run, for people (a summary table) and for scripts (the JSON report, SPEC §6)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .models import RunResult
+
+
+def iso(result_time: Any) -> str | None:
+    return None if result_time is None else result_time.isoformat(timespec="seconds")
+
+
+def report_dict(result: RunResult) -> dict[str, Any]:
+    """The JSON report: every URL in it is already redacted."""
+    return {
+        "started": iso(result.started),
+        "finished": iso(result.finished),
+        "exit_code": result.exit_code,
+        "interrupted": result.interrupted,
+        "fatal": result.fatal,
+        "jobs": [
+            {
+                "name": s.name,
+                "found": s.found,
+                "downloaded": s.downloaded,
+                "up_to_date": s.up_to_date,
+                "pending": s.pending,
+                "failed": s.failed,
+                "listing_failures": s.listing_failures,
+                "bytes": s.bytes,
+                "seconds": round(s.seconds, 3),
+                "error": s.fatal,
+            }
+            for s in result.stats
+        ],
+        "failures": [
+            {"job": f.job, "key": f.key, "url": f.url, "error": f.error} for f in result.failures
+        ],
+    }
+
+
+def write_report(result: RunResult, targets: list[Path]) -> str:
+    """Write the report to every target (atomically); return its text."""
+    text = json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n"
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    return text
+
+
+def summary_table(result: RunResult) -> str:
+    """One row per job: found, downloaded, up to date, pending, failed, bytes, seconds, MB/s."""
+    head = ("job", "found", "downloaded", "up to date", "pending", "failed", "MB", "seconds",
+            "MB/s")
+    rows = [head]
+    for s in result.stats:
+        rate = s.bytes / 1e6 / s.seconds if s.seconds > 0 else 0.0
+        failed = s.failed + s.listing_failures
+        rows.append((s.name, str(s.found), str(s.downloaded), str(s.up_to_date), str(s.pending),
+                     str(failed) + ("*" if s.fatal else ""), f"{s.bytes / 1e6:.1f}",
+                     f"{s.seconds:.1f}", f"{rate:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths, strict=True))) for r in rows]
+    for s in result.stats:
+        if s.fatal:
+            lines.append(f"* {s.name}: {s.fatal}")
+    return "\n".join(lines)
