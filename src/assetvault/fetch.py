@@ -54,6 +54,7 @@ class _Partial:
     meta: Path
     url: str
     validator: str | None = None  # ETag, else Last-Modified: sent as If-Range to resume
+    fetched: int = 0  # bytes received over every attempt
 
     def offset(self) -> int:
         if self.validator is None:
@@ -88,7 +89,6 @@ class _Fetched:
     etag: str | None
     last_modified: str | None
     content_type: str | None
-    fetched: int
 
 
 class Fetcher:
@@ -117,18 +117,20 @@ class Fetcher:
         partial = self._partial(item)
         await asyncio.to_thread(partial.load)
         last: errors.FetchError | None = None
-        fetched = 0
         for attempt in range(job.retries + 1):
             if isinstance(last, errors.RetryableError):
                 await asyncio.sleep(retry.next_delay(attempt - 1, self._rand, last.retry_after))
             try:
                 result = await self._attempt(item, job, partial)
-                fetched += result.fetched
                 path = await self._place(item, partial, result)
                 return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path,
                                result.digests.size, result.digests.sha256,
                                upstream_version=item.upstream_version, etag=result.etag,
-                               last_modified=result.last_modified, fetched_bytes=fetched)
+                               last_modified=result.last_modified, fetched_bytes=partial.fetched)
+            except errors.IntegrityError as exc:
+                # The bytes on disk are suspect: the next attempt starts from nothing.
+                last = exc
+                await asyncio.to_thread(partial.discard)
             except errors.RetryableError as exc:
                 last = exc
                 if exc.status in (429, 503):
@@ -148,7 +150,7 @@ class Fetcher:
             await asyncio.to_thread(partial.discard)
         assert last is not None
         return Outcome(item.key, item.job, Status.FAILED, shown, item.path, error=last.message,
-                       upstream_version=item.upstream_version, fetched_bytes=fetched)
+                       upstream_version=item.upstream_version, fetched_bytes=partial.fetched)
 
     def _partial(self, item: Item) -> _Partial:
         name = hashlib.sha256(item.key.encode()).hexdigest()[:40]
@@ -173,12 +175,12 @@ class Fetcher:
                     await asyncio.to_thread(partial.save)
             sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None)
             await sink.start(start)
-            fetched = await self._stream(resp, sink, job.max_file_size, item.url)
+            await self._stream(resp, sink, partial, job.max_file_size)
             digests = await sink.finish()
             encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
             _check(digests, item, total if not encoded else None, expected_md5)
             return _Fetched(digests, resp.headers.get("ETag"), resp.headers.get("Last-Modified"),
-                            resp.headers.get("Content-Type"), fetched)
+                            resp.headers.get("Content-Type"))
 
     async def _start_of(self, resp: aiohttp.ClientResponse, item: Item, partial: _Partial,
                         offset: int) -> tuple[int, int | None]:
@@ -200,21 +202,20 @@ class Fetcher:
                                         url=redact_url(item.url), status=416)
         raise status_error(resp, item.url, frozenset())
 
-    async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, limit: int, url: str) -> int:
-        fetched = 0
+    async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, partial: _Partial,
+                      limit: int) -> None:
         try:
             async for chunk in resp.content.iter_chunked(CHUNK):
                 await sink.write(chunk)
-                fetched += len(chunk)
+                partial.fetched += len(chunk)
                 self._on_bytes(len(chunk))
                 await self._bandwidth.consume(len(chunk))
                 if sink.size > limit:
                     raise errors.FetchError(f"file grew past max_file_size ({limit} bytes)",
-                                            url=redact_url(url))
+                                            url=redact_url(partial.url))
         except BaseException:
             await sink.abandon()
             raise
-        return fetched
 
     async def _place(self, item: Item, partial: _Partial, result: _Fetched) -> PurePosixPath:
         path = item.path

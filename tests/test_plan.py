@@ -1,0 +1,60 @@
+"""Skip decisions, sharding and redaction: pure."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pytest
+
+from assetvault.models import Item
+from assetvault.plan import in_shard, is_up_to_date, parse_shard
+from assetvault.redact import Redactor, redact_url
+from assetvault.store import Row
+
+ITEM = Item("k", "job", "http://h/x.png", PurePosixPath("x.png"), upstream_version="v1")
+
+
+def row(**kw: object) -> Row:
+    base = dict(key="k", url="http://h/x.png", path="x.png", size=10, sha256="a" * 64,
+                version="v1", status="complete")
+    base.update(kw)
+    return Row(**base)  # type: ignore[arg-type]
+
+
+def test_up_to_date_needs_everything_unchanged() -> None:
+    assert is_up_to_date(ITEM, row(), 10)
+    assert not is_up_to_date(ITEM, None, 10)
+    assert not is_up_to_date(ITEM, row(status="failed"), 10)
+    assert not is_up_to_date(ITEM, row(url="http://h/y.png"), 10)
+    assert not is_up_to_date(ITEM, row(version="v0"), 10)
+    assert not is_up_to_date(ITEM, row(), None)
+    assert not is_up_to_date(ITEM, row(), 9)
+
+
+def test_without_version_the_listed_size_decides() -> None:
+    item = Item("k", "job", "http://h/x.png", PurePosixPath("x.png"), expected_size=10)
+    assert is_up_to_date(item, row(version=None), 10)
+    item = Item("k", "job", "http://h/x.png", PurePosixPath("x.png"), expected_size=11)
+    assert not is_up_to_date(item, row(version=None), 10)
+
+
+def test_shards_partition_keys() -> None:
+    keys = [f"key-{i}" for i in range(1000)]
+    owners = [[k for k in keys if in_shard(k, (s, 4))] for s in range(4)]
+    assert sorted(sum(owners, [])) == sorted(keys)
+    assert all(len(o) > 150 for o in owners)
+    assert all(in_shard(k, None) for k in keys)
+
+
+@pytest.mark.parametrize("text", ["4/4", "a/b", "1", "-1/3", "1/0"])
+def test_bad_shards(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_shard(text)
+
+
+def test_redaction() -> None:
+    assert redact_url("https://h/p/assets.json?api_key=SECRET&x=1") == (
+        "https://h/p/assets.json?api_key=***&x=1")
+    assert "pw" not in redact_url("https://user:pw@h/p")
+    scrub = Redactor(["tok-123456"])
+    assert scrub("bad tok-123456 and ?api_key=zzz") == "bad *** and ?api_key=***"
