@@ -84,7 +84,7 @@ def full(request: web.Request, *, etag: str = '"v1"', extra: dict[str, str] | No
 async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     """Wait for a condition, at most ``seconds``."""
     async with asyncio.timeout(seconds):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - the condition is a file on disk
             await asyncio.sleep(0.01)
 
 

@@ -167,7 +167,9 @@ class Store:
     def record(self, outcomes: Iterable[Outcome], docs: Iterable[DocRecord], run_id: int,
                now: str) -> None:
         """Write one batch of results in one transaction."""
-        complete, touched, not_done = [], [], []
+        complete: list[tuple[object, ...]] = []
+        touched: list[tuple[object, ...]] = []
+        not_done: list[tuple[object, ...]] = []
         for o in outcomes:
             if o.status is Status.DOWNLOADED:
                 complete.append((o.key, o.job, "file", o.url, _s(o.path), o.size, o.sha256,
