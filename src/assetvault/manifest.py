@@ -1,0 +1,373 @@
+"""The job manifest (SPEC §2): YAML → typed job specs, with defaults layered in once.
+
+Every problem is a ManifestError naming the file, the job (its name, ``defaults``, or ``jobs[i]``
+counting from 0 while the name is unknown), the key and the line. Secrets (``token``, ``api_key``,
+header values) are never quoted in a message. Loading only reads: nothing is created on disk.
+
+The work is split three ways: ``manifest_yaml`` turns text into nodes that know their lines,
+``manifest_checks`` turns one node into one typed value, and this module knows the keys.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any, TypedDict, TypeVar
+
+from assetvault import manifest_checks as check
+from assetvault.jobs import (
+    ONPREMISE_KINDS,
+    SPECTRUM_BURST,
+    SPECTRUM_RATE_LIMIT,
+    Job,
+    Manifest,
+    OnpremiseJob,
+    Settings,
+    SpectrumJob,
+    UrlsJob,
+)
+from assetvault.manifest_checks import Check, Where, parse_size
+from assetvault.manifest_yaml import Entry, Map, Node, Scalar, parse, read_text
+
+__all__ = ["load_manifest", "parse_size"]
+
+T = TypeVar("T")
+
+# Tables of key → checker. Values come back as Any only to go straight into dataclasses.replace:
+# each checker's return type is the field's type, which one table cannot say key by key.
+SETTINGS: Mapping[str, Check[Any]] = {
+    "concurrency": partial(check.whole, minimum=1),
+    "per_host": partial(check.whole, minimum=1),
+    "rate_limit": partial(check.number, minimum=0),
+    "burst": partial(check.whole, minimum=1),
+    "file_rate_limit": partial(check.number, minimum=0),
+    "file_burst": partial(check.whole, minimum=1),
+    "bandwidth": partial(check.size, minimum=0),
+    "retries": partial(check.whole, minimum=0),
+    "timeout": partial(check.number, minimum=0, inclusive=False),
+    "max_file_size": partial(check.size, minimum=1),
+}
+TOP_KEYS = frozenset({"version", "archive", "defaults", "jobs"})
+COMMON_KEYS = frozenset({"name", "source", "allow_hosts", *SETTINGS})
+_API_KEYS = frozenset({"base_url", "headers"})
+SOURCE_KEYS: Mapping[str, frozenset[str]] = {
+    "spectrum": _API_KEYS | {"token", "client", "organizations", "include", "formats",
+                             "include_inactive", "page_size"},
+    "onpremise": _API_KEYS | {"api_key", *ONPREMISE_KINDS, "include", "versions",
+                              "include_deleted", "since"},
+    "urls": frozenset({"urls_file"}),
+}
+SECRET_KEYS = frozenset({"token", "api_key"})
+# Said when a credential lands on the wrong kind of job: it is almost always the other one.
+_CREDENTIAL_OF = {"spectrum": "token", "onpremise": "api_key"}
+_MERGE_KEY = "YAML merge keys ('<<') are not supported; put shared settings under 'defaults'"
+
+
+def load_manifest(path: Path, environ: Mapping[str, str] | None = None) -> Manifest:
+    """Read, check and type the manifest at ``path``; ``${...}`` comes from ``environ``
+    (default ``os.environ``). Raises ManifestError for every problem."""
+    where = Where(str(path), os.environ if environ is None else environ)
+    root = parse(read_text(path), where.file)
+    if root is None:
+        raise where.error("the manifest is empty; it needs at least a 'jobs:' list", None)
+    top = check.mapping(root, where, "a mapping with the keys version, archive, defaults and jobs")
+    for entry in top.entries.values():
+        if entry.key not in TOP_KEYS:
+            raise where.at(entry.key).error(_top_key_problem(entry.key), entry.key_line)
+    folder = path.absolute().parent
+    _check_version(top, where)
+    archive = _archive(top, where, folder)
+    defaults = _defaults(top, where)
+    return Manifest(path=path.absolute(), archive=archive, jobs=_jobs(top, where, folder, defaults))
+
+
+def _top_key_problem(key: str) -> str:
+    if key == "<<":
+        return _MERGE_KEY
+    if key in SETTINGS:
+        return "settings go under 'defaults:' (for every job) or inside a job, not at the top"
+    if key in COMMON_KEYS or any(key in keys for keys in SOURCE_KEYS.values()):
+        return "this is a job key; put it inside a job under 'jobs:'"
+    return "unknown top-level key" + check.did_you_mean(key, TOP_KEYS)
+
+
+def _value(entry: Entry, where: Where, *, required: bool = False) -> Node:
+    if isinstance(entry.value, Scalar) and entry.value.tag == "null":
+        fix = "give it one" if required else "give it one or remove the key to use the default"
+        raise where.error(f"the key has no value; {fix}", entry.key_line)
+    return entry.value
+
+
+def _check_version(top: Map, where: Where) -> None:
+    # A missing version means 1: the only version there is, and SPEC §2's own examples may omit it.
+    entry = top.entries.get("version")
+    if entry is None:
+        return
+    w = where.at("version")
+    if check.whole(_value(entry, w), w, minimum=0) != 1:
+        raise w.error("this assetvault reads manifest version 1 only; write 'version: 1'",
+                      entry.value.line)
+
+
+def _archive(top: Map, where: Where, folder: Path) -> Path:
+    entry = top.entries.get("archive")
+    w = where.at("archive")
+    raw = "./archive"
+    if entry is not None:
+        raw = check.text(_value(entry, w), w, expected="a folder path")
+    archive = (folder / Path(raw).expanduser()).resolve()
+    blocker = _nearest_existing(archive)
+    if blocker is not None and not blocker.is_dir():
+        line = None if entry is None else entry.value.line
+        if blocker == archive:
+            raise w.error(f"'{archive}' exists and is a file; the archive must be a folder (it is "
+                          "created when missing): point archive at another path", line)
+        raise w.error(f"'{blocker}' is a file, so the archive folder '{archive}' cannot be created "
+                      "inside it; point archive at another path", line)
+    return archive
+
+
+def _nearest_existing(path: Path) -> Path | None:
+    try:
+        return next((p for p in (path, *path.parents) if p.exists()), None)
+    except OSError:
+        return None  # unreadable: let the run report it with the real error
+
+
+def _defaults(top: Map, where: Where) -> dict[str, Any]:
+    entry = top.entries.get("defaults")
+    # An empty `defaults:` (every line commented out) is null: the same as none.
+    if entry is None or (isinstance(entry.value, Scalar) and entry.value.tag == "null"):
+        return {}
+    node = check.mapping(entry.value, where.at("defaults"), "a mapping of settings")
+    w = replace(where, job="defaults")
+    for item in node.entries.values():
+        if item.key not in SETTINGS:
+            raise w.at(item.key).error(_defaults_key_problem(item.key), item.key_line)
+    return _settings(node, w)
+
+
+def _defaults_key_problem(key: str) -> str:
+    if key == "<<":
+        return _MERGE_KEY
+    if key in COMMON_KEYS or any(key in keys for keys in SOURCE_KEYS.values()):
+        return "this is a job key, not a setting; set it inside each job that needs it"
+    return "unknown setting" + check.did_you_mean(key, SETTINGS)
+
+
+def _settings(node: Map, where: Where) -> dict[str, Any]:
+    return {e.key: SETTINGS[e.key](_value(e, where.at(e.key)), where.at(e.key))
+            for e in node.entries.values() if e.key in SETTINGS}
+
+
+def _jobs(top: Map, where: Where, folder: Path, defaults: dict[str, Any]) -> tuple[Job, ...]:
+    entry = top.entries.get("jobs")
+    w = where.at("jobs")
+    if entry is None:
+        raise w.error("missing required key: list the jobs to run under 'jobs:'", top.line)
+    nodes = check.nonempty(_value(entry, w, required=True), w, "[{name: ..., source: ...}]",
+                           "list at least one job under 'jobs:'")
+    seen: dict[str, int] = {}
+    out: list[Job] = []
+    for index, node in enumerate(nodes):
+        unnamed = replace(where, job=f"jobs[{index}]")
+        if not isinstance(node, Map):
+            raise unnamed.error("each job must be a mapping with name, source and the source's "
+                                f"keys, got {check.describe(node, unnamed)}", node.line)
+        name, line = _job_name(node, unnamed)
+        named = replace(where, job=name)
+        if name in seen:
+            raise named.at("name").error(f"duplicate job name: used on lines {seen[name]} and "
+                                         f"{line}; give each job its own name", line)
+        seen[name] = line
+        check.no_duplicates(node, named)
+        out.append(_job(node, named, folder, defaults))
+    return tuple(out)
+
+
+def _job_name(node: Map, where: Where) -> tuple[str, int]:
+    entry = node.entries.get("name")
+    w = where.at("name")
+    if entry is None:
+        raise w.error("missing required key: every job needs a unique name of letters, digits, "
+                      "'.', '_' and '-'", node.line)
+    return check.text(_value(entry, w, required=True), w, pattern=check.SLUG,
+                      expected="a job name of letters, digits, '.', '_' and '-'"), entry.key_line
+
+
+def _source(node: Map, where: Where) -> str:
+    entry = node.entries.get("source")
+    w = where.at("source")
+    if entry is None:
+        raise w.error("missing required key: say which API the job reads: spectrum, onpremise or "
+                      "urls", node.line)
+    value = check.text(_value(entry, w, required=True), w)
+    if value not in SOURCE_KEYS:
+        raise w.error(f"{value!r} is not a source" + check.did_you_mean(value, SOURCE_KEYS),
+                      entry.value.line)
+    return value
+
+
+def _check_job_keys(node: Map, where: Where, source: str) -> None:
+    valid = COMMON_KEYS | SOURCE_KEYS[source]
+    for entry in node.entries.values():
+        if entry.key not in valid:
+            raise where.at(entry.key).error(_job_key_problem(entry.key, source, valid),
+                                            entry.key_line)
+
+
+def _job_key_problem(key: str, source: str, valid: frozenset[str]) -> str:
+    if key == "<<":
+        return _MERGE_KEY
+    owners = sorted(s for s, keys in SOURCE_KEYS.items() if key in keys)
+    if not owners:
+        return "unknown key" + check.did_you_mean(key, valid)
+    hint = f" (a {source} job's credential is {_CREDENTIAL_OF[source]!r})" if (
+        key in SECRET_KEYS and source in _CREDENTIAL_OF) else ""
+    return (f"this key belongs to {' and '.join(owners)} jobs, but this job's source is "
+            f"{source!r}; remove it or fix the source{hint}")
+
+
+class _Common(TypedDict):
+    name: str
+    settings: Settings
+    headers: tuple[tuple[str, str], ...]
+    allow_hosts: tuple[str, ...]
+
+
+class _Fields:
+    """The keys of one job, each read through a checker with the right Where."""
+
+    def __init__(self, node: Map, where: Where) -> None:
+        self.node = node
+        self.where = where
+
+    def need(self, key: str, checker: Check[T], why: str) -> T:
+        entry = self.node.entries.get(key)
+        w = self.where.at(key, secret=key in SECRET_KEYS)
+        if entry is None:
+            raise w.error(f"missing required key: {why}", self.node.line)
+        return checker(_value(entry, w, required=True), w)
+
+    def optional(self, table: Mapping[str, Check[Any]]) -> dict[str, Any]:
+        """The checked values of the keys of ``table`` that the job sets."""
+        out: dict[str, Any] = {}
+        for key, checker in table.items():
+            entry = self.node.entries.get(key)
+            if entry is not None:
+                w = self.where.at(key, secret=key == "headers")
+                out[key] = checker(_value(entry, w), w)
+        return out
+
+
+def _job(node: Map, where: Where, folder: Path, defaults: dict[str, Any]) -> Job:
+    source = _source(node, where)
+    _check_job_keys(node, where, source)
+    fields = _Fields(node, where)
+    common = fields.optional({"headers": check.headers, "allow_hosts": check.hosts})
+    base = _Common(name=str(where.job), settings=_layered(defaults, node, where, source),
+                   headers=(), allow_hosts=())
+    if source == "spectrum":
+        job: Job = _spectrum(fields, base)
+    elif source == "onpremise":
+        job = _onpremise(fields, base)
+    else:
+        job = UrlsJob(**base, urls_file=fields.need(
+            "urls_file", partial(_urls_file, folder=folder),
+            "give the path of a text file (one URL a line) or a CSV with columns url,path"))
+    return replace(job, **common)
+
+
+def _layered(defaults: dict[str, Any], node: Map, where: Where, source: str) -> Settings:
+    merged = {**defaults, **_settings(node, where)}
+    if source == "spectrum":
+        # Spectrum answers 403 past 100 requests a minute; only an explicit setting overrides that.
+        merged.setdefault("rate_limit", SPECTRUM_RATE_LIMIT)
+        merged.setdefault("burst", SPECTRUM_BURST)
+    return replace(Settings(), **merged)
+
+
+def _spectrum(fields: _Fields, base: _Common) -> SpectrumJob:
+    job = SpectrumJob(
+        **base,
+        token=fields.need("token", check.credential, "the Spectrum API token, e.g. "
+                          "token: ${SPECTRUM_API_TOKEN}"),
+        client=fields.need("client", check.slug, "the client handle, e.g. client: carhartt"),
+        organizations=fields.need(
+            "organizations", _organizations,
+            'the organization ids, e.g. organizations: ["7000000000000300322"]'),
+    )
+    return replace(job, **fields.optional({
+        "base_url": check.base_url,
+        "include": partial(check.choices, allowed=("original", "outputs")),
+        "formats": _formats,
+        "include_inactive": check.boolean,
+        "page_size": partial(check.whole, minimum=1, maximum=1000),
+    }))
+
+
+def _onpremise(fields: _Fields, base: _Common) -> OnpremiseJob:
+    job = OnpremiseJob(**base, api_key=fields.need(
+        "api_key", check.credential, "the OnPremise API key, e.g. api_key: ${ONPREMISE_API_KEY}"))
+    job = replace(job, **fields.optional({
+        "base_url": check.base_url,
+        **{kind: check.ids for kind in ONPREMISE_KINDS},
+        "include": partial(check.choices, allowed=("original", "versions")),
+        "versions": _versions,
+        "include_deleted": check.boolean,
+        "since": check.since,
+    }))
+    if not job.owners():
+        raise fields.where.at("products").error(
+            "the job lists no ids; give at least one under products, beers, restaurants or "
+            "menu_items, e.g. products: [1001, 1002]", fields.node.line)
+    return job
+
+
+def _organizations(node: Node, where: Where) -> tuple[str, ...]:
+    found = check.nonempty(node, where, '["7000000000000300322"]', "list at least one organization")
+    return check.unique([check.slug(n, where) for n in found])
+
+
+def _formats(node: Node, where: Where) -> frozenset[str]:
+    found = check.nonempty(node, where, "[dst, png, pdf]", "to keep no outputs write "
+                           "include: [original]; to keep all, remove the key")
+    out = set()
+    for n in found:
+        value = check.text(n, where, expected="a file extension such as png").lower()
+        value = value.removeprefix(".")
+        if not check.SLUG.fullmatch(value):
+            raise where.error(f"expected a file extension such as png, got {value!r}", n.line)
+        out.add(value)
+    return frozenset(out)
+
+
+def _versions(node: Node, where: Where) -> frozenset[str]:
+    found = check.nonempty(node, where, "[web_thumb]", "to keep no versions write "
+                           "include: [original]; to keep all, remove the key")
+    return frozenset(check.text(n, where, expected="a version name") for n in found)
+
+
+def _urls_file(node: Node, where: Where, folder: Path) -> Path:
+    raw = check.text(node, where, expected="the path of a text or CSV file of URLs")
+    path = (folder / Path(raw).expanduser()).resolve()
+    problem = _unreadable(path)
+    if problem:
+        raise where.error(f"{problem}: '{path}' (a relative path starts from the manifest's "
+                          "folder)", node.line)
+    return path
+
+
+def _unreadable(path: Path) -> str | None:
+    try:
+        if not path.exists():
+            return "no such file"
+        if not path.is_file():  # a folder, or a FIFO that open() would block on
+            return "not a regular file"
+        with path.open("rb"):
+            return None
+    except OSError as exc:
+        return f"cannot read the file ({exc.strerror or type(exc).__name__})"
