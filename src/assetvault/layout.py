@@ -1,0 +1,199 @@
+"""Pure layout: where each item goes under ``data/``, and the names that make it safe.
+
+Every segment of every payload path passes through :func:`safe_segment`, which is injective:
+a name that is already safe stays as it is; any other name gets a short hash of the raw name
+before its extension (``logo~1a2b3c4d5e6f.png``), so two raw names never share a path.
+:func:`inside` is the last guard before a path touches the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import re
+import unicodedata
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+MAX_SEGMENT_BYTES = 255  # the common limit of ext4, APFS, NTFS (NTFS counts UTF-16, lower)
+HASH_CHARS = 12  # 48 bits: no birthday collision in practice even among millions of names
+MAX_EXT_BYTES = 32  # a longer "extension" is just part of the name when cutting
+
+_INVALID = re.compile(r'[/\\<>:"|?*]')
+_HASHED = re.compile(rf"~[0-9a-f]{{{HASH_CHARS}}}(\.[^.]*)?\Z")
+_EXT = re.compile(r"\.[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*\Z")  # ".png", ".mp3"; not ".2" in "v1.2"
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"{dev}{n}" for dev in ("COM", "LPT") for n in (*"0123456789", "¹", "²", "³")}
+)
+# Types whose first-listed extension is not the one people expect, or that Python's built-in
+# table lacks. The built-in table (not /etc/mime.types) keeps the choice the same on every host.
+_PREFERRED_EXT = {
+    "image/jpeg": ".jpg",
+    "image/jpg": ".jpg",
+    "image/pjpeg": ".jpg",
+    "image/tiff": ".tif",
+    "text/plain": ".txt",
+    "application/octet-stream": "",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/msword": ".doc",
+    "application/postscript": ".eps",
+    "image/vnd.adobe.photoshop": ".psd",
+}
+_MIME = mimetypes.MimeTypes()
+
+
+def short_hash(text: str, chars: int = HASH_CHARS) -> str:
+    """A short, deterministic hex digest of any text (lone surrogates included)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()[:chars]
+
+
+def safe_segment(name: str) -> str:
+    """``name`` as one safe path segment, different for every different ``name``.
+
+    The result is NFC, non-empty, at most 255 bytes of UTF-8, without ``/``, ``\\``, NUL, control
+    characters or ``<>:"|?*``, never ``.``/``..``, never a Windows device name, never ending in a
+    dot or a space.
+    """
+    clean = _clean(name)
+    encoded = len(clean.encode())
+    if clean == name and encoded <= MAX_SEGMENT_BYTES and not _HASHED.search(name):
+        return name
+    # A clean name that merely looks hashed is hashed too: that keeps hashed and clean apart.
+    stem, ext = split_ext(clean)
+    return _fit(stem, "~" + short_hash(name) + ext)
+
+
+def _clean(name: str) -> str:
+    kept = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cs"))
+    text = _INVALID.sub("_", unicodedata.normalize("NFC", kept)).rstrip(". ")
+    if not text:
+        return "_"
+    if text.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
+        return "_" + text
+    return text
+
+
+def split_ext(name: str) -> tuple[str, str]:
+    """(stem, extension) of a segment; the extension is kept whole when a name is cut."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext.encode()) + 1 > MAX_EXT_BYTES:
+        return name, ""
+    return stem, "." + ext
+
+
+def _fit(stem: str, tail: str) -> str:
+    """``stem + tail`` cut to the byte limit by shortening the stem at a character boundary."""
+    room = MAX_SEGMENT_BYTES - len(tail.encode())
+    data = stem.encode()
+    if len(data) > room:
+        stem = data[:room].decode("utf-8", "ignore")  # drops a split multi-byte character
+        stem = unicodedata.normalize("NFC", stem)
+        while len(stem.encode()) > room:  # NFC of a cut string can in theory grow
+            stem = stem[:-1]
+    return stem + tail
+
+
+def tagged(segment: str, tag: str) -> str:
+    """A safe segment with ``~tag`` before its extension: the disambiguation of a taken name.
+
+    ``segment`` must come from :func:`safe_segment`; ``tag`` is ASCII letters and digits.
+    """
+    stem, ext = split_ext(segment)
+    return _fit(stem, f"~{tag}{ext}")
+
+
+def extension_for(url: str, content_type: str | None = None) -> str:
+    """The lower-case extension (``".png"``) of the URL's last path segment, else of the type.
+
+    Returns ``""`` when neither gives one.
+    """
+    match = _EXT.search(_last_segment(url))
+    if match:
+        return match.group().lower()
+    return extension_for_type(content_type)
+
+
+def extension_for_type(content_type: str | None) -> str:
+    """The usual extension of a media type (``image/jpeg`` → ``.jpg``), or ``""``."""
+    if not content_type:
+        return ""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime in _PREFERRED_EXT:
+        return _PREFERRED_EXT[mime]
+    return _MIME.guess_extension(mime, strict=False) or ""
+
+
+def _last_segment(url: str) -> str:
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return ""
+    return unquote(path.rpartition("/")[2], errors="surrogateescape")
+
+
+def file_name_from_url(url: str) -> str:
+    """The URL's last path segment, percent-decoded and sanitised; ``"file"`` when empty."""
+    name = _last_segment(url)
+    return safe_segment(name) if name else "file"
+
+
+def spectrum_dir(client: str, org: str, content_id: str) -> PurePosixPath:
+    """``spectrum/{client}/{org}/{content id}``: the folder of one content record."""
+    return PurePosixPath("spectrum", safe_segment(client), safe_segment(org),
+                         safe_segment(content_id))
+
+
+def spectrum_job_dir(job_id: str, reference: str | None) -> str:
+    """``{job id}-{reference}``: one production job's folder name under ``jobs/``."""
+    return safe_segment(f"{job_id}-{reference}" if reference else job_id)
+
+
+def onpremise_dir(kind: str, owner: str, asset_id: str) -> PurePosixPath:
+    """``onpremise/{kind}/{id}/{asset id}``: the folder of one OnPremise asset."""
+    return PurePosixPath("onpremise", safe_segment(kind), safe_segment(owner),
+                         safe_segment(asset_id))
+
+
+def named(name: str, ext: str) -> str:
+    """``{name}{ext}`` as a safe segment (``original.png``, ``web_thumb.jpg``)."""
+    return safe_segment(name + ext)
+
+
+def urls_path(job: str, url: str, csv_path: str | None) -> PurePosixPath:
+    """``urls/{job}/{csv path}``, or ``urls/{job}/{host}/{path of the URL}`` without one.
+
+    A CSV path is split on ``/`` and ``\\``; empty and ``.`` parts are dropped. A URL path that
+    ends in ``/`` gets the file name ``index``.
+    """
+    parts = _csv_parts(csv_path) if csv_path else []
+    if not parts:
+        parts = _url_parts(url)
+    return PurePosixPath("urls", safe_segment(job), *(safe_segment(p) for p in parts))
+
+
+def _csv_parts(csv_path: str) -> list[str]:
+    return [p for p in re.split(r"[/\\]", csv_path) if p not in ("", ".")]
+
+
+def _url_parts(url: str) -> list[str]:
+    try:
+        split = urlsplit(url)
+        port = split.port
+    except ValueError:
+        return ["_invalid", url]
+    host = (split.hostname or "") + (f"_{port}" if port else "")
+    segments = [unquote(s, errors="surrogateescape") for s in split.path.split("/")]
+    segments = [s for s in segments[1:-1] if s] + [segments[-1] or "index"]
+    return [host, *segments]
+
+
+def inside(root: Path, rel: PurePosixPath) -> Path:
+    """``root/rel`` with symlinks resolved; ``ValueError`` if that is not inside ``root``."""
+    base = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(base, *rel.parts))
+    if os.path.commonpath([base, target]) != base:
+        raise ValueError(f"{str(rel)!r} resolves outside {base!r}")
+    return Path(target)

@@ -1,0 +1,91 @@
+"""What every source shares: the JSON API it talks to, and how a record becomes ``asset.json``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from .. import layout
+from ..models import Document
+from ..redact import Redactor
+
+ASSET_JSON = "asset.json"
+
+
+class JsonApi(Protocol):
+    """One job's JSON API (http.JobApi): rate limits and retries are its business.
+
+    After its retries it raises ``errors.HTTPStatusError`` (``.status``) for a status,
+    ``errors.RetryableError``/``FetchError`` for network trouble and ``errors.BadResponseError``
+    for a body that is not JSON. ``retry_statuses`` are backed off and retried like a 429.
+    """
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_statuses: frozenset[int] = frozenset(),
+    ) -> Any: ...
+
+
+def scrub(value: Any, redactor: Redactor) -> Any:
+    """A copy of a JSON value with every secret in every string (keys too) replaced by ``***``."""
+    if isinstance(value, str):
+        return redactor(value)
+    if isinstance(value, list):
+        return [scrub(v, redactor) for v in value]
+    if isinstance(value, dict):
+        return {redactor(str(k)): scrub(v, redactor) for k, v in value.items()}
+    return value
+
+
+def document(job: str, folder: PurePosixPath, record: Any, redactor: Redactor,
+             upstream_version: str | None) -> Document:
+    """The ``asset.json`` of one record: the record as the API gave it, secrets scrubbed."""
+    path = folder / ASSET_JSON
+    body = json.dumps(scrub(record, redactor), ensure_ascii=False, indent=2, sort_keys=False)
+    # surrogatepass: a lone surrogate (from a \\ud800 escape in the API's JSON) must not crash us.
+    return Document(key=str(path), job=job, path=path, body=body.encode("utf-8", "surrogatepass"),
+                    upstream_version=upstream_version)
+
+
+def redactor_for(secrets: Iterable[str]) -> Redactor:
+    """The redactor of one job's secret values."""
+    return Redactor(s for s in secrets if s)
+
+
+def one_line(text: str, redactor: Redactor, limit: int = 300) -> str:
+    """An error message as one short line without secrets."""
+    line = " ".join(redactor(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def ident(value: Any) -> str | None:
+    """An id as text (numbers or strings), or None when missing, empty or not a scalar."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value):
+        return str(value)
+    return None
+
+
+def text(value: Any) -> str | None:
+    """The value when it is a non-empty string."""
+    return value if isinstance(value, str) and value else None
+
+
+def unique_name(name: str, url: str, taken: set[str]) -> str:
+    """``name``, or a variant tagged by the URL's hash when another URL took it; claims it.
+
+    Deterministic: the same names and URLs in the same order give the same result.
+    """
+    candidate, n = name, 0
+    while candidate in taken:
+        candidate = layout.tagged(name, layout.short_hash(f"{url}#{n}" if n else url, 8))
+        n += 1
+    taken.add(candidate)
+    return candidate

@@ -1,0 +1,230 @@
+"""OnPremise assets of products, beers, restaurants and menu items: listings and assets → entries.
+
+The API layer (:class:`OnpremiseSource`) fetches one listing per owner and maps errors; the
+mapping (:func:`map_asset`) is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from .. import errors, layout
+from ..jobs import OnpremiseJob
+from ..models import Entry, Item, ListingFailure, Pending
+from ..redact import Redactor, redact_url
+from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
+
+API_HEADERS = {"X-TASTEVIN-VERSION": "1.2"}
+REFUSED = frozenset({401, 403, 412})  # 412 is OnPremise's answer to a missing or bad api_key
+DELETED = 1
+NOT_PROCESSED = "not processed upstream yet"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """One listing: the assets of one product (beer, restaurant, menu item)."""
+
+    job: OnpremiseJob
+    kind: str
+    owner_id: str
+    redactor: Redactor
+    since: str | None = None
+
+    @property
+    def url(self) -> str:
+        base = self.job.base_url.rstrip("/")
+        return f"{base}/{quote(self.kind, safe='')}/{quote(self.owner_id, safe='')}/assets.json"
+
+    @property
+    def params(self) -> dict[str, str]:
+        params = {"api_key": self.job.api_key}
+        if self.since is not None:
+            params["last_updated_at"] = self.since
+        return params
+
+    @property
+    def shown_url(self) -> str:
+        """The listing URL as it may be shown: ``api_key=***``."""
+        return redact_url(f"{self.url}?{urlencode(self.params)}")
+
+    @property
+    def key(self) -> str:
+        return str(PurePosixPath("onpremise", layout.safe_segment(self.kind),
+                                 layout.safe_segment(self.owner_id)))
+
+    def failure(self, reason: str, *, key: str | None = None) -> ListingFailure:
+        return ListingFailure(job=self.job.name, key=key or self.key, url=self.shown_url,
+                              error=one_line(reason, self.redactor))
+
+
+def job_redactor(job: OnpremiseJob) -> Redactor:
+    """Scrubs the job's api_key and header values (and credential URL parameters)."""
+    return redactor_for([job.api_key, *(value for _, value in job.headers)])
+
+
+# --- mapping: pure ------------------------------------------------------------------------------
+
+
+def listing_assets(body: Any) -> list[Any] | str:
+    """The assets of a listing, or why it is unusable.
+
+    Documented as a JSON array, shown in the sample as ``{"assets": [...]}``: both are accepted.
+    """
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict) and isinstance(body.get("assets"), list):
+        assets: list[Any] = body["assets"]
+        return assets
+    return "listing is neither a JSON array nor an object with an assets array"
+
+
+def map_asset(owner: Owner, asset: Any, position: int) -> list[Entry]:
+    """The entries of one asset: its ``asset.json``, then its files (or their Pending)."""
+    if not isinstance(asset, dict):
+        return [owner.failure("asset is not an object", key=f"{owner.key}#{position}")]
+    asset_id = ident(asset.get("id"))
+    if asset_id is None:
+        return [owner.failure("asset has no id", key=f"{owner.key}#{position}")]
+    job = owner.job
+    folder = layout.onpremise_dir(owner.kind, owner.owner_id, asset_id)
+    version = text(asset.get("updated_at"))
+    entries: list[Entry] = [document(job.name, folder, asset, owner.redactor, version)]
+    if asset.get("status") == DELETED and not job.include_deleted:
+        return entries
+    problems: list[str] = []
+    items = [*_original(job, folder, asset, version, problems),
+             *_versions(job, folder, asset, version, problems)]
+    if asset.get("processed") in (False, 0):
+        entries.extend(Pending(key=i.key, job=i.job, url=redact_url(i.url), reason=NOT_PROCESSED)
+                       for i in items)
+    else:
+        entries.extend(items)
+    if problems:
+        entries.append(owner.failure("; ".join(problems), key=str(folder)))
+    return entries
+
+
+def _original(job: OnpremiseJob, folder: PurePosixPath, asset: dict[str, Any],
+              version: str | None, problems: list[str]) -> list[Item]:
+    if "original" not in job.include:
+        return []
+    url = asset.get("original_url")
+    if url is None or url == "":
+        return []
+    if not isinstance(url, str):
+        problems.append("original_url is not a string")
+        return []
+    content_type = asset.get("asset_content_type")
+    ext = layout.extension_for(url, content_type if isinstance(content_type, str) else None)
+    path = folder / layout.named("original", ext)
+    return [Item(key=str(path), job=job.name, url=url, path=path,
+                 expected_size=_size(asset.get("asset_file_size")), upstream_version=version,
+                 etag_is_md5=True, add_extension=not ext)]
+
+
+def _size(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _versions(job: OnpremiseJob, folder: PurePosixPath, asset: dict[str, Any],
+              version: str | None, problems: list[str]) -> list[Item]:
+    if "versions" not in job.include:
+        return []
+    items: list[Item] = []
+    taken: set[str] = set()
+    for name, url in parse_versions(asset.get("versions"), problems):
+        if job.versions is not None and name not in job.versions:
+            continue
+        if url is None:
+            problems.append(f"version {name!r} has no url")
+            continue
+        ext = layout.extension_for(url)
+        path = folder / "versions" / unique_name(layout.named(name, ext), url, taken)
+        items.append(Item(key=str(path), job=job.name, url=url, path=path,
+                          upstream_version=version, etag_is_md5=True, add_extension=not ext))
+    return items
+
+
+def parse_versions(value: Any, problems: list[str]) -> list[tuple[str, str | None]]:
+    """(name, url) of every version.
+
+    The sample gives an object ``{name: {"url": ...}}``, the reference an array of
+    ``{identifier|name, url}``: both are accepted.
+    """
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [(str(name), _version_url(v)) for name, v in value.items()]
+    if not isinstance(value, list):
+        problems.append("versions is neither an object nor an array")
+        return []
+    out: list[tuple[str, str | None]] = []
+    for member in value:
+        name = _version_name(member)
+        if name is None:
+            problems.append("a version has no name")
+            continue
+        out.append((name, _version_url(member)))
+    return out
+
+
+def _version_name(member: Any) -> str | None:
+    if not isinstance(member, dict):
+        return None
+    return ident(member.get("name")) or ident(member.get("identifier"))
+
+
+def _version_url(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    return text(value.get("url")) if isinstance(value, dict) else None
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+class OnpremiseSource:
+    """Fetches the listing of every owner of a job and maps its assets."""
+
+    def __init__(self, job: OnpremiseJob, api: JsonApi, since: str | None = None) -> None:
+        self.job = job
+        self.api = api
+        self.since = since
+        self.redactor = job_redactor(job)
+
+    async def entries(self) -> AsyncIterator[Entry]:
+        """Every entry of every owner; a failed listing does not stop the others."""
+        for kind, owner_id in self.job.owners():
+            owner = Owner(self.job, kind, owner_id, self.redactor, self.since)
+            for entry in await self.owner(owner):
+                yield entry
+
+    async def owner(self, owner: Owner) -> list[Entry]:
+        """The entries of one owner's listing (a ListingFailure when it failed)."""
+        try:
+            body = await self.api.get_json(owner.url, params=owner.params,
+                                           headers={**API_HEADERS, **dict(self.job.headers)})
+        except errors.FetchError as exc:
+            status = getattr(exc, "status", None)
+            if status in REFUSED:
+                raise errors.CredentialsError(
+                    f"job {self.job.name!r}: OnPremise refused the api_key (HTTP {status} at "
+                    f"{owner.shown_url}): check the job's api_key") from None
+            return [owner.failure(str(exc))]
+        assets = listing_assets(body)
+        if isinstance(assets, str):
+            return [owner.failure(assets)]
+        entries: list[Entry] = []
+        seen: set[str] = set()
+        for position, asset in enumerate(assets, 1):
+            asset_id = ident(asset.get("id")) if isinstance(asset, dict) else None
+            if asset_id is not None and asset_id in seen:
+                continue  # listed twice: once is enough
+            if asset_id is not None:
+                seen.add(asset_id)
+            entries.extend(map_asset(owner, asset, position))
+        return entries

@@ -1,0 +1,281 @@
+"""Spectrum Customizer saved assets: paging the organization listings, and records → entries.
+
+The API layer (:class:`SpectrumSource`) pages and maps errors; the mapping (:func:`map_record`)
+is pure: one content record in, its ``asset.json`` and files out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from .. import errors, layout
+from ..jobs import SpectrumJob
+from ..models import Entry, Item, ListingFailure
+from ..redact import Redactor
+from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
+
+MAX_PAGES = 1_000_000  # a last guard; a repeated page already ends the listing
+RATE_LIMIT_STATUS = 403  # Spectrum's answer past 100 requests per 60 s (it never sends 429)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One organization's listing: where it is and what its failures are called."""
+
+    job: SpectrumJob
+    org: str
+    redactor: Redactor
+
+    @property
+    def url(self) -> str:
+        base = self.job.base_url.rstrip("/")
+        client, org = quote(self.job.client, safe=""), quote(self.org, safe="")
+        return f"{base}/api/assets/saved/client/{client}/organization/{org}"
+
+    @property
+    def key(self) -> str:
+        return str(PurePosixPath("spectrum", layout.safe_segment(self.job.client),
+                                 layout.safe_segment(self.org)))
+
+    def failure(self, reason: str, *, key: str | None = None, url: str | None = None
+                ) -> ListingFailure:
+        return ListingFailure(job=self.job.name, key=key or self.key, url=url or self.url,
+                              error=one_line(reason, self.redactor))
+
+
+def job_redactor(job: SpectrumJob) -> Redactor:
+    """Scrubs the job's token and header values (and credential URL parameters)."""
+    return redactor_for([job.token, *(value for _, value in job.headers)])
+
+
+# --- mapping: pure ------------------------------------------------------------------------------
+
+
+def map_record(listing: Listing, record: Any, position: int) -> list[Entry]:
+    """The entries of one content record: its ``asset.json``, then the files it names.
+
+    ``position`` (1-based, within the listing) names a record that has no usable id.
+    """
+    if not isinstance(record, dict):
+        return [listing.failure("content record is not an object",
+                                key=f"{listing.key}#{position}")]
+    content_id = ident(record.get("id"))
+    if content_id is None:
+        return [listing.failure("content record has no id", key=f"{listing.key}#{position}")]
+    job = listing.job
+    folder = layout.spectrum_dir(job.client, listing.org, content_id)
+    version = text(record.get("lastModification"))
+    entries: list[Entry] = [document(job.name, folder, record, listing.redactor, version)]
+    if record.get("active") is False and not job.include_inactive:
+        return entries
+    problems: list[str] = []
+    if "original" in job.include:
+        entries.extend(_original(job, folder, record, version, problems))
+    if "outputs" in job.include:
+        entries.extend(_outputs(job, folder, record, version, problems))
+    if problems:
+        entries.append(listing.failure("; ".join(problems), key=str(folder)))
+    return entries
+
+
+def _original(job: SpectrumJob, folder: PurePosixPath, record: dict[str, Any],
+              version: str | None, problems: list[str]) -> list[Item]:
+    uri = record.get("uploadedAssetUri")
+    if uri is None or uri == "":
+        return []
+    if not isinstance(uri, str):
+        problems.append("uploadedAssetUri is not a string")
+        return []
+    ext = layout.extension_for(uri)
+    path = folder / layout.named("original", ext)
+    return [Item(key=str(path), job=job.name, url=uri, path=path, upstream_version=version,
+                 add_extension=not ext)]
+
+
+@dataclass(slots=True)
+class _Outputs:
+    """The state of one record's outputs: URLs already taken, so each is fetched once."""
+
+    job: SpectrumJob
+    folder: PurePosixPath
+    version: str | None
+    problems: list[str]
+    seen: set[str] = field(default_factory=set)
+    items: list[Item] = field(default_factory=list)
+
+
+def _outputs(job: SpectrumJob, folder: PurePosixPath, record: dict[str, Any],
+             version: str | None, problems: list[str]) -> list[Item]:
+    production_jobs = record.get("productionJobs")
+    if production_jobs is None:
+        return []
+    if not isinstance(production_jobs, list):
+        problems.append("productionJobs is not a list")
+        return []
+    state = _Outputs(job, folder, version, problems)
+    for production_job in production_jobs:
+        _production_job(state, production_job)
+    return state.items
+
+
+def _production_job(state: _Outputs, pj: Any) -> None:
+    if not isinstance(pj, dict):
+        state.problems.append("a production job is not an object")
+        return
+    job_id = ident(pj.get("id"))
+    if job_id is None:
+        state.problems.append("a production job has no id")
+        return
+    result = pj.get("result")
+    if result is not None and not isinstance(result, dict):
+        state.problems.append(f"production job {job_id}: result is not an object")
+        result = None
+    files = _job_files(pj, result or {}, job_id, state.problems)
+    version = (text((result or {}).get("lastModification")) or text(pj.get("lastModification"))
+               or state.version)
+    folder = state.folder / "jobs" / layout.spectrum_job_dir(job_id, ident(pj.get("reference")))
+    taken: set[str] = set()
+    for uri, ext in files:
+        if uri in state.seen:
+            continue
+        state.seen.add(uri)
+        if state.job.formats is not None and ext not in state.job.formats:
+            continue
+        path = folder / unique_name(layout.file_name_from_url(uri), uri, taken)
+        state.items.append(Item(key=str(path), job=state.job.name, url=uri, path=path,
+                                upstream_version=version))
+
+
+def _job_files(pj: dict[str, Any], result: dict[str, Any], job_id: str,
+               problems: list[str]) -> list[tuple[str, str]]:
+    """(URL, format) of every file of one production job: its outputs, then the
+    ``specificationUri`` and ``dstUri`` that none of its outputs already names."""
+    outputs = result.get("outputs")
+    if outputs is None:
+        outputs = []
+    elif not isinstance(outputs, list):
+        problems.append(f"production job {job_id}: outputs is not a list")
+        outputs = []
+    files: list[tuple[str, str]] = []
+    for output in outputs:
+        uri = output.get("uri") if isinstance(output, dict) else None
+        if not isinstance(uri, str) or not uri:
+            problems.append(f"production job {job_id}: an output has no uri")
+            continue
+        files.append((uri, _output_format(output, uri)))
+    named = {uri for uri, _ in files}
+    for key in ("specificationUri", "dstUri"):
+        uri = pj.get(key)
+        if isinstance(uri, str) and uri and uri not in named:
+            named.add(uri)
+            files.append((uri, _output_format({}, uri)))
+    return files
+
+
+def _output_format(output: dict[str, Any], uri: str) -> str:
+    """Lower-case extension without the dot: ``assetFormat.extension``, else the URL's."""
+    fmt = output.get("assetFormat")
+    ext = text(fmt.get("extension")) if isinstance(fmt, dict) else None
+    return (ext or layout.extension_for(uri)).lower().lstrip(".")
+
+
+def envelope_contents(body: Any) -> list[Any] | str:
+    """The ``contents`` of a listing page, or why the page is unusable."""
+    if not isinstance(body, dict):
+        return f"listing is not a JSON object but {type(body).__name__}"
+    error = body.get("error")
+    if error is not None:
+        shown = error if isinstance(error, str) else json.dumps(error, ensure_ascii=False)
+        return f"Spectrum reported an error: {shown}"
+    contents = body.get("contents")
+    if not isinstance(contents, list):
+        return "listing has no contents list"
+    return contents
+
+
+def record_identity(record: Any) -> str:
+    """What tells records apart across pages: the id, else the whole record."""
+    if isinstance(record, dict) and (content_id := ident(record.get("id"))) is not None:
+        return content_id
+    return json.dumps(record, sort_keys=True, default=str)
+
+
+# --- the API: paging ----------------------------------------------------------------------------
+
+
+class SpectrumSource:
+    """Pages every organization of a job and maps its records."""
+
+    def __init__(self, job: SpectrumJob, api: JsonApi) -> None:
+        self.job = job
+        self.api = api
+        self.redactor = job_redactor(job)
+
+    def headers(self) -> dict[str, str]:
+        return {"SPECTRUM_API_TOKEN": self.job.token, **dict(self.job.headers)}
+
+    async def entries(self) -> AsyncIterator[Entry]:
+        """Every entry of every organization; a failed organization does not stop the others."""
+        for org in self.job.organizations:
+            async for entry in self.organization(org):
+                yield entry
+
+    async def organization(self, org: str) -> AsyncIterator[Entry]:
+        """One organization's entries, page by page, until a short, empty or repeated page."""
+        listing = Listing(self.job, org, self.redactor)
+        seen: set[str] = set()
+        page_size = self.job.page_size
+        for page in range(1, MAX_PAGES + 1):
+            body = await self._page(listing, page)
+            if isinstance(body, ListingFailure):
+                yield body
+                return
+            contents = envelope_contents(body)
+            if isinstance(contents, str):
+                yield listing.failure(contents, url=self._page_url(listing, page))
+                return
+            fresh = {record_identity(r): r for r in contents}
+            for identity in seen.intersection(fresh):
+                del fresh[identity]
+            if not fresh:  # empty, or a server that ignores paging and repeats itself
+                return
+            for identity, record in fresh.items():
+                seen.add(identity)
+                for entry in map_record(listing, record, len(seen)):
+                    yield entry
+            if len(contents) < page_size:
+                return
+        yield listing.failure(f"stopped after {MAX_PAGES} pages")
+
+    def _page_url(self, listing: Listing, page: int) -> str:
+        return f"{listing.url}?{urlencode(self._params(page))}"
+
+    def _params(self, page: int) -> dict[str, str]:
+        return {"page": str(page), "pageSize": str(self.job.page_size)}
+
+    async def _page(self, listing: Listing, page: int) -> Any:
+        """The JSON of one page, or a ListingFailure; credential refusals raise."""
+        try:
+            return await self.api.get_json(listing.url, params=self._params(page),
+                                           headers=self.headers(),
+                                           retry_statuses=frozenset({RATE_LIMIT_STATUS}))
+        except errors.FetchError as exc:
+            status = getattr(exc, "status", None)
+            if status in (401, 403):
+                raise errors.CredentialsError(self._refusal(status)) from None
+            return listing.failure(str(exc), url=self._page_url(listing, page))
+
+    def _refusal(self, status: int) -> str:
+        name = self.job.name
+        if status == 401:
+            return (f"job {name!r}: Spectrum refused the token (HTTP 401): check the job's "
+                    "token (SPECTRUM_API_TOKEN)")
+        return (f"job {name!r}: Spectrum kept answering HTTP 403 through every retry: either "
+                "the token is wrong or expired, or the rate limit of 100 requests per 60 s per "
+                "endpoint was exceeded (another client using the same token, or a rate_limit "
+                "above 1.5 requests/s)")

@@ -1,0 +1,178 @@
+"""layout: safe names, paths per source, and the never-escapes check."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import unicodedata
+from pathlib import Path, PurePosixPath
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assetvault import layout
+from assetvault.layout import (
+    extension_for,
+    file_name_from_url,
+    inside,
+    onpremise_dir,
+    safe_segment,
+    spectrum_dir,
+    urls_path,
+)
+
+RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
+            *(f"LPT{i}" for i in range(10))}
+
+# Text that hits the interesting cases often: separators, dots, controls, device names,
+# combining marks (NFC), wide characters (byte limit), and lone surrogates.
+PIECES = [*'./\\<>:"|?*~ \x00\x1f\x7f\x85\u0301\u0338e€😀', "\ud800", "CON", "nul", "COM1",
+          "~0123456789ab", ".png"]
+tricky = st.lists(st.one_of(st.sampled_from(PIECES), st.characters()), max_size=60).map(
+    "".join
+) | st.builds(lambda a, n: a * n, st.sampled_from(["é", "😀", "a", "e\u0301", "x."]),
+              st.integers(0, 300)) | st.text(min_size=100, max_size=400)
+
+
+def check_segment(out: str) -> None:
+    assert out
+    assert "/" not in out and "\\" not in out and "\x00" not in out
+    assert not any(unicodedata.category(c) in ("Cc", "Cs") for c in out)
+    assert not any(c in '<>:"|?*' for c in out)
+    assert out not in (".", "..")
+    assert not out.endswith((".", " "))
+    assert len(out.encode()) <= 255
+    assert unicodedata.normalize("NFC", out) == out
+    assert out.split(".", 1)[0].rstrip(" ").upper() not in RESERVED
+
+
+@given(tricky)
+def test_safe_segment_is_one_safe_segment(name: str) -> None:
+    out = safe_segment(name)
+    check_segment(out)
+    assert PurePosixPath(out).parts == (out,)
+
+
+@given(tricky, tricky)
+def test_safe_segment_is_injective(a: str, b: str) -> None:
+    if a != b:
+        assert safe_segment(a) != safe_segment(b)
+
+
+@pytest.mark.parametrize("name", ["a.png", "CCG60521324002R1.DST", "7000000000000300322",
+                                  "web_thumb.jpg", "naïve café.pdf", "~tilde", "a~1.png"])
+def test_clean_names_stay(name: str) -> None:
+    assert safe_segment(name) == name
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a\\b", "CON", "con.png", "LPT1.tar.gz",
+                                  "COM¹", "x\x00y", "tab\tname", "name. ", "q?.png", "e\u0301"])
+def test_unsafe_names_get_a_hash(name: str) -> None:
+    out = safe_segment(name)
+    check_segment(out)
+    assert out != name
+    assert "~" + layout.short_hash(name) in out
+
+
+def test_hash_goes_before_the_extension() -> None:
+    assert safe_segment("a?.png") == "a_~" + layout.short_hash("a?.png") + ".png"
+    assert safe_segment("CON.png").startswith("_CON~")
+
+
+def test_name_that_looks_hashed_is_hashed_again() -> None:
+    hashed = safe_segment("a?.png")
+    assert safe_segment(hashed) != hashed
+
+
+def test_long_name_keeps_extension_and_cuts_at_a_character() -> None:
+    out = safe_segment("😀" * 100 + ".png")
+    assert out.endswith(".png") and len(out.encode()) <= 255
+    out.encode().decode()  # whole characters only
+
+
+def test_extension_for() -> None:
+    assert extension_for("https://h/a/B.PNG?x=1#f") == ".png"
+    assert extension_for("https://h/a/archive.tar.gz") == ".gz"
+    assert extension_for("https://h/a/file%2Ename.JPG") == ".jpg"
+    assert extension_for("https://h/a/v1.2") == ""
+    assert extension_for("https://h/a/noext", "image/jpeg; charset=binary") == ".jpg"
+    assert extension_for("https://h/a/noext", "image/png") == ".png"
+    assert extension_for("https://h/a/noext", "application/octet-stream") == ""
+    assert extension_for("https://h/a/noext", None) == ""
+    assert extension_for("https://h/a.png/", "image/gif") == ".gif"
+    assert extension_for("http://[::1", "application/pdf") == ".pdf"
+
+
+def test_file_name_from_url() -> None:
+    assert file_name_from_url("https://h/x/CCG1R1.DST") == "CCG1R1.DST"
+    assert file_name_from_url("https://h/x/a%20b.png") == "a b.png"
+    assert file_name_from_url("https://h/x/") == "file"
+    assert file_name_from_url("https://h") == "file"
+    slash = file_name_from_url("https://h/x/a%2F..%2Fb.png")
+    check_segment(slash)
+    assert slash.endswith(".png")
+    bad_utf8 = file_name_from_url("https://h/%ff%fe.png")
+    check_segment(bad_utf8)
+    assert bad_utf8 != file_name_from_url("https://h/%fe%ff.png")
+    assert file_name_from_url("https://h/..") != file_name_from_url("https://h/.")
+
+
+def test_source_dirs() -> None:
+    assert spectrum_dir("carhartt", "7000", "1234") == PurePosixPath("spectrum/carhartt/7000/1234")
+    assert onpremise_dir("products", "1001", "1966") == PurePosixPath(
+        "onpremise/products/1001/1966")
+    assert spectrum_dir("..", "/", "a/../b").parts[1] != ".."
+    assert layout.spectrum_job_dir("16797", "CCG60521324002") == "16797-CCG60521324002"
+    assert layout.spectrum_job_dir("16797", None) == "16797"
+    assert layout.named("original", ".png") == "original.png"
+
+
+def test_urls_path() -> None:
+    assert urls_path("j", "https://x.com/a/b.png?q=1", None) == PurePosixPath(
+        "urls/j/x.com/a/b.png")
+    assert urls_path("j", "https://x.com:8080/a/", None) == PurePosixPath(
+        "urls/j/x.com_8080/a/index")
+    assert urls_path("j", "https://x.com/%E2%82%AC.png", None).name == "€.png"
+    assert urls_path("j", "https://x.com/a", "./dir\\sub//f.png") == PurePosixPath(
+        "urls/j/dir/sub/f.png")
+    assert urls_path("j", "https://x.com/a", "/") == PurePosixPath("urls/j/x.com/a")
+    escaped = urls_path("j", "https://x.com/a", "../../etc/passwd")
+    assert ".." not in escaped.parts
+    assert urls_path("j", "", None).parts[:2] == ("urls", "j")
+    assert urls_path("j", "http://x.com:99999/a", None).parts[2] == "_invalid"
+
+
+def test_tagged_keeps_extension_and_limit() -> None:
+    assert layout.tagged("a.png", "1234") == "a~1234.png"
+    long = safe_segment("x" * 300 + ".png")
+    assert len(layout.tagged(long, "12345678").encode()) <= 255
+
+
+def test_inside(tmp_path: Path) -> None:
+    assert inside(tmp_path, PurePosixPath("a/b.png")) == tmp_path.resolve() / "a" / "b.png"
+    for rel in ("../x", "a/../../x", "/etc/passwd"):
+        with pytest.raises(ValueError):
+            inside(tmp_path, PurePosixPath(rel))
+    (tmp_path / "link").symlink_to("/")
+    with pytest.raises(ValueError):
+        inside(tmp_path, PurePosixPath("link/etc"))
+
+
+segments = st.lists(st.one_of(st.sampled_from(["..", ".", "", "/", "a", "/etc", "..\\.."]),
+                              tricky), max_size=6)
+
+
+@settings(max_examples=200)
+@given(segments)
+def test_inside_never_escapes(parts: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        base = os.path.realpath(root)
+        for rel in (PurePosixPath(*parts), PurePosixPath(*(safe_segment(p) for p in parts))):
+            try:
+                out = inside(root, rel)
+            except ValueError:
+                assert rel.parts != tuple(safe_segment(p) for p in parts), "safe path refused"
+                continue
+            assert os.path.commonpath([base, str(out)]) == base
