@@ -1,0 +1,116 @@
+"""The two listing APIs: Spectrum's saved assets and OnPremise's product assets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from . import hostile
+from .detrand import envelope_date
+from .faults import NO_FAULT
+from .keys import DECISION, STATE
+from .send import send_json_bytes
+
+__all__ = ["onpremise_listing", "spectrum_listing"]
+
+API_VERSION = "3.0.23173.1"
+TASTEVIN_VERSION = "1.2"
+_SINCE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def _reply(request: web.Request, status: int, data: Any) -> web.StreamResponse:
+    fault = request.get(DECISION, NO_FAULT).body
+    return await send_json_bytes(request, status, _json(data), fault)
+
+
+async def spectrum_listing(request: web.Request) -> web.StreamResponse:
+    """``GET /api/assets/saved/client/{client}/organization/{org}?page=N&pageSize=M``.
+
+    Unknown client or organization: 200 with ``contents: []`` and ``error`` set, as the envelope
+    allows; a non-null ``error`` is how the contract says a listing failed.
+    """
+    state = request.app[STATE]
+    cfg = state.dataset.config
+    if request.headers.get("SPECTRUM_API_TOKEN") != cfg.spectrum_token:
+        return await _reply(request, 403, {"message": "Forbidden: invalid or missing token"})
+    if not state.limiter.admit(request.path, time.monotonic()):
+        return await _reply(request, 403, {"message": "Forbidden: rate limit exceeded"})
+    client, org = request.match_info["client"], request.match_info["org"]
+    special = hostile.special_listing(cfg, org) if cfg.hostile else None
+    if special is not None:
+        return await _special(request, special)
+    try:
+        page = int(request.query.get("page", "1"))
+        size = int(request.query.get("pageSize", str(cfg.default_page_size)))
+    except ValueError:
+        return await _reply(request, 400, {"message": "page and pageSize must be integers"})
+    if page < 1 or size < 1:
+        return await _reply(request, 400, {"message": "page and pageSize must be at least 1"})
+    contents: list[Any] = []
+    error = None
+    if client == cfg.client and state.dataset.has_organization(org):
+        contents = state.dataset.spectrum_contents(org, (page - 1) * size, size,
+                                                   state.api_url, state.files_url)
+    else:
+        error = f"Organization {org} not found for client {client}"
+    return await _reply(request, 200, _envelope(contents, error))
+
+
+def _envelope(contents: list[Any], error: str | None) -> dict[str, Any]:
+    digest = hashlib.md5(_json(contents), usedforsecurity=False).digest()
+    return {
+        "lastModification": envelope_date(datetime.now(UTC)),
+        "error": error,
+        "apiVersion": API_VERSION,
+        "hash": base64.b64encode(digest).decode("ascii"),
+        "contents": contents,
+    }
+
+
+async def onpremise_listing(request: web.Request) -> web.StreamResponse:
+    """``GET /{products|beers|restaurants|menu_items}/{id}/assets.json?api_key=…``."""
+    state = request.app[STATE]
+    cfg = state.dataset.config
+    if request.query.get("api_key") != cfg.onpremise_api_key:
+        return await _reply(request, 412, {"error": "Invalid or missing api_key"})
+    if request.headers.get("X-TASTEVIN-VERSION") != TASTEVIN_VERSION:
+        return await _reply(request, 412, {"error": "Missing or unsupported X-TASTEVIN-VERSION"})
+    kind, owner = request.match_info["kind"], request.match_info["id"]
+    special = hostile.special_listing(cfg, owner) if cfg.hostile else None
+    if special is not None:
+        return await _special(request, special)
+    since = None
+    if "last_updated_at" in request.query:
+        since = _parse_since(request.query["last_updated_at"])
+        if since is None:
+            return await _reply(request, 400, {"error": "last_updated_at: YYYY-MM-DD HH:MM:SS"})
+    try:
+        assets = state.dataset.onpremise_assets(kind, owner, since, state.files_url)
+    except KeyError:
+        return await _reply(request, 404, {"error": f"No such {kind[:-1]}: {owner}"})
+    return await _reply(request, 200, {"assets": assets})
+
+
+def _parse_since(value: str) -> datetime | None:
+    for fmt in _SINCE_FORMATS:
+        try:
+            return datetime.strptime(value.strip(), fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+async def _special(request: web.Request, special: tuple[str, bytes]) -> web.StreamResponse:
+    content_type, body = special
+    fault = request.get(DECISION, NO_FAULT).body
+    return await send_json_bytes(request, 200, body, fault, {"Content-Type": content_type})

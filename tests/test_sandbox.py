@@ -1,0 +1,450 @@
+"""The sandbox over real sockets: both APIs, the file host, faults, and the dataset's promises."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import pytest
+
+from assetvault.sandbox import Dataset, DatasetConfig, FaultPlan, Sandbox, SandboxThread
+
+TOKEN = {"SPECTRUM_API_TOKEN": "sandbox-spectrum-token"}
+TASTEVIN = {"X-TASTEVIN-VERSION": "1.2"}
+KEY = "sandbox-onpremise-key"
+ORG = "7000000000000300322"
+Scenario = Callable[[Sandbox, aiohttp.ClientSession], Awaitable[None]]
+
+
+def run(scenario: Scenario, config: DatasetConfig | None = None, faults: str | None = None) -> None:
+    """Run ``scenario`` against a fresh sandbox, bounded in time."""
+
+    async def main() -> None:
+        async with Sandbox(config, faults=faults) as sandbox, aiohttp.ClientSession() as session:
+            await scenario(sandbox, session)
+
+    asyncio.run(asyncio.wait_for(main(), timeout=20))
+
+
+def spectrum_url(sb: Sandbox, org: str = ORG, query: str = "") -> str:
+    return f"{sb.api_url}/api/assets/saved/client/carhartt/organization/{org}{query}"
+
+
+def onpremise_url(sb: Sandbox, owner: str = "1001", kind: str = "products", extra: str = "") -> str:
+    return f"{sb.api_url}/{kind}/{owner}/assets.json?api_key={KEY}{extra}"
+
+
+async def get_json(session: aiohttp.ClientSession, url: str,
+                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async with session.get(url, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+def file_urls(record: dict[str, Any]) -> list[str]:
+    urls = [record["uploadedAssetUri"]]
+    for job in record["productionJobs"] or []:
+        if job["result"]:
+            urls += [output["uri"] for output in job["result"]["outputs"]]
+    return urls
+
+
+async def all_records(sb: Sandbox, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+    records = []
+    for org in sb.dataset.organization_ids():
+        _, body = await get_json(session, spectrum_url(sb, org, "?pageSize=100"), TOKEN)
+        records += body["contents"]
+    return records
+
+
+# -- Spectrum -------------------------------------------------------------------------------
+
+
+def test_spectrum_paging_and_shape() -> None:
+    doc_keys = {"id", "uploadedAssetId", "uploadedAssetUri", "metaData", "spectrumAssetReference",
+                "clientAccountReference", "organizationIdentifier", "userFacingFileName",
+                "productionJobs", "hasProductionJob", "clientHandle", "active", "createdDate",
+                "lastModification"}
+
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        status, first = await get_json(session, spectrum_url(sb), TOKEN)
+        assert status == 200
+        assert set(first) == {"lastModification", "error", "apiVersion", "hash", "contents"}
+        assert first["error"] is None and len(first["contents"]) == 25
+        _, second = await get_json(session, spectrum_url(sb, query="?page=2"), TOKEN)
+        assert len(second["contents"]) == 5
+        pages = []
+        for page in range(1, 5):
+            _, body = await get_json(session, spectrum_url(sb, query=f"?page={page}&pageSize=10"),
+                                     TOKEN)
+            pages.append(body["contents"])
+        assert [len(p) for p in pages] == [10, 10, 10, 0]
+        ids = [r["id"] for p in pages for r in p]
+        assert ids == [r["id"] for r in first["contents"] + second["contents"]]
+        assert len(set(ids)) == 30
+        assert all(set(r) == doc_keys for r in first["contents"])
+        assert all(r["organizationIdentifier"] == ORG for r in first["contents"])
+
+    run(scenario, DatasetConfig(assets_per_org=30))
+
+
+def test_spectrum_variety_and_urls() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        records = await all_records(sb, session)
+        jobs = [j for r in records for j in r["productionJobs"] or []]
+        assert any(r["productionJobs"] is None for r in records)
+        assert any(not r["active"] for r in records)
+        assert any(j["result"] is None for j in jobs)
+        assert any(j["result"] and j["result"]["outputs"] == [] for j in jobs)
+        outputs = [o for j in jobs if j["result"] for o in j["result"]["outputs"]]
+        extensions = {o["assetFormat"]["extension"] for o in outputs}
+        assert {".dst", ".png", ".pdf"} <= extensions and len(extensions) > 3
+        for job in jobs:
+            uris = {o["uri"] for o in (job["result"] or {}).get("outputs", [])}
+            for key in ("specificationUri", "dstUri"):
+                assert job[key] is None or job[key] in uris
+        job_ids = [j["id"] for j in jobs]
+        assert len(job_ids) == len(set(job_ids))
+        assert all(r["uploadedAssetUri"].startswith(sb.files_url + "/cdn/assets/UserUpload/")
+                   for r in records)
+        blobs = f"{sb.files_url}/blob/carhartt/embroidery/"
+        assert all(o["uri"].startswith(blobs) for o in outputs)
+
+    run(scenario, DatasetConfig(organizations=3, assets_per_org=10))
+
+
+def test_spectrum_refuses_without_token_and_past_the_rate_limit() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        assert (await get_json(session, spectrum_url(sb)))[0] == 403
+        assert (await get_json(session, spectrum_url(sb), {"SPECTRUM_API_TOKEN": "nope"}))[0] == 403
+        statuses = [(await get_json(session, spectrum_url(sb), TOKEN))[0] for _ in range(4)]
+        assert statuses == [200, 200, 200, 403]
+        other = spectrum_url(sb, "7000000000000300323")
+        assert (await get_json(session, other, TOKEN))[0] == 200
+
+    run(scenario, DatasetConfig(spectrum_limit=3, spectrum_window=60))
+
+
+def test_spectrum_unknown_organization_is_an_envelope_error() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        status, body = await get_json(session, spectrum_url(sb, "123"), TOKEN)
+        assert status == 200 and body["error"] and body["contents"] == []
+        url = f"{sb.api_url}/api/assets/saved/client/other/organization/{ORG}"
+        assert (await get_json(session, url, TOKEN))[1]["error"]
+
+    run(scenario)
+
+
+# -- OnPremise ------------------------------------------------------------------------------
+
+
+def test_onpremise_needs_key_and_version() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        assert (await get_json(session, onpremise_url(sb)))[0] == 412
+        bad = onpremise_url(sb).replace(KEY, "wrong")
+        assert (await get_json(session, bad, TASTEVIN))[0] == 412
+        no_key = f"{sb.api_url}/products/1001/assets.json"
+        assert (await get_json(session, no_key, TASTEVIN))[0] == 412
+        assert (await get_json(session, onpremise_url(sb, "9999"), TASTEVIN))[0] == 404
+        status, body = await get_json(session, onpremise_url(sb, "2001", "beers"), TASTEVIN)
+        assert status == 200 and len(body["assets"]) == 3
+
+    run(scenario)
+
+
+def test_onpremise_shape_variety_and_sizes() -> None:
+    doc_keys = {"id", "type", "subtype", "display_position", "versions", "asset_content_type",
+                "asset_file_size", "updated_at", "processed", "status", "original_url",
+                "product_id"}
+
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        assets = []
+        for owner in sb.dataset.owner_ids("products"):
+            assets += (await get_json(session, onpremise_url(sb, owner), TASTEVIN))[1]["assets"]
+        assert all(set(a) == doc_keys for a in assets)
+        assert any(not a["processed"] for a in assets) and any(a["status"] == 1 for a in assets)
+        assert {"web_thumb", "ipad_list", "ipad_one_up_thumb"} <= {
+            name for a in assets for name in a["versions"]}
+        for asset in assets[:4]:
+            async with session.get(asset["original_url"]) as response:
+                body = await response.read()
+                assert len(body) == asset["asset_file_size"]
+                assert response.headers["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+                assert "Content-Encoding" not in response.headers
+
+    run(scenario, DatasetConfig(products=4))
+
+
+def test_onpremise_last_updated_at_and_touch() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        _, body = await get_json(session, onpremise_url(sb), TASTEVIN)
+        moments = sorted(datetime.fromisoformat(a["updated_at"]) for a in body["assets"])
+        cut = moments[len(moments) // 2].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        _, newer = await get_json(session, onpremise_url(sb, extra=f"&last_updated_at={cut}"),
+                                  TASTEVIN)
+        expected = [m for m in moments if m.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") > cut]
+        assert len(newer["assets"]) == len(expected) < len(moments)
+        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        _, none = await get_json(session, onpremise_url(sb, extra=f"&last_updated_at={since}"),
+                                 TASTEVIN)
+        assert none["assets"] == []
+        asset = body["assets"][0]
+        before = sb.dataset.file_bytes(asset["original_url"])
+        sb.dataset.touch_onpremise("products", "1001", asset["id"])
+        _, touched = await get_json(session, onpremise_url(sb, extra=f"&last_updated_at={since}"),
+                                    TASTEVIN)
+        assert [a["id"] for a in touched["assets"]] == [asset["id"]]
+        after = sb.dataset.file_bytes(asset["original_url"])
+        assert after != before and touched["assets"][0]["asset_file_size"] == len(after)
+        async with session.get(asset["original_url"]) as response:
+            assert await response.read() == after
+
+    run(scenario)
+
+
+def test_onpremise_processed_and_remove() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        ids = sb.dataset.asset_ids("products", "1001")
+        sb.dataset.set_processed("products", "1001", ids[0], False)
+        sb.dataset.remove_onpremise("products", "1001", ids[1])
+        _, body = await get_json(session, onpremise_url(sb), TASTEVIN)
+        by_id = {a["id"]: a for a in body["assets"]}
+        assert ids[1] not in by_id and by_id[ids[0]]["processed"] is False
+        version = next(iter(by_id[ids[0]]["versions"].values()))["url"]
+        async with session.get(version) as response:
+            assert response.status == 404
+
+    run(scenario)
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+async def fetch(session: aiohttp.ClientSession, url: str,
+                headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    async with session.get(url, headers=headers) as response:
+        return response.status, response.headers, await response.read()
+
+
+def test_ranges_and_if_range() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        record = (await all_records(sb, session))[0]
+        url = record["uploadedAssetUri"]
+        status, headers, body = await fetch(session, url)
+        size = len(body)
+        assert status == 200 and int(headers["Content-Length"]) == size
+        assert headers["Accept-Ranges"] == "bytes" and body == sb.dataset.file_bytes(url)
+        for spec, part in (("bytes=5-14", body[5:15]), ("bytes=100-", body[100:]),
+                           ("bytes=-7", body[-7:])):
+            status, headers, got = await fetch(session, url, {"Range": spec})
+            assert status == 206 and got == part
+            assert headers["Content-Range"].endswith(f"/{size}")
+        status, headers, _ = await fetch(session, url, {"Range": f"bytes={size}-"})
+        assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+        etag, modified = headers["ETag"], headers["Last-Modified"]
+        ranged = {"Range": "bytes=10-"}
+        assert (await fetch(session, url, {**ranged, "If-Range": etag}))[0] == 206
+        assert (await fetch(session, url, {**ranged, "If-Range": modified}))[0] == 206
+        status, _, got = await fetch(session, url, {**ranged, "If-Range": '"stale"'})
+        assert status == 200 and got == body
+        old = format_datetime(parsedate_to_datetime(modified) - timedelta(days=1), usegmt=True)
+        assert (await fetch(session, url, {**ranged, "If-Range": old}))[0] == 200
+        async with session.head(url) as response:
+            assert response.status == 200 and int(response.headers["Content-Length"]) == size
+            assert await response.read() == b""
+
+    run(scenario)
+
+
+def test_blob_checksums() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        outputs = [u for r in await all_records(sb, session) for u in file_urls(r)[1:]]
+        with_md5 = without = 0
+        for url in outputs:
+            status, headers, body = await fetch(session, url)
+            expected = base64.b64encode(hashlib.md5(body).digest()).decode()
+            assert not headers["ETag"].strip('"').isalnum() or headers["ETag"].startswith('"0x8D')
+            if "Content-MD5" in headers:
+                with_md5 += 1
+                assert headers["Content-MD5"] == headers["x-ms-blob-content-md5"] == expected
+                status, headers, _ = await fetch(session, url, {"Range": "bytes=0-9"})
+                assert status == 206 and "Content-MD5" not in headers
+                assert headers["x-ms-blob-content-md5"] == expected
+            else:
+                without += 1
+        assert with_md5 and without
+
+    run(scenario, DatasetConfig(assets_per_org=10))
+
+
+def test_touch_spectrum_changes_record_bytes_and_etag() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        record = next(r for r in await all_records(sb, session) if len(file_urls(r)) > 1)
+        url = file_urls(record)[1]
+        _, headers, body = await fetch(session, url)
+        sb.dataset.touch_spectrum(ORG, record["id"])
+        touched = next(r for r in await all_records(sb, session) if r["id"] == record["id"])
+        assert touched["lastModification"] != record["lastModification"]
+        _, new_headers, new_body = await fetch(session, url)
+        assert new_body != body and new_headers["ETag"] != headers["ETag"]
+        assert new_body == sb.dataset.file_bytes(url)
+        sb.dataset.remove_spectrum(ORG, record["id"])
+        assert record["id"] not in [r["id"] for r in await all_records(sb, session)]
+        assert (await fetch(session, url))[0] == 404
+
+    run(scenario)
+
+
+def test_formats_are_real_files() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        urls = [u for r in await all_records(sb, session) for u in file_urls(r)]
+        kinds = {u.rsplit(".", 1)[-1].lower(): u for u in urls}
+        png = sb.dataset.file_bytes(kinds["png"])
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in png
+        pdf = sb.dataset.file_bytes(kinds["pdf"])
+        assert pdf.startswith(b"%PDF-1.4") and pdf.endswith(b"%%EOF\n")
+        xref_at = int(pdf.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
+        assert pdf[xref_at:xref_at + 4] == b"xref"
+        dst = sb.dataset.file_bytes(kinds["dst"])
+        assert dst.startswith(b"LA:") and dst.endswith(b"\x00\x00\xf3")
+        assert (len(dst) - 512) % 3 == 0
+        stitches = int(dst[dst.index(b"ST:") + 3:dst.index(b"ST:") + 10])
+        assert stitches == (len(dst) - 512) // 3
+
+    run(scenario, DatasetConfig(organizations=2, assets_per_org=10))
+
+
+def test_huge_files_serve_ranges_quickly() -> None:
+    size = 256 * 1024 * 1024
+
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        record = (await all_records(sb, session))[0]
+        url = record["uploadedAssetUri"]
+        started = time.monotonic()
+        status, headers, body = await fetch(session, url, {"Range": f"bytes={size - 1000}-"})
+        assert status == 206 and len(body) == 1000 and headers["Content-Range"].endswith(f"/{size}")
+        async with session.head(url) as response:
+            assert int(response.headers["Content-Length"]) == size
+        assert time.monotonic() - started < 2
+
+    run(scenario, DatasetConfig(file_size_min=size, file_size_max=size))
+
+
+def test_counts_log_stats_and_redirect() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        await get_json(session, onpremise_url(sb), TASTEVIN)
+        await get_json(session, spectrum_url(sb, query="?page=1"), TOKEN)
+        assert sb.counts["/products/1001/assets.json"] == 1
+        logged = sb.requests[0]
+        assert "api_key=***" in logged.query and KEY not in logged.query
+        assert logged.headers["X-TASTEVIN-VERSION"] == "1.2"
+        assert sb.requests[1].headers == {"SPECTRUM_API_TOKEN": "***"}
+        _, stats = await get_json(session, sb.files_url + "/_sandbox/stats")
+        assert stats["total"] == 2
+        target = sb.api_url + "/_sandbox/stats"
+        async with session.get(f"{sb.files_url}/redirect", params={"to": target},
+                               allow_redirects=False) as response:
+            assert response.status == 302 and response.headers["Location"] == target
+        async with session.post(sb.api_url + "/_sandbox/reset") as response:
+            assert response.status == 200
+        assert sum(sb.counts.values()) == 0
+
+    run(scenario)
+
+
+def test_sandbox_thread_serves_synchronous_callers() -> None:
+    with SandboxThread(DatasetConfig()) as sb:
+        request = urllib.request.Request(onpremise_url(sb.sandbox), headers=TASTEVIN)
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert len(json.load(response)["assets"]) == 3
+        assert sb.counts["/products/1001/assets.json"] == 1
+        sb.reset_counts()
+        assert not sb.counts
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+def test_status_faults_with_retry_after_and_first_n() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        url = (await all_records(sb, session))[0]["uploadedAssetUri"]
+        first = await fetch(session, url)
+        assert first[0] == 503 and first[1]["Retry-After"] == "2"
+        assert (await fetch(session, url))[0] == 503
+        assert (await fetch(session, url))[0] == 200
+        status, headers, _ = await get_json_full(session, onpremise_url(sb), TASTEVIN)
+        assert status == 429
+        when = parsedate_to_datetime(headers["Retry-After"])
+        assert timedelta(0) < when - datetime.now(UTC) <= timedelta(seconds=5)
+
+    run(scenario, faults="files:503@first2:retry-after=2,onpremise:429:retry-after=date3")
+
+
+async def get_json_full(session: aiohttp.ClientSession, url: str,
+                        headers: dict[str, str]) -> tuple[int, Any, bytes]:
+    return await fetch(session, url, headers)
+
+
+@pytest.mark.parametrize("kind", ["truncate", "reset"])
+def test_body_faults_break_the_transfer(kind: str) -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        record = (await all_records(sb, session))[0]
+        url = record["uploadedAssetUri"]
+        with pytest.raises(aiohttp.ClientError):
+            await fetch(session, url)
+        status, _, body = await fetch(session, url)
+        assert status == 200 and body == sb.dataset.file_bytes(url)
+
+    run(scenario, faults=f"files:{kind}@first1")
+
+
+def test_badmd5_change_and_slow() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        _, body = await get_json(session, onpremise_url(sb), TASTEVIN)
+        url = body["assets"][0]["original_url"]
+        _, headers, content = await fetch(session, url)
+        assert headers["ETag"] != f'"{hashlib.md5(content).hexdigest()}"'
+        _, again, content2 = await fetch(session, url)
+        assert again["ETag"] != headers["ETag"] and content2 != content
+        started = time.monotonic()
+        status, _ = await get_json(session, spectrum_url(sb), TOKEN)
+        assert status == 200 and time.monotonic() - started > 0.3
+
+    run(scenario, faults="files:badmd5,files:change,spectrum:slow:rate=20000")
+
+
+def test_fault_plan_parsing_and_reproducibility() -> None:
+    plan = FaultPlan.parse("api:500@p0.5,files:stall:seconds=1:fraction=0.2", seed=7)
+    assert plan.rules[1].seconds == 1 and plan.rules[1].fraction == 0.2
+    again = FaultPlan.parse("api:500@p0.5,files:stall:seconds=1:fraction=0.2", seed=7)
+    first = [plan.decide("spectrum", f"/p{i % 3}").status is not None for i in range(60)]
+    assert first == [again.decide("spectrum", f"/p{i % 3}").status is not None for i in range(60)]
+    assert 10 < sum(first) < 50
+    assert plan.decide("files", "/x").body is plan.rules[1]
+    for bad in ("nope:500", "files:418", "files:500@often", "files:slow:seconds=1", "files"):
+        with pytest.raises(ValueError):
+            FaultPlan.parse(bad)
+
+
+# -- scale ----------------------------------------------------------------------------------
+
+
+def test_a_million_records_page_in_constant_time() -> None:
+    dataset = Dataset(DatasetConfig(organizations=100, assets_per_org=10_000))
+    last = dataset.organization_ids()[-1]
+    started = time.monotonic()
+    page = dataset.spectrum_contents(last, 9_900, 100, "http://a", "http://f")
+    assert len(page) == 100 and time.monotonic() - started < 1
+    dataset.remove_spectrum(last, page[0]["id"])
+    moved = dataset.spectrum_contents(last, 9_900, 100, "http://a", "http://f")
+    assert moved[0]["id"] == page[1]["id"] and len(moved) == 99
+    url = next(u for r in moved for u in file_urls(r))
+    assert len(dataset.file_bytes(url)) >= 2_000
