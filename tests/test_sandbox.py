@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from assetvault.sandbox import Dataset, DatasetConfig, FaultPlan, Sandbox, SandboxThread
+from assetvault.sandbox import Dataset, DatasetConfig, FaultPlan, Sandbox, SandboxThread, serve
 
 TOKEN = {"SPECTRUM_API_TOKEN": "sandbox-spectrum-token"}
 TASTEVIN = {"X-TASTEVIN-VERSION": "1.2"}
@@ -421,6 +421,35 @@ def test_badmd5_change_and_slow() -> None:
     run(scenario, faults="files:badmd5,files:change,spectrum:slow:rate=20000")
 
 
+def test_stall_pauses_then_completes() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        url = (await all_records(sb, session))[0]["uploadedAssetUri"]
+        started = time.monotonic()
+        status, _, body = await fetch(session, url)
+        assert status == 200 and body == sb.dataset.file_bytes(url)
+        assert time.monotonic() - started >= 0.4
+
+    run(scenario, faults="files:stall@first1:seconds=0.4:fraction=0.3")
+
+
+def test_serve_runs_until_cancelled() -> None:
+    async def main() -> None:
+        bound = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(serve(DatasetConfig(), port=0, faults="api:500",
+                                         ready=lambda a, f: bound.set_result((a, f))))
+        api_url, files_url = await asyncio.wait_for(bound, 5)
+        assert api_url != files_url
+        async with aiohttp.ClientSession() as session:
+            assert (await fetch(session, f"{api_url}/products/1001/assets.json"))[0] == 500
+            _, stats = await get_json(session, files_url + "/_sandbox/stats")
+            assert stats["counts"] == {"/products/1001/assets.json": 1}
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+
+
 def test_fault_plan_parsing_and_reproducibility() -> None:
     plan = FaultPlan.parse("api:500@p0.5,files:stall:seconds=1:fraction=0.2", seed=7)
     assert plan.rules[1].seconds == 1 and plan.rules[1].fraction == 0.2
@@ -448,3 +477,36 @@ def test_a_million_records_page_in_constant_time() -> None:
     assert moved[0]["id"] == page[1]["id"] and len(moved) == 99
     url = next(u for r in moved for u in file_urls(r))
     assert len(dataset.file_bytes(url)) >= 2_000
+
+
+# -- hostile --------------------------------------------------------------------------------
+
+
+def test_hostile_records_and_listings() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        _, body = await get_json(session, spectrum_url(sb, query="?pageSize=100"), TOKEN)
+        contents = body["contents"]
+        assert None in contents
+        assert any(r and isinstance(r["productionJobs"], str) for r in contents)
+        uris = [o["uri"] for r in contents if r and isinstance(r["productionJobs"], list)
+                for j in r["productionJobs"] if j and isinstance(j.get("result"), dict)
+                for o in j["result"]["outputs"] if o and o.get("uri")]
+        assert "file:///etc/passwd" in [r and r["uploadedAssetUri"] for r in contents]
+        traversal = next(u for u in uris if u.endswith("..%2F..%2Fetc%2Fpasswd"))
+        status, _, data = await fetch(session, traversal)
+        assert status == 200 and data == sb.dataset.file_bytes(traversal)
+        redirect = next(u for u in uris if u.startswith(sb.files_url + "/redirect?to="))
+        async with session.get(redirect, allow_redirects=False) as response:
+            assert response.status == 302
+            assert response.headers["Location"].startswith(sb.api_url)
+        html_org, list_org = sb.dataset.organization_ids()[-2:]
+        async with session.get(spectrum_url(sb, html_org), headers=TOKEN) as response:
+            assert response.status == 200 and response.content_type == "text/html"
+        assert isinstance((await get_json(session, spectrum_url(sb, list_org), TOKEN))[1], list)
+        _, assets = await get_json(session, onpremise_url(sb), TASTEVIN)
+        assert None in assets["assets"]
+        names = [n for a in assets["assets"] if a and isinstance(a["versions"], dict)
+                 for n in a["versions"]]
+        assert "../../etc/passwd" in names and "CON.png" in names
+
+    run(scenario, DatasetConfig(hostile=True))

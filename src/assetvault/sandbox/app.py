@@ -72,7 +72,8 @@ def make_app(state: SandboxState, *, apis: bool) -> web.Application:
         app.router.add_get(r"/{kind:products|beers|restaurants|menu_items}/{id}/assets.json",
                            onpremise_listing)
     for prefix in ("blob", "cdn", "rackcdn"):
-        app.router.add_get(f"/{prefix}/{{tail:.+}}", serve_file)
+        # Hostile names hold CR/LF, which ``.`` would not match.
+        app.router.add_get(f"/{prefix}/{{tail:[\\s\\S]+}}", serve_file)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/_sandbox/stats", _stats)
     app.router.add_post("/_sandbox/reset", _reset)

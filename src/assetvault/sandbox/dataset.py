@@ -10,7 +10,7 @@ import bisect
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from . import hostile, onpremise, spectrum
 from .config import DatasetConfig
@@ -137,7 +137,9 @@ class Dataset:
                 processed = self._processed.get(plan.asset_id, plan.processed)
                 out.append(onpremise.render_asset(plan, updated, processed, size, files_url))
         if self.config.hostile and index == 0 and kind == "products":
-            out += hostile.onpremise_assets(self.config, files_url, since)
+            sizes = {path: spec.size for path in hostile.SIZED_PATHS
+                     if (spec := self.file_spec(path)) is not None}
+            out += hostile.onpremise_assets(self.config, files_url, since, sizes)
         return out
 
     def _asset_updated_at(self, plan: onpremise.AssetPlan) -> datetime:
@@ -161,7 +163,7 @@ class Dataset:
     def file_bytes(self, path: str) -> bytes:
         """The exact content currently served at ``path`` (a URL path or a whole URL)."""
         if "://" in path:
-            path = urlsplit(path).path
+            path = unquote(urlsplit(path).path)
         spec = self.file_spec(path)
         if spec is None:
             raise KeyError(path)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .detrand import hkey, hnum
-from .formats import BLOCK, Layout, kind_of, layout, padding_block
+from .formats import BLOCK, Layout, dst_size, kind_of, layout, padding_block
 
 __all__ = ["FileSpec", "etag_for", "iter_chunks", "make_spec", "md5_of", "read"]
 
@@ -52,10 +52,13 @@ def make_spec(seed: int, path: str, generation: int, modified: datetime,
     """The file at ``path`` after ``generation`` upstream changes; ``variant`` is fault churn."""
     key = hkey("file", seed, path, generation, variant)
     size = size_min + hnum("size", key) % (size_max - size_min + 1)
+    kind = kind_of(path)
+    if kind == "dst":
+        size = dst_size(size, size_min)
     family = family_of(path)
     # Whether a blob carries an MD5 is a property of the blob, not of its version.
     has_md5 = family == "blob" and hnum("md5?", seed, path) % 2 == 0
-    return FileSpec(path, family, key, layout(kind_of(path), size, key), modified, has_md5)
+    return FileSpec(path, family, key, layout(kind, size, key), modified, has_md5)
 
 
 def read(spec: FileSpec, start: int, stop: int) -> bytes:

@@ -14,7 +14,7 @@ import struct
 import zlib
 from typing import NamedTuple
 
-__all__ = ["BLOCK", "Layout", "kind_of", "layout", "padding_block"]
+__all__ = ["BLOCK", "Layout", "dst_size", "kind_of", "layout", "padding_block"]
 
 # A multiple of 3, so DST stitch records never straddle two blocks.
 BLOCK = 65_535
@@ -47,7 +47,17 @@ def kind_of(path: str) -> str:
     """The format generated for a URL path, from its extension (case-insensitive)."""
     name = path.rsplit("/", 1)[-1].lower()
     dot = name.rfind(".")
-    return _KINDS.get(name[dot:], "bin") if dot >= 0 else "bin"
+    # Uploads without an extension are images: the content type is then the only hint.
+    return _KINDS.get(name[dot:], "bin") if dot >= 0 else "png"
+
+
+def dst_size(size: int, size_min: int) -> int:
+    """``size`` moved onto a whole number of stitch records, staying at or above ``size_min``."""
+    fixed = 512 + len(_DST_END)
+    if size <= fixed:
+        return size
+    size -= (size - fixed) % 3
+    return size + 3 if size < size_min else size
 
 
 def layout(kind: str, size: int, key: bytes) -> Layout:
