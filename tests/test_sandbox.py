@@ -213,11 +213,15 @@ def test_onpremise_last_updated_at_and_touch() -> None:
 def test_onpremise_processed_and_remove() -> None:
     async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
         ids = sb.dataset.asset_ids("products", "1001")
+        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         sb.dataset.set_processed("products", "1001", ids[0], False)
         sb.dataset.remove_onpremise("products", "1001", ids[1])
         _, body = await get_json(session, onpremise_url(sb), TASTEVIN)
         by_id = {a["id"]: a for a in body["assets"]}
         assert ids[1] not in by_id and by_id[ids[0]]["processed"] is False
+        _, newer = await get_json(session, onpremise_url(sb, extra=f"&last_updated_at={since}"),
+                                  TASTEVIN)
+        assert [a["id"] for a in newer["assets"]] == [ids[0]]
         version = next(iter(by_id[ids[0]]["versions"].values()))["url"]
         async with session.get(version) as response:
             assert response.status == 404

@@ -78,10 +78,14 @@ class Dataset:
         self._removed_assets.add(asset_id)
 
     def set_processed(self, kind: str, owner: str, asset_id: int, processed: bool) -> None:
+        """Mark an asset (un)processed; like a Rails save, this bumps ``updated_at`` (not bytes)."""
         self._asset_position(kind, owner, asset_id)
         self._processed[asset_id] = processed
+        self._touch(("o", asset_id), timedelta(seconds=1), second_resolution=True,
+                    new_bytes=False)
 
-    def _touch(self, key: tuple[str, int], step: timedelta, *, second_resolution: bool) -> None:
+    def _touch(self, key: tuple[str, int], step: timedelta, *, second_resolution: bool,
+               new_bytes: bool = True) -> None:
         now = datetime.now(UTC)
         moment = seconds_ceil(now) if second_resolution else now.replace(
             microsecond=now.microsecond // 1000 * 1000)
@@ -89,7 +93,7 @@ class Dataset:
             generation, previous = self._touched.get(key, (0, None))
             if previous is not None and moment < previous + step:
                 moment = previous + step
-            self._touched[key] = (generation + 1, moment)
+            self._touched[key] = (generation + new_bytes, moment)
 
     # -- listings ---------------------------------------------------------------------------
 
