@@ -87,9 +87,13 @@ class FaultPlan:
         """The faults for this request (``scope``: spectrum, onpremise or files)."""
         if not self.rules:
             return NO_FAULT
-        with self._lock:
-            self._seen[path] += 1
-            nth = self._seen[path]
+        nth = 0
+        # Only triggers and churn need per-path counts; unconditional rules keep no state.
+        if any(r.first is not None or r.probability is not None or r.kind == "change"
+               for r in self.rules):
+            with self._lock:
+                self._seen[path] += 1
+                nth = self._seen[path]
         fired = [(i, r) for i, r in enumerate(self.rules)
                  if r.covers(scope) and self._fires(i, r, path, nth)]
         return Decision(
