@@ -8,6 +8,7 @@ before its extension (``logo~1a2b3c4d5e6f.png``), so two raw names never share a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 import os
@@ -50,6 +51,7 @@ def short_hash(text: str, chars: int = HASH_CHARS) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()[:chars]
 
 
+@functools.lru_cache(maxsize=1 << 14)  # hosts, folders and job names repeat on every line
 def safe_segment(name: str) -> str:
     """``name`` as one safe path segment, different for every different ``name``.
 
@@ -67,8 +69,12 @@ def safe_segment(name: str) -> str:
 
 
 def _clean(name: str) -> str:
-    kept = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cs"))
-    text = _INVALID.sub("_", unicodedata.normalize("NFC", kept)).rstrip(". ")
+    if name.isascii() and name.isprintable():  # the common case: nothing to drop, already NFC
+        text = name
+    else:
+        kept = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cs"))
+        text = unicodedata.normalize("NFC", kept)
+    text = _INVALID.sub("_", text).rstrip(". ")
     if not text:
         return "_"
     if text.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 from .. import errors, layout
 from ..jobs import SpectrumJob
 from ..models import Entry, Item, ListingFailure
-from ..redact import Redactor
+from ..redact import Redactor, redact_url
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
 
 MAX_PAGES = 1_000_000  # a last guard; a repeated page already ends the listing
@@ -44,7 +44,8 @@ class Listing:
 
     def failure(self, reason: str, *, key: str | None = None, url: str | None = None
                 ) -> ListingFailure:
-        return ListingFailure(job=self.job.name, key=key or self.key, url=url or self.url,
+        return ListingFailure(job=self.job.name, key=key or self.key,
+                              url=redact_url(url or self.url),
                               error=one_line(reason, self.redactor))
 
 

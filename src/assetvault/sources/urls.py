@@ -101,7 +101,7 @@ class PathClaims:
         for i in range(FIRST_FREE, last):
             self.folders.add(_digest(parts[: i + 1]))
         self.files.add(_digest(parts))
-        return PurePosixPath(*parts)
+        return path if tuple(parts) == path.parts else PurePosixPath(*parts)
 
     def _taken(self, parts: list[str], *, is_file: bool) -> bool:
         digest = _digest(parts)
