@@ -20,7 +20,7 @@ def is_retryable_status(status: int) -> bool:
 def backoff(attempt: int, rand: Callable[[], float], *, base: float = BACKOFF_BASE,
             cap: float = BACKOFF_CAP) -> float:
     """Exponential backoff with full jitter (AWS architecture blog): uniform in [0, base*2^n]."""
-    return rand() * min(cap, base * (2 ** max(0, attempt)))
+    return float(rand() * min(cap, base * (2.0 ** max(0, attempt))))
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
