@@ -21,7 +21,9 @@ MAX_SEGMENT_BYTES = 255  # the common limit of ext4, APFS, NTFS (NTFS counts UTF
 HASH_CHARS = 12  # 48 bits: no birthday collision in practice even among millions of names
 MAX_EXT_BYTES = 32  # a longer "extension" is just part of the name when cutting
 
-_INVALID = re.compile(r'[/\\<>:"|?*]')
+# '%' too: bagit-python never decodes the %25 that RFC 8493 asks manifests to write for it
+# (LibraryOfCongress/bagit-python#157), so a payload name with '%' would fail its validator.
+_INVALID = re.compile(r'[/\\<>:"|?*%]')
 _HASHED = re.compile(rf"~[0-9a-f]{{{HASH_CHARS}}}(\.[^.]*)?\Z")
 _EXT = re.compile(r"\.[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*\Z")  # ".png", ".mp3"; not ".2" in "v1.2"
 _RESERVED = frozenset(
