@@ -95,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except Exception as exc:  # a bug: one paragraph, and the traceback only when asked for
+        log.debug("internal error", exc_info=True)
+        print(f"assetvault: internal error: {type(exc).__name__}: {exc} (run with -v for the "
+              "traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 async def _dispatch(args: argparse.Namespace) -> int:

@@ -48,9 +48,9 @@ def _finish_lines(result: RunResult, *, dry_run: bool, quiet: bool) -> None:
     if dry_run:
         up = sum(s.up_to_date for s in result.stats)
         print(f"would fetch {result.planned_files} files: {result.planned_bytes} bytes known, "
-              f"{result.planned_unknown} of unknown size; {up} up to date")
+              f"{result.planned_unknown} of unknown size; {up} up to date", flush=True)
     elif not quiet:
-        print(summary_table(result))
+        print(summary_table(result), flush=True)
     for failure in result.failures[:SHOWN_FAILURES]:
         where = f" ({failure.url})" if failure.url else ""
         print(f"failed: {failure.job}: {failure.key}{where}: {failure.error}", file=sys.stderr)

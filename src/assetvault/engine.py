@@ -13,6 +13,7 @@ the store, a batch per transaction. At the end the archive is sealed as a BagIt 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ from .sources import iter_entries
 from .store import DocRecord, Store
 
 T = TypeVar("T")
+log = logging.getLogger("assetvault")
 
 BATCH = 256
 USER_AGENT = f"assetvault/{__version__}"
@@ -122,6 +124,10 @@ class Run:
                 self.result.fatal = exc.message
             except asyncio.CancelledError:
                 self.result.interrupted = True
+            except Exception as exc:
+                # Still seal the bag and write the report: what is archived stays valid.
+                log.debug("internal error", exc_info=True)
+                self.result.fatal = self.redact(f"internal error: {_first_error(exc)}")
             await self._finish()
         finally:
             self.progress.close()
@@ -189,6 +195,9 @@ class Run:
             stats.fatal = self.redact(exc.message)
         except errors.JobFatalError as exc:
             stats.fatal = self.redact(exc.message)
+        except Exception as exc:
+            log.debug("internal error listing job %s", job.name, exc_info=True)
+            stats.fatal = self.redact(f"internal error while listing: {type(exc).__name__}: {exc}")
 
     async def _since(self, job: Job) -> str | None:
         if not isinstance(job, OnpremiseJob) or job.since is None:
@@ -264,7 +273,16 @@ class Run:
 
     async def _work(self, fetcher: Fetcher) -> None:
         while (item := await self.work.get()) is not _DONE:
-            await self.results.put(await self._fetch_one(fetcher, item))
+            try:
+                outcome = await self._fetch_one(fetcher, item)
+            except errors.RunFatalError:
+                raise
+            except Exception as exc:
+                # A bug met by one item must cost that item, not the run.
+                log.debug("internal error on %s", item.key, exc_info=True)
+                outcome = Outcome(item.key, item.job, Status.FAILED, redact_url(item.url),
+                                  item.path, error=f"internal error: {type(exc).__name__}: {exc}")
+            await self.results.put(outcome)
 
     async def _fetch_one(self, fetcher: Fetcher, item: Item) -> Outcome:
         first = self._inflight.get(item.url)
@@ -363,6 +381,12 @@ class Run:
                     for s in self.stats.values()]
         await self._call(self.store.finish_run, self.run_id, utc_text(self.result.finished),
                          self.result.exit_code, text, job_runs)
+
+
+def _first_error(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def select_jobs(manifest: Manifest, names: tuple[str, ...]) -> tuple[Job, ...]:

@@ -31,19 +31,26 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def origin_of(url: str) -> Origin:
-    """(scheme, host, port) of a URL, lower-cased, with the default port filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    """(scheme, host, port) of a URL, lower-cased, with the default port filled in.
+
+    An unparsable URL has the origin ``("", "", 0)``, which :func:`check_url` refuses.
+    """
     try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower()
         port = parts.port
     except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme, 0)
+        return "", "", 0
+    return scheme, host, port or DEFAULT_PORTS.get(scheme, 0)
 
 
 def check_url(url: str, allow_hosts: tuple[str, ...] = ()) -> None:
     """Refuse what we never fetch: other schemes, no host, hosts outside ``allow_hosts``."""
     scheme, host, _ = origin_of(url)
+    if not scheme and not host and _unparsable(url):
+        raise errors.UnsafeURLError("refused to fetch a URL that cannot be parsed",
+                                    url=redact_url(url))
     if scheme not in DEFAULT_PORTS:
         shown = f"scheme {scheme + ':'!r}" if scheme else "a relative or empty URL"
         raise errors.UnsafeURLError(f"refused to fetch {shown}: only http and https are fetched",
@@ -52,6 +59,14 @@ def check_url(url: str, allow_hosts: tuple[str, ...] = ()) -> None:
         raise errors.UnsafeURLError("refused to fetch a URL without a host", url=redact_url(url))
     if allow_hosts and host not in allow_hosts:
         raise errors.UnsafeURLError(f"host {host!r} is not in allow_hosts", url=redact_url(url))
+
+
+def _unparsable(url: str) -> bool:
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing the port is what may raise
+    except ValueError:
+        return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
