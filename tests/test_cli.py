@@ -191,3 +191,22 @@ def test_secrets_never_leave(tmp_path: Path, verbose: str) -> None:
         produced += (run.out + run.err).encode()
     for secret in (token, key, header):
         assert secret.encode() not in produced
+
+
+def test_demo_archives_the_sandbox_into_a_valid_bag(tmp_path: Path) -> None:
+    result = run_cli("demo", tmp_path / "demo", "--no-progress")
+    assert result.code == 0, result.err
+    assert "verify: ok" in result.out
+    bagit.Bag(str(tmp_path / "demo")).validate()
+    assert run_cli("verify", tmp_path / "demo", "--fast").code == 0
+    status = run_cli("status", tmp_path / "demo")
+    assert status.code == 0 and "spectrum-demo" in status.out
+
+
+def test_verbose_names_each_item(sandbox: SandboxThread, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, [onpremise_job(sandbox)])
+    result = run_cli("run", manifest, "--no-progress", "-v")
+    assert result.code == 0
+    assert "downloaded onp onpremise/" in result.err and "sha256:" in result.err
+    quiet = run_cli("run", manifest, "-q")
+    assert quiet.code == 0 and quiet.out == ""

@@ -255,6 +255,7 @@ class Run:
                 await self.work.put(item)
 
     def _listing_failed(self, failure: ListingFailure) -> None:
+        log.debug("listing failed %s %s: %s", failure.job, failure.key, self.redact(failure.error))
         self.stats[failure.job].listing_failures += 1
         self.result.failures.append(Failure(failure.job, failure.key, self.redact(failure.url),
                                             self.redact(failure.error)))
@@ -355,6 +356,11 @@ class Run:
             self.result.failures.append(Failure(outcome.job, outcome.key,
                                                 self.redact(outcome.url), outcome.error or ""))
         self.progress.done(outcome)
+        if log.isEnabledFor(logging.DEBUG):
+            detail = outcome.error or (f"{outcome.size} bytes sha256:{outcome.sha256}"
+                                       if outcome.sha256 else "")
+            log.debug("%s %s %s %s", outcome.status.value, outcome.job, outcome.path or outcome.key,
+                      detail)
         return outcome
 
     # the end ------------------------------------------------------------------------------
