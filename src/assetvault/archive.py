@@ -16,6 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from . import errors
 from .bag import PayloadFile, write_bag
+from .history import keep_history
+from .journal import Journal, Placed
 from .models import Document, Item
 from .paths import ArchivePaths
 from .plan import is_up_to_date
@@ -56,15 +58,35 @@ def _size(path: Path) -> int | None:
     return st.st_size
 
 
+def _sha256(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def check_batch(paths: ArchivePaths, items: list[Item], docs: list[Document],
-                rows: dict[str, Row], write_docs: bool) -> tuple[set[str], list[DocRecord]]:
-    """Keys of items already archived and unchanged; and each document, written if it changed."""
+                rows: dict[str, Row], write_docs: bool,
+                rehash: bool = False) -> tuple[set[str], list[DocRecord]]:
+    """Keys of items already archived and unchanged; and each document, written if it changed.
+
+    With ``rehash`` an archived file counts as unchanged only if its bytes still hash to what
+    the state recorded (``run --verify-existing``).
+    """
     fresh = set()
     for item in items:
         row = rows.get(item.key)
         on_disk = _size(paths.data / row.path) if row is not None and row.path else None
-        if is_up_to_date(item, row, on_disk):
-            fresh.add(item.key)
+        if not is_up_to_date(item, row, on_disk):
+            continue
+        if rehash and row is not None and row.path and (
+                _sha256(paths.data / row.path) != row.sha256):
+            continue
+        fresh.add(item.key)
     records = [_document(paths, doc, rows.get(doc.key), write_docs) for doc in docs]
     return fresh, records
 
@@ -72,32 +94,52 @@ def check_batch(paths: ArchivePaths, items: list[Item], docs: list[Document],
 def _document(paths: ArchivePaths, doc: Document, row: Row | None, write: bool) -> DocRecord:
     sha = hashlib.sha256(doc.body).hexdigest()
     final = paths.data / doc.path
-    same = (row is not None and row.status == "complete" and row.sha256 == sha
-            and row.path == str(doc.path) and _size(final) == len(doc.body))
-    if not same and write:
+    on_disk = _size(final)
+    same = (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
+            and row.path == str(doc.path) and on_disk == len(doc.body))
+    if not same and write and not (on_disk == len(doc.body) and final.read_bytes() == doc.body):
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = paths.partial / f"{sha[:40]}.doc"
         tmp.write_bytes(doc.body)
+        keep_history(paths, final, row.sha256 if row is not None else None)
         os.replace(tmp, final)
     return DocRecord(doc.key, doc.job, doc.path, len(doc.body), sha, doc.upstream_version,
                      written=not same)
 
 
-def link_or_copy(source: Path, target: Path, scratch: Path) -> None:
-    """Put ``source``'s file at ``target`` too: a hard link where the file system allows.
+def link_or_copy(paths: ArchivePaths, source: PurePosixPath, placed: Placed,
+                 journal: Journal) -> None:
+    """Put the payload file ``source`` at ``placed.path`` too: a hard link where possible.
 
-    The link is made in ``scratch`` (outside the payload) and renamed into place, so a crash
-    never leaves a stray name under ``data/``.
+    The link is made in the partial folder and renamed into place, so a crash never leaves a
+    stray name under ``data/``; the journal hears of it first, like any placement.
     """
+    target = paths.data / placed.path
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = scratch / (hashlib.sha256(str(target).encode()).hexdigest()[:40] + ".link")
+    tmp = paths.partial / (hashlib.sha256(placed.path.encode()).hexdigest()[:40] + ".link")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
-        os.link(source, tmp)
+        os.link(paths.data / source, tmp)
     except OSError:
-        shutil.copyfile(source, tmp)
+        shutil.copyfile(paths.data / source, tmp)
+    keep_history(paths, target, None)
+    journal.append(placed)
     os.replace(tmp, target)
+
+
+def recover(store: Store, paths: ArchivePaths, run_id: int, now: str) -> int:
+    """Replay the journal of a crashed run: files it placed but never recorded.
+
+    Each is re-hashed (there are few: only those between a rename and the next commit), so a
+    crash between journaling and renaming can never record bytes that are not there.
+    """
+    journal = Journal(paths.journal)
+    placed = [p for p in journal.replay()
+              if _size(paths.data / p.path) == p.size and _sha256(paths.data / p.path) == p.sha256]
+    count = store.record_placed(placed, run_id, now) if placed else 0
+    journal.clear()
+    return count
 
 
 def seal(store: Store, root: Path, agent: str) -> None:

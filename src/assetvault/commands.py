@@ -37,7 +37,7 @@ async def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise errors.UsageError(str(exc)) from None
     options = RunOptions(jobs=tuple(args.job), dry_run=args.dry_run, report=args.report,
-                         shard=shard)
+                         shard=shard, verify_existing=args.verify_existing)
     progress = make_progress(enabled=not (args.no_progress or args.quiet or args.dry_run))
     result = await run_manifest(manifest, options, progress, out=_out)
     _finish_lines(result, dry_run=args.dry_run, quiet=args.quiet)

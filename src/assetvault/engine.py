@@ -13,23 +13,26 @@ the store, a batch per transaction. At the end the archive is sealed as a BagIt 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import aiohttp
 
 from . import __version__, errors
-from .archive import ArchiveLock, check_batch, link_or_copy, seal
+from .archive import ArchiveLock, check_batch, link_or_copy, recover, seal
 from .credentials import api_origin_url, credentials_for
 from .fetch import Fetcher, JobFetch
 from .http import Bandwidth, Http, JobApi, Limits, origin_of
 from .jobs import Job, Manifest, OnpremiseJob
+from .journal import Journal, Placed
 from .models import (
     Document,
     Failure,
@@ -48,7 +51,7 @@ from .ratelimit import lowest_rate
 from .redact import Redactor, redact_url
 from .report import write_report
 from .sources import iter_entries
-from .store import DocRecord, Store
+from .store import DocRecord, Row, Store
 
 T = TypeVar("T")
 log = logging.getLogger("assetvault")
@@ -66,6 +69,7 @@ class RunOptions:
     dry_run: bool = False
     report: Path | None = None
     shard: tuple[int, int] | None = None
+    verify_existing: bool = False
 
 
 def utc_text(when: datetime) -> str:
@@ -100,9 +104,16 @@ class Run:
         self._job_slots = {job.name: asyncio.Semaphore(job.settings.concurrency) for job in jobs}
         self._per_host = min(job.settings.per_host for job in jobs)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
+        # URL -> the outcome of its fetch, only between a worker taking it and the writer
+        # committing it; after that the store answers (so memory stays bounded).
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+        self._inflight_url: dict[str, str] = {}  # item key -> URL, to drop _inflight entries
         self._job_of = {job.name: job for job in jobs}
         self._job_started: dict[str, float] = {}
+        self.journal = Journal(self.paths.journal)
+        self._placed_committed = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     # the whole run ------------------------------------------------------------------------
 
@@ -118,8 +129,10 @@ class Run:
                 lock.acquire()
                 self.store = Store(self.paths.database)
                 self.run_id = await self._call(self.store.begin_run, utc_text(self.result.started))
+                await self._recover()
             try:
-                await self._pipeline()
+                with self._signals():
+                    await self._pipeline()
             except errors.RunFatalError as exc:
                 self.result.fatal = exc.message
             except asyncio.CancelledError:
@@ -131,6 +144,7 @@ class Run:
             await self._finish()
         finally:
             self.progress.close()
+            self.journal.close()
             if self.store is not None:
                 self.store.close()
             if lock is not None:
@@ -138,6 +152,41 @@ class Run:
             self._db.shutdown(wait=True)
             self._io.shutdown(wait=True)
         return self.result
+
+    async def _recover(self) -> None:
+        """Record what a crashed run placed but did not commit; then journal this run."""
+        assert self.store is not None
+        now = utc_text(datetime.now(UTC))
+        count = await self._call(recover, self.store, self.paths, self.run_id, now)
+        if count:
+            log.info("recovered %d files a previous run placed but did not record", count)
+        self.journal.open()
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM: stop taking new items, park those in flight, record, seal, 130."""
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests, embedding): the caller handles signals
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def stop(self) -> None:
+        """Wind the run down: listings and downloads stop; what finished is recorded."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.result.interrupted = True
+        for task in self._tasks:
+            task.cancel()
 
     def _open_store_readonly(self) -> None:
         if self.paths.database.is_file():
@@ -156,12 +205,14 @@ class Run:
                                          read_bufsize=1 << 18) as session:
             http = Http(session, limits)
             fetcher = Fetcher(http, self.paths, self._io, bandwidth=self._bandwidth(),
-                              on_bytes=self.progress.add_bytes)
+                              on_bytes=self.progress.add_bytes, journal=self.journal)
             async with asyncio.TaskGroup() as tg:
                 producers = [tg.create_task(self._produce(job, http)) for job in self.jobs]
-                tg.create_task(self._end_entries(producers))
                 planner = tg.create_task(self._plan())
                 workers = [tg.create_task(self._work(fetcher)) for _ in range(self.workers)]
+                # On a stop these are cancelled; the writer is not, so what finished is recorded.
+                self._tasks = [*producers, planner, *workers]
+                tg.create_task(self._end_entries(producers))
                 tg.create_task(self._end_results([planner, *workers]))
                 tg.create_task(self._write())
 
@@ -209,7 +260,7 @@ class Run:
         return await self._call(self.store.last_good_start, job.name)
 
     async def _end_entries(self, producers: list[asyncio.Task[None]]) -> None:
-        await asyncio.gather(*producers)
+        await asyncio.wait(producers)
         await self.entries.put(_DONE)
 
     # planner ------------------------------------------------------------------------------
@@ -225,14 +276,27 @@ class Run:
         for _ in range(self.workers):
             await self.work.put(_DONE)
 
+    async def _lookup(self, items: list[Item], docs: list[Document]
+                      ) -> tuple[dict[str, Row], dict[str, Row]]:
+        """State rows of these entries, and files already fetched in this run by URL."""
+        if self.store is None or not (items or docs):
+            return {}, {}
+        store = self.store
+        keys = [e.key for e in items] + [d.key for d in docs]
+        urls = sorted({redact_url(i.url) for i in items})
+
+        def both() -> tuple[dict[str, Row], dict[str, Row]]:
+            return store.rows(keys), store.fetched_in_run(urls, self.run_id)
+
+        return await self._call(both)
+
     async def _plan_batch(self, batch: list[Any]) -> None:
         items = [e for e in batch if isinstance(e, Item)]
         docs = [e for e in batch if isinstance(e, Document)]
-        keys = [e.key for e in items] + [d.key for d in docs]
-        rows = await self._call(self.store.rows, keys) if self.store and keys else {}
+        rows, fetched = await self._lookup(items, docs)
         write_docs = not self.options.dry_run
         fresh, doc_records = await self._io_call(check_batch, self.paths, items, docs, rows,
-                                                 write_docs)
+                                                 write_docs, self.options.verify_existing)
         for entry in batch:
             if isinstance(entry, Item | Pending):
                 self.stats[entry.job].found += 1
@@ -251,8 +315,11 @@ class Run:
                                                upstream_version=item.upstream_version))
             elif self.options.dry_run:
                 self._dry(item)
+            elif (earlier := fetched.get(redact_url(item.url))) is not None and earlier.path:
+                await self.results.put(await self._link(item, _as_outcome(earlier)))
             else:
-                await self.work.put(item)
+                row = rows.get(item.key)
+                await self.work.put((item, row.sha256 if row is not None else None))
 
     def _listing_failed(self, failure: ListingFailure) -> None:
         log.debug("listing failed %s %s: %s", failure.job, failure.key, self.redact(failure.error))
@@ -273,9 +340,10 @@ class Run:
     # workers ------------------------------------------------------------------------------
 
     async def _work(self, fetcher: Fetcher) -> None:
-        while (item := await self.work.get()) is not _DONE:
+        while (work := await self.work.get()) is not _DONE:
+            item, previous = work
             try:
-                outcome = await self._fetch_one(fetcher, item)
+                outcome = await self._fetch_one(fetcher, item, previous)
             except errors.RunFatalError:
                 raise
             except Exception as exc:
@@ -285,20 +353,23 @@ class Run:
                                   item.path, error=f"internal error: {type(exc).__name__}: {exc}")
             await self.results.put(outcome)
 
-    async def _fetch_one(self, fetcher: Fetcher, item: Item) -> Outcome:
+    async def _fetch_one(self, fetcher: Fetcher, item: Item, previous: str | None) -> Outcome:
         first = self._inflight.get(item.url)
         if first is not None:
-            return await self._same_url(item, await first)
+            return await self._link(item, await first)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._inflight[item.url] = future
+        self._inflight_url[item.key] = item.url
         job = self._job_of[item.job]
         host = origin_of(item.url)[1]
         slot = self._host_slots.setdefault(host, asyncio.Semaphore(self._per_host))
         try:
             async with self._job_slots[item.job], slot:
-                outcome = await fetcher.fetch(item, self._job_fetch(job))
+                outcome = await fetcher.fetch(item, self._job_fetch(job), previous)
         except BaseException:
             future.cancel()
+            self._inflight.pop(item.url, None)
+            self._inflight_url.pop(item.key, None)
             raise
         future.set_result(outcome)
         return outcome
@@ -308,24 +379,30 @@ class Run:
         return JobFetch(s.retries, s.timeout, s.max_file_size, credentials_for(job),
                         job.allow_hosts)
 
-    async def _same_url(self, item: Item, first: Outcome) -> Outcome:
+    async def _link(self, item: Item, first: Outcome) -> Outcome:
         """The same URL was fetched earlier in this run: link its file instead of fetching."""
         shown = redact_url(item.url)
-        if first.status is not Status.DOWNLOADED or first.path is None:
+        if first.status is not Status.DOWNLOADED or first.path is None or first.sha256 is None:
             return Outcome(item.key, item.job, Status.FAILED, shown, item.path,
                            error=first.error or "the same URL failed for another item")
         path = item.path
         if item.add_extension and first.path.suffix:
             path = path.with_name(path.name + first.path.suffix)
+        placed = Placed(item.key, item.job, shown, str(path), first.size, first.sha256,
+                        item.upstream_version, first.etag, first.last_modified)
         if path != first.path:
-            await self._io_call(link_or_copy, self.paths.data / first.path,
-                                self.paths.data / path, self.paths.partial)
+            await self._io_call(link_or_copy, self.paths, first.path, placed, self.journal)
+        else:
+            await self._io_call(self.journal.append, placed)
         return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path, first.size,
                        first.sha256, upstream_version=item.upstream_version, etag=first.etag,
                        last_modified=first.last_modified)
 
     async def _end_results(self, tasks: list[asyncio.Task[None]]) -> None:
-        await asyncio.gather(*tasks)
+        await asyncio.wait(tasks)
+        for task in tasks:  # a crash of the planner or a worker must still reach the group
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
         await self.results.put(_DONE)
 
     # writer -------------------------------------------------------------------------------
@@ -342,6 +419,17 @@ class Run:
             if self.store is not None and not self.options.dry_run:
                 now = utc_text(datetime.now(UTC))
                 await self._call(self.store.record, outcomes, docs, self.run_id, now)
+                self._committed(outcomes)
+
+    def _committed(self, outcomes: list[Outcome]) -> None:
+        """Outcomes are in the store now: the journal and the in-flight map can let go."""
+        for outcome in outcomes:
+            if outcome.status is Status.DOWNLOADED:
+                self._placed_committed += 1
+            url = self._inflight_url.pop(outcome.key, None)
+            if url is not None:
+                self._inflight.pop(url, None)
+        self.journal.clear_if(self._placed_committed)
 
     def _count(self, outcome: Outcome) -> Outcome:
         if outcome.error is not None:
@@ -365,6 +453,18 @@ class Run:
 
     # the end ------------------------------------------------------------------------------
 
+    async def _mark_gone(self) -> None:
+        """After a complete listing of a job, what it no longer lists is marked gone."""
+        if self.result.interrupted or self.result.fatal or self.options.shard is not None:
+            return
+        assert self.store is not None
+        for job in self.jobs:
+            stats = self.stats[job.name]
+            partial_listing = stats.listing_failures or stats.fatal or (
+                isinstance(job, OnpremiseJob) and job.since is not None)
+            if not partial_listing:
+                stats.gone = await self._call(self.store.mark_gone, job.name, self.run_id)
+
     async def _finish(self) -> None:
         self.result.finished = datetime.now(UTC)
         for name, started in self._job_started.items():
@@ -375,6 +475,7 @@ class Run:
                 self.result.failures.append(Failure(stats.name, stats.name, "", stats.fatal))
         if self.store is None or self.options.dry_run:
             return
+        await self._mark_gone()
         await self._call(seal, self.store, self.paths.root, f"assetvault {__version__}")
         stamp = self.result.started.strftime("%Y%m%dT%H%M%SZ")
         targets = [self.paths.reports / f"run-{self.run_id:05d}-{stamp}.json"]
@@ -387,6 +488,11 @@ class Run:
                     for s in self.stats.values()]
         await self._call(self.store.finish_run, self.run_id, utc_text(self.result.finished),
                          self.result.exit_code, text, job_runs)
+
+
+def _as_outcome(row: Row) -> Outcome:
+    return Outcome(row.key, "", Status.DOWNLOADED, row.url or "",
+                   PurePosixPath(row.path) if row.path else None, row.size or 0, row.sha256)
 
 
 def _first_error(exc: BaseException) -> str:

@@ -23,7 +23,9 @@ from pathlib import Path, PurePosixPath
 import aiohttp
 
 from . import errors, retry
+from .history import keep_history
 from .http import Bandwidth, Credentials, Http, network_error, origin_of, status_error
+from .journal import Journal, Placed
 from .layout import extension_for
 from .models import Item, Outcome, Status
 from .paths import ArchivePaths
@@ -103,7 +105,9 @@ class Fetcher:
         bandwidth: Bandwidth | None = None,
         on_bytes: Callable[[int], None] = lambda n: None,
         rand: Callable[[], float] = random.random,
+        journal: Journal | None = None,
     ) -> None:
+        self._journal = journal
         self._http = http
         self._paths = paths
         self._executor = executor
@@ -111,8 +115,12 @@ class Fetcher:
         self._on_bytes = on_bytes
         self._rand = rand
 
-    async def fetch(self, item: Item, job: JobFetch) -> Outcome:
-        """Fetch one item with retries; never raises for the item's own failures."""
+    async def fetch(self, item: Item, job: JobFetch, previous: str | None = None) -> Outcome:
+        """Fetch one item with retries; never raises for the item's own failures.
+
+        ``previous`` is the SHA-256 of the file archived at the item's path before, if any:
+        the old bytes go to the history under that name when the new ones replace them.
+        """
         shown = redact_url(item.url)
         partial = self._partial(item)
         await asyncio.to_thread(partial.load)
@@ -122,7 +130,7 @@ class Fetcher:
                 await asyncio.sleep(retry.next_delay(attempt - 1, self._rand, last.retry_after))
             try:
                 result = await self._attempt(item, job, partial)
-                path = await self._place(item, partial, result)
+                path = await self._place(item, partial, result, previous)
                 return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path,
                                result.digests.size, result.digests.sha256,
                                upstream_version=item.upstream_version, etag=result.etag,
@@ -217,18 +225,26 @@ class Fetcher:
             await sink.abandon()
             raise
 
-    async def _place(self, item: Item, partial: _Partial, result: _Fetched) -> PurePosixPath:
+    async def _place(self, item: Item, partial: _Partial, result: _Fetched,
+                     previous: str | None) -> PurePosixPath:
         path = item.path
         if item.add_extension:
             ext = extension_for("", result.content_type)
             if ext:
                 path = path.with_name(path.name + ext)
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._move, partial, path)
+        placed = Placed(item.key, item.job, redact_url(item.url), str(path), result.digests.size,
+                        result.digests.sha256, item.upstream_version, result.etag,
+                        result.last_modified)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._move, partial,
+                                                         placed, previous)
         return path
 
-    def _move(self, partial: _Partial, path: PurePosixPath) -> None:
-        final = self._paths.data / path
+    def _move(self, partial: _Partial, placed: Placed, previous: str | None) -> None:
+        final = self._paths.data / placed.path
         final.parent.mkdir(parents=True, exist_ok=True)
+        keep_history(self._paths, final, previous)
+        if self._journal is not None:
+            self._journal.append(placed)
         os.replace(partial.path, final)
         partial.meta.unlink(missing_ok=True)
         partial.validator = None

@@ -107,6 +107,7 @@ class JobStats:
     bytes: int = 0
     seconds: float = 0.0
     listing_failures: int = 0
+    gone: int = 0  # archived before, no longer listed upstream (kept, marked in state)
     fatal: str | None = None  # set when the job stopped early (credentials, ...)
     credentials_refused: bool = False
 

@@ -39,6 +39,10 @@ class ArchivePaths:
         return self.state / "reports"
 
     @property
+    def journal(self) -> Path:
+        return self.state / "journal"
+
+    @property
     def lock(self) -> Path:
         return self.state / "lock"
 

@@ -31,6 +31,7 @@ def report_dict(result: RunResult) -> dict[str, Any]:
                 "pending": s.pending,
                 "failed": s.failed,
                 "listing_failures": s.listing_failures,
+                "gone": s.gone,
                 "bytes": s.bytes,
                 "seconds": round(s.seconds, 3),
                 "error": s.fatal,

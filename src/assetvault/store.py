@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .journal import Placed
 from .models import Outcome, Status
 
 SCHEMA_VERSION = 1
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_path ON items(path);
 CREATE INDEX IF NOT EXISTS items_job_status ON items(job, status);
+CREATE INDEX IF NOT EXISTS items_url ON items(url);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -69,7 +71,12 @@ ON CONFLICT(key) DO UPDATE SET
     updated = excluded.updated
 """
 
-_TOUCH = "UPDATE items SET outcome = 'up_to_date', seen_run = ?, updated = ? WHERE key = ?"
+# An item seen again after it was marked gone is simply archived again.
+_TOUCH = """
+UPDATE items SET outcome = 'up_to_date', seen_run = ?, updated = ?,
+    status = CASE WHEN status = 'gone' THEN 'complete' ELSE status END
+WHERE key = ?
+"""
 
 # A failure or a pending file never takes away a complete file already archived.
 _UPSERT_NOT_DONE = """
@@ -191,6 +198,35 @@ class Store:
             self._db.executemany(_UPSERT_COMPLETE, complete)
             self._db.executemany(_TOUCH, touched)
             self._db.executemany(_UPSERT_NOT_DONE, not_done)
+
+    def record_placed(self, placed: Iterable[Placed], run_id: int, now: str) -> int:
+        """Record files a crashed run placed but never committed (from its journal)."""
+        rows = [(p.key, p.job, "file", p.url, p.path, p.size, p.sha256, p.version, p.etag,
+                 p.last_modified, "downloaded", run_id, now) for p in placed]
+        with self._db:
+            self._db.executemany(_UPSERT_COMPLETE, rows)
+        return len(rows)
+
+    def fetched_in_run(self, urls: Sequence[str], run_id: int) -> dict[str, Row]:
+        """A file already fetched in this run for each of these (redacted) URLs, if any."""
+        found: dict[str, Row] = {}
+        for start in range(0, len(urls), 500):
+            part = urls[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for r in self._db.execute(
+                "SELECT key, url, path, size, sha256, version, status FROM items "
+                f"WHERE url IN ({marks}) AND seen_run = ? AND outcome = 'downloaded' "
+                "AND status = 'complete' AND kind = 'file'", (*part, run_id)):
+                found.setdefault(r[1], Row(*r))
+        return found
+
+    def mark_gone(self, job: str, run_id: int) -> int:
+        """Files of ``job`` archived before but not listed in this (complete) run."""
+        with self._db:
+            cur = self._db.execute(
+                "UPDATE items SET status = 'gone', outcome = NULL WHERE job = ? "
+                "AND status = 'complete' AND (seen_run IS NULL OR seen_run != ?)", (job, run_id))
+        return cur.rowcount
 
     def payload(self) -> Iterator[tuple[str, str, int]]:
         """(path, sha256, size) of every archived file, sorted by path: the bag's manifest."""

@@ -65,6 +65,11 @@ class Sandbox:
     def reset_counts(self) -> None:
         self._state.reset_counts()
 
+    def set_faults(self, faults: FaultPlan | str | None) -> None:
+        """Swap the fault rules of a running sandbox (fresh trigger counters)."""
+        self.faults = _plan(faults, self.config.seed)
+        self._state.faults = self.faults
+
     async def start(self) -> None:
         try:
             self._state.api_url = await self._listen(make_app(self._state, apis=True),
@@ -154,6 +159,10 @@ class SandboxThread:
             await self._stopping.wait()
         finally:
             await self.sandbox.stop()
+
+    def set_faults(self, faults: FaultPlan | str | None) -> None:
+        """Swap the fault rules; takes effect from the next request."""
+        self.sandbox.set_faults(faults)
 
     def reset_counts(self) -> None:
         if self._loop is None or self._thread is None or not self._thread.is_alive():
