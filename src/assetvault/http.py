@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -19,12 +20,15 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from . import errors, retry
+from .circuit import DEFAULT_THRESHOLD, Breaker
 from .ratelimit import TokenBucket, lowest_rate
 from .redact import redact_url
 
 Origin = tuple[str, str, int]
+log = logging.getLogger("assetvault")
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+REFUSALS = frozenset({429, 503})
 MAX_REDIRECTS = 10
 MAX_LISTING_BYTES = 256 * 1024 * 1024  # a listing larger than this is refused, not parsed
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -81,11 +85,32 @@ class Credentials:
 class Limits:
     """One token bucket per origin, shared by every job and request of the run."""
 
-    def __init__(self, file_rate: float = 0.0, file_burst: float = 16.0) -> None:
+    def __init__(self, file_rate: float = 0.0, file_burst: float = 16.0,
+                 breaker_threshold: int = DEFAULT_THRESHOLD) -> None:
         self._file = (file_rate, file_burst)
         self._api: dict[Origin, tuple[float, float]] = {}
         self._buckets: dict[Origin, TokenBucket] = {}
+        self._breakers: dict[Origin, Breaker] = {}
+        self._threshold = breaker_threshold
         self._loop_time: Callable[[], float] = lambda: asyncio.get_running_loop().time()
+
+    def check_open(self, origin: Origin, url: str) -> None:
+        """Refuse to ask an origin whose breaker tripped."""
+        breaker = self._breakers.get(origin)
+        if breaker is not None and breaker.tripped:
+            raise errors.FetchError(
+                f"not requested: {origin[1]}:{origin[2]} refused {breaker.refusals} requests in "
+                "a row (rate limited or unavailable), so assetvault stopped asking it for this "
+                "run; run again later", url=redact_url(url))
+
+    def answered(self, origin: Origin, refused: bool) -> None:
+        """Feed the origin's breaker with one answer."""
+        breaker = self._breakers.setdefault(origin, Breaker(self._threshold))
+        if not refused:
+            breaker.succeeded()
+        elif breaker.refused():
+            log.warning("%s:%s refused %d requests in a row: no more requests to it in this run",
+                        origin[1], origin[2], breaker.refusals)
 
     def set_api(self, origin: Origin, rate: float, burst: float) -> None:
         """Declare an API origin; where several jobs declare one, the lowest values win."""
@@ -150,12 +175,18 @@ class Http:
         credentials: Credentials | None = None,
         timeout: float = 60.0,
         allow_hosts: tuple[str, ...] = (),
+        refusals: frozenset[int] = REFUSALS,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """GET ``url``, following redirects ourselves so credentials never leave their origin."""
+        """GET ``url``, following redirects ourselves so credentials never leave their origin.
+
+        ``refusals`` are the statuses that mean "not now" from this origin (they feed its
+        circuit breaker; Spectrum adds its 403).
+        """
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
             check_url(current, allow_hosts)
             origin = origin_of(current)
+            self.limits.check_open(origin, current)
             send_headers = dict(headers or {})
             send_params = dict(params or {}) if current == url else {}
             if credentials is not None and credentials.origin == origin:
@@ -169,6 +200,7 @@ class Http:
                 allow_redirects=False,
                 timeout=client_timeout(timeout),
             )
+            self.limits.answered(origin, resp.status in refusals)
             location = resp.headers.get("Location")
             if resp.status in REDIRECTS and location:
                 resp.release()
@@ -254,7 +286,8 @@ class JobApi:
         try:
             async with self._http.request(url, headers=send, params=params,
                                           credentials=self._credentials,
-                                          timeout=self._timeout) as resp:
+                                          timeout=self._timeout,
+                                          refusals=REFUSALS | retry_statuses) as resp:
                 if resp.status != 200:
                     err = status_error(resp, url, retry_statuses)
                     if isinstance(err, errors.RetryableError) and resp.status in (403, 429, 503):

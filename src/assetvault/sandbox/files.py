@@ -91,16 +91,19 @@ _MD5_CACHE_SIZE = 4096
 
 def md5_of(spec: FileSpec) -> bytes:
     """The MD5 digest of the whole file, cached by version; O(size) on a miss."""
+    # The content is a function of the key AND the size (sandboxes with other size ranges
+    # share this process-wide cache), so both name the entry.
+    cache_key = spec.key + spec.size.to_bytes(8, "big")
     with _MD5_LOCK:
-        if spec.key in _MD5_CACHE:
-            _MD5_CACHE.move_to_end(spec.key)
-            return _MD5_CACHE[spec.key]
+        if cache_key in _MD5_CACHE:
+            _MD5_CACHE.move_to_end(cache_key)
+            return _MD5_CACHE[cache_key]
     digest = hashlib.md5(usedforsecurity=False)
     for chunk in iter_chunks(spec, 0, spec.size):
         digest.update(chunk)
     value = digest.digest()
     with _MD5_LOCK:
-        _MD5_CACHE[spec.key] = value
+        _MD5_CACHE[cache_key] = value
         while len(_MD5_CACHE) > _MD5_CACHE_SIZE:
             _MD5_CACHE.popitem(last=False)
     return value

@@ -1,0 +1,154 @@
+"""Politeness and fault tolerance, measured by the sandbox's own request log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import bagit
+
+from assetvault.sandbox import DatasetConfig, SandboxThread
+
+from .conftest import onpremise_job, run_cli, spectrum_job, write_manifest
+
+BUSY = DatasetConfig(organizations=2, assets_per_org=10, products=4, beers=2,
+                     file_size_min=20_000, file_size_max=300_000)
+
+
+def report(archive: Path) -> dict[str, object]:
+    path = sorted((archive / ".assetvault/reports").glob("*.json"))[-1]
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def complete(archive: Path) -> list[tuple[str, str, str]]:
+    db = sqlite3.connect(archive / ".assetvault/state.sqlite")
+    try:
+        return db.execute("SELECT path, url, sha256 FROM items WHERE kind = 'file' "
+                          "AND status = 'complete'").fetchall()
+    finally:
+        db.close()
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_mixed_faults_every_good_file_verified_bad_ones_reported(tmp_path: Path) -> None:
+    faults = ("files:500@p0.08,files:503@p0.04:retry-after=1,files:reset@p0.08,"
+              "files:truncate@p0.08,files:badmd5@p0.08,api:503@p0.2:retry-after=1")
+    config = DatasetConfig(organizations=1, assets_per_org=8, products=2, beers=1,
+                           file_size_min=20_000, file_size_max=300_000)
+    with SandboxThread(config, faults=faults) as box:
+        (tmp_path / "bad.txt").write_text(f"{box.files_url}/cdn/nothing-here.png\nfile:///etc/hosts\n")
+        jobs = [spectrum_job(box, retries=10), onpremise_job(box, retries=10),
+                {"name": "bad", "source": "urls", "urls_file": "bad.txt", "retries": 2}]
+        manifest = write_manifest(tmp_path, jobs, defaults={"timeout": 10})
+        result = run_cli("run", manifest, "--no-progress", timeout=180)
+        archive = tmp_path / "archive"
+        assert result.code == 1, result.err
+        done = complete(archive)
+        assert len(done) > 30
+        for path, url, sha in done:
+            served = box.dataset.file_bytes(url.removeprefix(box.files_url))
+            assert hashlib.sha256(served).hexdigest() == sha, path
+            assert hashlib.sha256((archive / "data" / path).read_bytes()).hexdigest() == sha
+    failures = report(archive)["failures"]
+    assert isinstance(failures, list)
+    assert {f["job"] for f in failures} == {"bad"}
+    reasons = " ".join(f["error"] for f in failures)
+    assert "404" in reasons and "file:" in reasons
+    bagit.Bag(str(archive)).validate()
+    assert run_cli("verify", archive).code == 0
+
+
+def test_no_second_sees_more_than_rate_plus_burst(tmp_path: Path) -> None:
+    with SandboxThread(BUSY, faults="files:503@p0.1") as box:
+        jobs = [spectrum_job(box, rate_limit=4, burst=2),
+                onpremise_job(box, rate_limit=4, burst=2, file_rate_limit=25, file_burst=5)]
+        manifest = write_manifest(tmp_path, jobs)
+        assert run_cli("run", manifest, "--no-progress", timeout=180).code == 0
+        by_port: dict[int, list[float]] = defaultdict(list)
+        for r in box.requests:
+            by_port[r.port].append(r.time)
+    assert max_in_window(by_port[port_of(box.api_url)]) <= 4 + 2
+    files = by_port[port_of(box.files_url)]
+    assert len(files) > 60
+    assert max_in_window(files) <= 25 + 5
+
+
+def test_no_retry_before_retry_after(tmp_path: Path) -> None:
+    with SandboxThread(DatasetConfig(), faults="files:503@first1:retry-after=1") as box:
+        manifest = write_manifest(tmp_path, [onpremise_job(box)])
+        assert run_cli("run", manifest, "--no-progress").code == 0
+        seen: dict[str, list[float]] = defaultdict(list)
+        for r in box.requests:
+            if r.port == port_of(box.files_url):
+                seen[r.path].append(r.time)
+    assert seen
+    for path, times in seen.items():
+        assert len(times) == 2, path
+        assert times[1] - times[0] >= 1.0, path
+
+
+def test_spectrum_403_is_backed_off_and_retried(tmp_path: Path) -> None:
+    with SandboxThread(DatasetConfig(), faults="spectrum:403@first2:retry-after=1") as box:
+        manifest = write_manifest(tmp_path, [spectrum_job(box)])
+        result = run_cli("run", manifest, "--no-progress")
+        assert result.code == 0, result.err
+
+
+def test_persistent_spectrum_403_names_both_causes(tmp_path: Path) -> None:
+    with SandboxThread(DatasetConfig(), faults="spectrum:403") as box:
+        manifest = write_manifest(tmp_path, [spectrum_job(box, retries=1)])
+        result = run_cli("run", manifest, "--no-progress")
+    assert result.code == 2
+    text = result.err.lower()
+    assert "token" in text and "rate limit" in text
+
+
+def test_a_stalled_download_is_abandoned_and_resumed(tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=1, assets_per_org=2, products=0, beers=0,
+                           file_size_min=3_000_000, file_size_max=3_000_000)
+    with SandboxThread(config, faults="files:stall@first1:fraction=0.5:seconds=30") as box:
+        manifest = write_manifest(tmp_path, [spectrum_job(box, include=["original"])],
+                                  defaults={"timeout": 1})
+        result = run_cli("run", manifest, "--no-progress")
+        assert result.code == 0, result.err
+        seconds = [r for r in box.requests if r.path.startswith("/cdn/")]
+    again = [r for r in seconds if "Range" in r.headers]
+    assert again and all(int(r.headers["Range"][6:].rstrip("-")) > 0 for r in again)
+
+
+def test_a_slow_but_moving_download_is_not_killed(tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=1, assets_per_org=1, products=0, beers=0,
+                           file_size_min=60_000, file_size_max=60_000)
+    with SandboxThread(config, faults="files:slow:rate=30000") as box:
+        manifest = write_manifest(tmp_path, [spectrum_job(box, include=["original"])],
+                                  defaults={"timeout": 1})
+        assert run_cli("run", manifest, "--no-progress").code == 0
+        assert sum(1 for r in box.requests if r.path.startswith("/cdn/")) == 1
+
+
+def test_circuit_breaker_stops_asking_a_refusing_origin(tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=2, assets_per_org=20, products=0, beers=0)
+    with SandboxThread(config, faults="files:503") as box:
+        manifest = write_manifest(tmp_path, [spectrum_job(box, retries=4)],
+                                  defaults={"concurrency": 4, "per_host": 4})
+        result = run_cli("run", manifest, "--no-progress", timeout=120)
+        asked = sum(1 for r in box.requests if r.port == port_of(box.files_url))
+    assert result.code == 1
+    assert asked <= 30 + 4
+    assert "stopped asking" in result.err
