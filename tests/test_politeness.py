@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import subprocess
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import bagit
+import pytest
 
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
@@ -152,3 +155,33 @@ def test_circuit_breaker_stops_asking_a_refusing_origin(tmp_path: Path) -> None:
     assert result.code == 1
     assert asked <= 30 + 4
     assert "stopped asking" in result.err
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only); skipped where mounting is not allowed."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_finishes(tiny_disk: Path,
+                                                                tmp_path: Path) -> None:
+    with SandboxThread(DatasetConfig(file_size_min=40_000, file_size_max=80_000)) as box:
+        manifest = write_manifest(tmp_path, [spectrum_job(box), onpremise_job(box)],
+                                  archive=str(tiny_disk / "archive"))
+        result = run_cli("run", manifest, "--no-progress")
+        assert result.code == 1
+        assert "disk is full" in result.err and "Traceback" not in result.err
+        subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_disk)], check=True)
+        again = run_cli("run", manifest, "--no-progress")
+        assert again.code == 0, again.err
+        bagit.Bag(str(tiny_disk / "archive")).validate()
+        assert run_cli("verify", tiny_disk / "archive").code == 0

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -133,15 +135,19 @@ class Run:
             try:
                 with self._signals():
                     await self._pipeline()
-            except errors.RunFatalError as exc:
-                self.result.fatal = exc.message
             except asyncio.CancelledError:
                 self.result.interrupted = True
             except Exception as exc:
                 # Still seal the bag and write the report: what is archived stays valid.
-                log.debug("internal error", exc_info=True)
-                self.result.fatal = self.redact(f"internal error: {_first_error(exc)}")
-            await self._finish()
+                log.debug("run stopped", exc_info=True)
+                self.result.fatal = (DISK_FULL if is_disk_full(exc) else
+                                     self.redact(f"internal error: {_first_error(exc)}"))
+            try:
+                await self._finish()
+            except (OSError, sqlite3.Error) as exc:
+                if not is_disk_full(exc):
+                    raise
+                self.result.fatal = DISK_FULL + " (the bag could not be sealed either)"
         finally:
             self.progress.close()
             self.journal.close()
@@ -344,9 +350,9 @@ class Run:
             item, previous = work
             try:
                 outcome = await self._fetch_one(fetcher, item, previous)
-            except errors.RunFatalError:
-                raise
             except Exception as exc:
+                if isinstance(exc, errors.RunFatalError) or is_disk_full(exc):
+                    raise
                 # A bug met by one item must cost that item, not the run.
                 log.debug("internal error on %s", item.key, exc_info=True)
                 outcome = Outcome(item.key, item.job, Status.FAILED, redact_url(item.url),
@@ -493,6 +499,23 @@ class Run:
 def _as_outcome(row: Row) -> Outcome:
     return Outcome(row.key, "", Status.DOWNLOADED, row.url or "",
                    PurePosixPath(row.path) if row.path else None, row.size or 0, row.sha256)
+
+
+DISK_FULL = ("the disk is full: the run stopped, state is kept; free some space and run again "
+             "to resume")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a failure (or any failure inside a group or behind a cause) is a full disk."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(is_disk_full(e) for e in exc.exceptions)
+    if isinstance(exc, errors.RunFatalError) and "disk is full" in exc.message:
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        return True
+    return exc.__cause__ is not None and is_disk_full(exc.__cause__)
 
 
 def _first_error(exc: BaseException) -> str:

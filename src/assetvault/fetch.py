@@ -150,8 +150,7 @@ class Fetcher:
                 break
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise errors.RunFatalError("the disk is full: the run stopped, state is kept; "
-                                               "free space and run again to resume") from None
+                    raise errors.RunFatalError("the disk is full") from exc
                 last = errors.FetchError(f"file system error: {exc.strerror}", url=shown)
                 break
         if partial.validator is None:
