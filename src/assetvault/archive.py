@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from . import errors
 from .bag import PayloadFile, write_bag
+from .fetch import safe_target
 from .history import keep_history
 from .journal import Journal, Placed
 from .models import Document, Item
@@ -93,7 +94,11 @@ def check_batch(paths: ArchivePaths, items: list[Item], docs: list[Document],
 
 def _document(paths: ArchivePaths, doc: Document, row: Row | None, write: bool) -> DocRecord:
     sha = hashlib.sha256(doc.body).hexdigest()
-    final = paths.data / doc.path
+    try:
+        final = safe_target(paths, str(doc.path))
+    except errors.FetchError as exc:
+        return DocRecord(doc.key, doc.job, doc.path, len(doc.body), sha, doc.upstream_version,
+                         written=False, error=exc.message)
     on_disk = _size(final)
     same = (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
             and row.path == str(doc.path) and on_disk == len(doc.body))
@@ -114,7 +119,7 @@ def link_or_copy(paths: ArchivePaths, source: PurePosixPath, placed: Placed,
     The link is made in the partial folder and renamed into place, so a crash never leaves a
     stray name under ``data/``; the journal hears of it first, like any placement.
     """
-    target = paths.data / placed.path
+    target = safe_target(paths, placed.path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = paths.partial / (hashlib.sha256(placed.path.encode()).hexdigest()[:40] + ".link")
     with contextlib.suppress(FileNotFoundError):

@@ -422,6 +422,9 @@ class Run:
             done = batch[-1] is _DONE
             outcomes = [self._count(o) for o in batch if isinstance(o, Outcome)]
             docs = [d for d in batch if isinstance(d, DocRecord)]
+            for doc in docs:
+                if doc.error is not None:
+                    self.result.failures.append(Failure(doc.job, doc.key, "", doc.error))
             if self.store is not None and not self.options.dry_run:
                 now = utc_text(datetime.now(UTC))
                 await self._call(self.store.record, outcomes, docs, self.run_id, now)

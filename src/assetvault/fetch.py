@@ -26,7 +26,7 @@ from . import errors, retry
 from .history import keep_history
 from .http import Bandwidth, Credentials, Http, network_error, origin_of, status_error
 from .journal import Journal, Placed
-from .layout import extension_for
+from .layout import extension_for, inside
 from .models import Item, Outcome, Status
 from .paths import ArchivePaths
 from .redact import redact_url
@@ -239,7 +239,7 @@ class Fetcher:
         return path
 
     def _move(self, partial: _Partial, placed: Placed, previous: str | None) -> None:
-        final = self._paths.data / placed.path
+        final = safe_target(self._paths, placed.path, partial.url)
         final.parent.mkdir(parents=True, exist_ok=True)
         keep_history(self._paths, final, previous)
         if self._journal is not None:
@@ -247,6 +247,15 @@ class Fetcher:
         os.replace(partial.path, final)
         partial.meta.unlink(missing_ok=True)
         partial.validator = None
+
+
+def safe_target(paths: ArchivePaths, relative: str, url: str = "") -> Path:
+    """``data/relative``, refused if it would resolve outside ``data/`` (a planted symlink)."""
+    try:
+        return inside(paths.data, PurePosixPath(relative))
+    except ValueError:
+        raise errors.FetchError(f"refused to write {relative!r}: it resolves outside data/",
+                                url=redact_url(url)) from None
 
 
 def _check_size_allowed(total: int | None, limit: int, url: str) -> None:

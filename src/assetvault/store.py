@@ -114,6 +114,7 @@ class DocRecord:
     sha256: str
     version: str | None
     written: bool
+    error: str | None = None  # not written: the reason (it is not recorded either)
 
 
 class Store:
@@ -189,6 +190,8 @@ class Store:
                 not_done.append((o.key, o.job, o.url, _s(o.path), state, o.status.value, o.error,
                                  run_id, now))
         for d in docs:
+            if d.error is not None:
+                continue
             if d.written:
                 complete.append((d.key, d.job, "doc", None, str(d.path), d.size, d.sha256,
                                  d.version, None, None, "downloaded", run_id, now))
