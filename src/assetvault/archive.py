@@ -16,11 +16,11 @@ from pathlib import Path, PurePosixPath
 
 from . import errors
 from .bag import PayloadFile, write_bag
-from .fetch import safe_target
 from .history import keep_history
 from .journal import Journal, Placed
 from .models import Document, Item
 from .paths import ArchivePaths
+from .placer import Placer
 from .plan import is_up_to_date
 from .store import DocRecord, Row, Store
 
@@ -70,7 +70,7 @@ def _sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def check_batch(paths: ArchivePaths, items: list[Item], docs: list[Document],
+def check_batch(placer: Placer, items: list[Item], docs: list[Document],
                 rows: dict[str, Row], write_docs: bool,
                 rehash: bool = False) -> tuple[set[str], list[DocRecord]]:
     """Keys of items already archived and unchanged; and each document, written if it changed.
@@ -78,6 +78,7 @@ def check_batch(paths: ArchivePaths, items: list[Item], docs: list[Document],
     With ``rehash`` an archived file counts as unchanged only if its bytes still hash to what
     the state recorded (``run --verify-existing``).
     """
+    paths = placer.paths
     fresh = set()
     for item in items:
         row = rows.get(item.key)
@@ -88,14 +89,15 @@ def check_batch(paths: ArchivePaths, items: list[Item], docs: list[Document],
                 _sha256(paths.data / row.path) != row.sha256):
             continue
         fresh.add(item.key)
-    records = [_document(paths, doc, rows.get(doc.key), write_docs) for doc in docs]
+    records = [_document(placer, doc, rows.get(doc.key), write_docs) for doc in docs]
     return fresh, records
 
 
-def _document(paths: ArchivePaths, doc: Document, row: Row | None, write: bool) -> DocRecord:
+def _document(placer: Placer, doc: Document, row: Row | None, write: bool) -> DocRecord:
     sha = hashlib.sha256(doc.body).hexdigest()
+    paths = placer.paths
     try:
-        final = safe_target(paths, str(doc.path))
+        final = placer.target(str(doc.path)) if write else paths.data / doc.path
     except errors.FetchError as exc:
         return DocRecord(doc.key, doc.job, doc.path, len(doc.body), sha, doc.upstream_version,
                          written=False, error=exc.message)
@@ -103,7 +105,6 @@ def _document(paths: ArchivePaths, doc: Document, row: Row | None, write: bool) 
     same = (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
             and row.path == str(doc.path) and on_disk == len(doc.body))
     if not same and write and not (on_disk == len(doc.body) and final.read_bytes() == doc.body):
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = paths.partial / f"{sha[:40]}.doc"
         tmp.write_bytes(doc.body)
         keep_history(paths, final, row.sha256 if row is not None else None)
@@ -112,15 +113,13 @@ def _document(paths: ArchivePaths, doc: Document, row: Row | None, write: bool) 
                      written=not same)
 
 
-def link_or_copy(paths: ArchivePaths, source: PurePosixPath, placed: Placed,
-                 journal: Journal) -> None:
+def link_or_copy(placer: Placer, source: PurePosixPath, placed: Placed) -> None:
     """Put the payload file ``source`` at ``placed.path`` too: a hard link where possible.
 
-    The link is made in the partial folder and renamed into place, so a crash never leaves a
-    stray name under ``data/``; the journal hears of it first, like any placement.
+    The link is made in the partial folder and placed like any fetched file (journaled, then
+    renamed), so a crash never leaves a stray name under ``data/``.
     """
-    target = safe_target(paths, placed.path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    paths = placer.paths
     tmp = paths.partial / (hashlib.sha256(placed.path.encode()).hexdigest()[:40] + ".link")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
@@ -128,9 +127,7 @@ def link_or_copy(paths: ArchivePaths, source: PurePosixPath, placed: Placed,
         os.link(paths.data / source, tmp)
     except OSError:
         shutil.copyfile(paths.data / source, tmp)
-    keep_history(paths, target, None)
-    journal.append(placed)
-    os.replace(tmp, target)
+    placer.place_file(tmp, placed, None, placed.url)
 
 
 def recover(store: Store, paths: ArchivePaths, run_id: int, now: str) -> int:

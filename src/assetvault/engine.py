@@ -47,6 +47,7 @@ from .models import (
     Status,
 )
 from .paths import ArchivePaths
+from .placer import Placer
 from .plan import in_shard
 from .progress import Progress
 from .ratelimit import lowest_rate
@@ -113,6 +114,7 @@ class Run:
         self._job_of = {job.name: job for job in jobs}
         self._job_started: dict[str, float] = {}
         self.journal = Journal(self.paths.journal)
+        self.placer = Placer(self.paths, self.journal)
         self._placed_committed = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -211,7 +213,7 @@ class Run:
                                          read_bufsize=1 << 18) as session:
             http = Http(session, limits)
             fetcher = Fetcher(http, self.paths, self._io, bandwidth=self._bandwidth(),
-                              on_bytes=self.progress.add_bytes, journal=self.journal)
+                              on_bytes=self.progress.add_bytes, placer=self.placer)
             async with asyncio.TaskGroup() as tg:
                 producers = [tg.create_task(self._produce(job, http)) for job in self.jobs]
                 planner = tg.create_task(self._plan())
@@ -301,7 +303,7 @@ class Run:
         docs = [e for e in batch if isinstance(e, Document)]
         rows, fetched = await self._lookup(items, docs)
         write_docs = not self.options.dry_run
-        fresh, doc_records = await self._io_call(check_batch, self.paths, items, docs, rows,
+        fresh, doc_records = await self._io_call(check_batch, self.placer, items, docs, rows,
                                                  write_docs, self.options.verify_existing)
         for entry in batch:
             if isinstance(entry, Item | Pending):
@@ -397,7 +399,7 @@ class Run:
         placed = Placed(item.key, item.job, shown, str(path), first.size, first.sha256,
                         item.upstream_version, first.etag, first.last_modified)
         if path != first.path:
-            await self._io_call(link_or_copy, self.paths, first.path, placed, self.journal)
+            await self._io_call(link_or_copy, self.placer, first.path, placed)
         else:
             await self._io_call(self.journal.append, placed)
         return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path, first.size,

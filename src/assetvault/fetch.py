@@ -12,7 +12,6 @@ import binascii
 import errno
 import hashlib
 import json
-import os
 import random
 import re
 from collections.abc import Callable
@@ -23,16 +22,17 @@ from pathlib import Path, PurePosixPath
 import aiohttp
 
 from . import errors, retry
-from .history import keep_history
 from .http import Bandwidth, Credentials, Http, network_error, origin_of, status_error
-from .journal import Journal, Placed
-from .layout import extension_for, inside
+from .journal import Placed
+from .layout import extension_for
 from .models import Item, Outcome, Status
 from .paths import ArchivePaths
+from .placer import Placer
 from .redact import redact_url
 from .sink import Digests, Sink
 
 CHUNK = 1 << 20
+SMALL = 1 << 20  # bodies up to this size are read whole and placed in one thread hop
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 
@@ -57,6 +57,7 @@ class _Partial:
     url: str
     validator: str | None = None  # ETag, else Last-Modified: sent as If-Range to resume
     fetched: int = 0  # bytes received over every attempt
+    touched: bool = False  # a partial file or sidecar may exist on disk
 
     def offset(self) -> int:
         if self.validator is None:
@@ -72,11 +73,13 @@ class _Partial:
             meta = json.loads(self.meta.read_text())
         except (OSError, ValueError):
             return
+        self.touched = True
         if isinstance(meta, dict) and meta.get("url") == self.url:
             validator = meta.get("validator")
             self.validator = validator if isinstance(validator, str) else None
 
     def save(self) -> None:
+        self.touched = True
         self.meta.write_text(json.dumps({"url": self.url, "validator": self.validator}))
 
     def discard(self) -> None:
@@ -91,6 +94,7 @@ class _Fetched:
     etag: str | None
     last_modified: str | None
     content_type: str | None
+    path: PurePosixPath | None = None  # set when the file is already in place
 
 
 class Fetcher:
@@ -105,9 +109,11 @@ class Fetcher:
         bandwidth: Bandwidth | None = None,
         on_bytes: Callable[[int], None] = lambda n: None,
         rand: Callable[[], float] = random.random,
-        journal: Journal | None = None,
+        placer: Placer | None = None,
     ) -> None:
-        self._journal = journal
+        self._placer = placer or Placer(paths)
+        # Sidecars that a crashed run left: only those items look for a resumable partial.
+        self._leftover = {p.name for p in paths.partial.glob("*.json")}
         self._http = http
         self._paths = paths
         self._executor = executor
@@ -123,14 +129,15 @@ class Fetcher:
         """
         shown = redact_url(item.url)
         partial = self._partial(item)
-        await asyncio.to_thread(partial.load)
+        if partial.meta.name in self._leftover:
+            await asyncio.to_thread(partial.load)
         last: errors.FetchError | None = None
         for attempt in range(job.retries + 1):
             if isinstance(last, errors.RetryableError):
                 await asyncio.sleep(retry.next_delay(attempt - 1, self._rand, last.retry_after))
             try:
-                result = await self._attempt(item, job, partial)
-                path = await self._place(item, partial, result, previous)
+                result = await self._attempt(item, job, partial, previous)
+                path = result.path or await self._place(item, partial, result, previous)
                 return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path,
                                result.digests.size, result.digests.sha256,
                                upstream_version=item.upstream_version, etag=result.etag,
@@ -153,7 +160,7 @@ class Fetcher:
                     raise errors.RunFatalError("the disk is full") from exc
                 last = errors.FetchError(f"file system error: {exc.strerror}", url=shown)
                 break
-        if partial.validator is None:
+        if partial.validator is None and partial.touched:
             await asyncio.to_thread(partial.discard)
         assert last is not None
         return Outcome(item.key, item.job, Status.FAILED, shown, item.path, error=last.message,
@@ -164,7 +171,8 @@ class Fetcher:
         folder = self._paths.partial
         return _Partial(folder / f"{name}.part", folder / f"{name}.json", item.url)
 
-    async def _attempt(self, item: Item, job: JobFetch, partial: _Partial) -> _Fetched:
+    async def _attempt(self, item: Item, job: JobFetch, partial: _Partial,
+                       previous: str | None) -> _Fetched:
         offset = partial.offset()
         headers = {"Accept-Encoding": "identity"}
         if offset > 0 and partial.validator:
@@ -175,19 +183,48 @@ class Fetcher:
             start, total = await self._start_of(resp, item, partial, offset)
             expected_md5 = _expected_md5(resp, item, whole=start == 0 and resp.status == 200)
             _check_size_allowed(total, job.max_file_size, item.url)
+            encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+            if start == 0 and total is not None and total <= SMALL and not encoded:
+                return await self._small(resp, item, partial, total, expected_md5, previous)
             validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
             if start == 0 and validator != partial.validator:
                 partial.validator = validator
                 if total is None or total > CHUNK:
                     await asyncio.to_thread(partial.save)
             sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None)
+            partial.touched = True
             await sink.start(start)
             await self._stream(resp, sink, partial, job.max_file_size)
             digests = await sink.finish()
-            encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
             _check(digests, item, total if not encoded else None, expected_md5)
             return _Fetched(digests, resp.headers.get("ETag"), resp.headers.get("Last-Modified"),
                             resp.headers.get("Content-Type"))
+
+    async def _small(self, resp: aiohttp.ClientResponse, item: Item, partial: _Partial,
+                     total: int, expected_md5: str | None, previous: str | None) -> _Fetched:
+        """A body that fits in memory: read it whole, then hash, check, write and place it in
+        one thread hop (creating files is the cost that matters for small files here)."""
+        body = await resp.read()
+        partial.fetched += len(body)
+        self._on_bytes(len(body))
+        await self._bandwidth.consume(len(body))
+        etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+        path = _final_path(item, resp.headers.get("Content-Type"))
+        digests = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._store_small, body, item, total, expected_md5, path, etag,
+            modified, previous)
+        return _Fetched(digests, etag, modified, resp.headers.get("Content-Type"), path)
+
+    def _store_small(self, body: bytes, item: Item, total: int, expected_md5: str | None,
+                     path: PurePosixPath, etag: str | None, modified: str | None,
+                     previous: str | None) -> Digests:
+        md5 = hashlib.md5(body, usedforsecurity=False).hexdigest() if expected_md5 else None
+        digests = Digests(len(body), hashlib.sha256(body).hexdigest(), md5)
+        _check(digests, item, total, expected_md5)
+        placed = Placed(item.key, item.job, redact_url(item.url), str(path), digests.size,
+                        digests.sha256, item.upstream_version, etag, modified)
+        self._placer.place_bytes(body, placed, previous, item.url)
+        return digests
 
     async def _start_of(self, resp: aiohttp.ClientResponse, item: Item, partial: _Partial,
                         offset: int) -> tuple[int, int | None]:
@@ -226,11 +263,7 @@ class Fetcher:
 
     async def _place(self, item: Item, partial: _Partial, result: _Fetched,
                      previous: str | None) -> PurePosixPath:
-        path = item.path
-        if item.add_extension:
-            ext = extension_for("", result.content_type)
-            if ext:
-                path = path.with_name(path.name + ext)
+        path = _final_path(item, result.content_type)
         placed = Placed(item.key, item.job, redact_url(item.url), str(path), result.digests.size,
                         result.digests.sha256, item.upstream_version, result.etag,
                         result.last_modified)
@@ -239,23 +272,18 @@ class Fetcher:
         return path
 
     def _move(self, partial: _Partial, placed: Placed, previous: str | None) -> None:
-        final = safe_target(self._paths, placed.path, partial.url)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        keep_history(self._paths, final, previous)
-        if self._journal is not None:
-            self._journal.append(placed)
-        os.replace(partial.path, final)
+        self._placer.place_file(partial.path, placed, previous, partial.url)
         partial.meta.unlink(missing_ok=True)
         partial.validator = None
 
 
-def safe_target(paths: ArchivePaths, relative: str, url: str = "") -> Path:
-    """``data/relative``, refused if it would resolve outside ``data/`` (a planted symlink)."""
-    try:
-        return inside(paths.data, PurePosixPath(relative))
-    except ValueError:
-        raise errors.FetchError(f"refused to write {relative!r}: it resolves outside data/",
-                                url=redact_url(url)) from None
+def _final_path(item: Item, content_type: str | None) -> PurePosixPath:
+    """The item's path, with an extension from the Content-Type when the URL had none."""
+    if item.add_extension:
+        ext = extension_for("", content_type)
+        if ext:
+            return item.path.with_name(item.path.name + ext)
+    return item.path
 
 
 def _check_size_allowed(total: int | None, limit: int, url: str) -> None:
