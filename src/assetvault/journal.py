@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+CLEAR_EVERY = 4096  # entries: a truncate per writer batch cost ~0.4 ms each, for nothing
+
 
 @dataclass(frozen=True, slots=True)
 class Placed:
@@ -41,6 +43,7 @@ class Journal:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._appended = 0
+        self._cleared = 0
 
     def open(self) -> None:
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -64,11 +67,13 @@ class Journal:
 
     def clear_if(self, committed: int) -> bool:
         """Empty the journal if ``committed`` placements (counted since it was opened) cover
-        everything appended since then."""
+        everything appended since then, and it has grown enough to be worth a truncate."""
         with self._lock:
-            if self._fd is None or committed < self._appended:
+            if (self._fd is None or committed < self._appended
+                    or self._appended - self._cleared < CLEAR_EVERY):
                 return False
             os.ftruncate(self._fd, 0)
+            self._cleared = self._appended
             return True
 
     def clear(self) -> None:
