@@ -16,7 +16,6 @@ from pathlib import Path, PurePosixPath
 
 from . import errors
 from .bag import PayloadFile, write_bag
-from .history import keep_history
 from .journal import Journal, Placed
 from .models import Document, Item
 from .paths import ArchivePaths
@@ -107,8 +106,9 @@ def _document(placer: Placer, doc: Document, row: Row | None, write: bool) -> Do
     if not same and write and not (on_disk == len(doc.body) and final.read_bytes() == doc.body):
         tmp = paths.partial / f"{sha[:40]}.doc"
         tmp.write_bytes(doc.body)
-        keep_history(paths, final, row.sha256 if row is not None else None)
-        os.replace(tmp, final)
+        placed = Placed(doc.key, doc.job, "", str(doc.path), len(doc.body), sha,
+                        doc.upstream_version, None, None, kind="doc")
+        placer.place_file(tmp, placed, row.sha256 if row is not None else None, "")
     return DocRecord(doc.key, doc.job, doc.path, len(doc.body), sha, doc.upstream_version,
                      written=not same)
 
@@ -130,18 +130,23 @@ def link_or_copy(placer: Placer, source: PurePosixPath, placed: Placed) -> None:
     placer.place_file(tmp, placed, None, placed.url)
 
 
-def recover(store: Store, paths: ArchivePaths, run_id: int, now: str) -> int:
+def recover(store: Store, paths: ArchivePaths, now: str) -> int:
     """Replay the journal of a crashed run: files it placed but never recorded.
 
     Each is re-hashed (there are few: only those between a rename and the next commit), so a
     crash between journaling and renaming can never record bytes that are not there.
     """
     journal = Journal(paths.journal)
-    placed = [p for p in journal.replay()
-              if _size(paths.data / p.path) == p.size and _sha256(paths.data / p.path) == p.sha256]
-    count = store.record_placed(placed, run_id, now) if placed else 0
+    count = replay(store, paths, journal, now)
     journal.clear()
     return count
+
+
+def replay(store: Store, paths: ArchivePaths, journal: Journal, now: str) -> int:
+    """Record every journaled placement whose bytes are in place (idempotent)."""
+    placed = [p for p in journal.replay()
+              if _size(paths.data / p.path) == p.size and _sha256(paths.data / p.path) == p.sha256]
+    return store.record_placed(placed, now) if placed else 0
 
 
 def seal(store: Store, root: Path, agent: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from . import __version__, errors
-from .archive import ArchiveLock, check_batch, link_or_copy, recover, seal
+from .archive import ArchiveLock, check_batch, link_or_copy, recover, replay, seal
 from .credentials import api_origin_url, credentials_for
 from .fetch import Fetcher, JobFetch
 from .http import Bandwidth, Http, JobApi, Limits, origin_of
@@ -55,6 +55,7 @@ from .redact import Redactor, redact_url
 from .report import write_report
 from .sources import iter_entries
 from .store import DocRecord, Row, Store
+from .threads import TrackedPool
 
 T = TypeVar("T")
 log = logging.getLogger("assetvault")
@@ -98,7 +99,7 @@ class Run:
         self.store: Store | None = None
         self.run_id = 0
         self._db = ThreadPoolExecutor(1, thread_name_prefix="assetvault-db")
-        self._io = ThreadPoolExecutor(4, thread_name_prefix="assetvault-io")
+        self._io = TrackedPool(4, "assetvault-io")
         concurrency = max(job.settings.concurrency for job in jobs)
         self.workers = concurrency
         self.entries: asyncio.Queue[Any] = asyncio.Queue(BATCH * 4)
@@ -165,7 +166,7 @@ class Run:
         """Record what a crashed run placed but did not commit; then journal this run."""
         assert self.store is not None
         now = utc_text(datetime.now(UTC))
-        count = await self._call(recover, self.store, self.paths, self.run_id, now)
+        count = await self._call(recover, self.store, self.paths, now)
         if count:
             log.info("recovered %d files a previous run placed but did not record", count)
         self.journal.open()
@@ -416,6 +417,12 @@ class Run:
     # writer -------------------------------------------------------------------------------
 
     async def _write(self) -> None:
+        try:
+            await self._write_all()
+        finally:
+            self.journal.clear_if(self._placed_committed, final=True)
+
+    async def _write_all(self) -> None:
         done = False
         while not done:
             batch = [await self.results.get()]
@@ -430,6 +437,7 @@ class Run:
             if self.store is not None and not self.options.dry_run:
                 now = utc_text(datetime.now(UTC))
                 await self._call(self.store.record, outcomes, docs, self.run_id, now)
+                self._placed_committed += sum(1 for d in docs if d.written and not d.error)
                 self._committed(outcomes)
 
     def _committed(self, outcomes: list[Outcome]) -> None:
@@ -486,6 +494,12 @@ class Run:
                 self.result.failures.append(Failure(stats.name, stats.name, "", stats.fatal))
         if self.store is None or self.options.dry_run:
             return
+        if self.result.interrupted or self.result.fatal:
+            # Workers stopped mid-item may have placed files whose outcomes never reached the
+            # writer: once their threads are done, the journal knows every file in data/.
+            await asyncio.to_thread(self._io.drain)
+            now = utc_text(datetime.now(UTC))
+            await self._call(replay, self.store, self.paths, self.journal, now)
         await self._mark_gone()
         await self._call(seal, self.store, self.paths.root, f"assetvault {__version__}")
         stamp = self.result.started.strftime("%Y%m%dT%H%M%SZ")

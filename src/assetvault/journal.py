@@ -33,6 +33,7 @@ class Placed:
     version: str | None
     etag: str | None
     last_modified: str | None
+    kind: str = "file"  # or "doc" (an asset.json)
 
 
 class Journal:
@@ -65,12 +66,13 @@ class Journal:
     def appended(self) -> int:
         return self._appended
 
-    def clear_if(self, committed: int) -> bool:
+    def clear_if(self, committed: int, *, final: bool = False) -> bool:
         """Empty the journal if ``committed`` placements (counted since it was opened) cover
-        everything appended since then, and it has grown enough to be worth a truncate."""
+        everything appended since then, and it has grown enough to be worth a truncate (or
+        the run is over: a journal left behind would be replayed as a crash's)."""
         with self._lock:
             if (self._fd is None or committed < self._appended
-                    or self._appended - self._cleared < CLEAR_EVERY):
+                    or (not final and self._appended - self._cleared < CLEAR_EVERY)):
                 return False
             os.ftruncate(self._fd, 0)
             self._cleared = self._appended

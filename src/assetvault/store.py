@@ -202,10 +202,14 @@ class Store:
             self._db.executemany(_TOUCH, touched)
             self._db.executemany(_UPSERT_NOT_DONE, not_done)
 
-    def record_placed(self, placed: Iterable[Placed], run_id: int, now: str) -> int:
-        """Record files a crashed run placed but never committed (from its journal)."""
-        rows = [(p.key, p.job, "file", p.url, p.path, p.size, p.sha256, p.version, p.etag,
-                 p.last_modified, "downloaded", run_id, now) for p in placed]
+    def record_placed(self, placed: Iterable[Placed], now: str) -> int:
+        """Record files a crashed run placed but never committed (from its journal).
+
+        They are complete, but not "fetched in this run": the run decides afresh whether
+        they are up to date, and never links another item to them as this run's download.
+        """
+        rows = [(p.key, p.job, p.kind, p.url, p.path, p.size, p.sha256, p.version, p.etag,
+                 p.last_modified, "recovered", None, now) for p in placed]
         with self._db:
             self._db.executemany(_UPSERT_COMPLETE, rows)
         return len(rows)
