@@ -263,3 +263,26 @@ def test_credentials_stay_on_their_origin_across_redirects(tmp_path: Path) -> No
         landed = other.seen[0]
         assert "SPECTRUM_API_TOKEN" not in landed and "key-secret" not in landed["query"]
     asyncio.run(go())
+
+
+def test_an_api_redirect_to_another_origin_carries_no_credentials() -> None:
+    from assetvault.http import JobApi
+
+    async def go() -> None:
+        async def listing(r: web.Request) -> web.Response:
+            return web.json_response({"ok": True})
+        async with Server({"/list": listing}) as other:
+            async def redirect(r: web.Request) -> web.Response:
+                raise web.HTTPFound(other.url + "/list")
+            async with Server({"/list": redirect}) as api:
+                creds = Credentials(origin_of(api.url), {"SPECTRUM_API_TOKEN": "tok-secret"})
+                async with aiohttp.ClientSession() as session:
+                    jobapi = JobApi(Http(session, Limits()), retries=0, timeout=5,
+                                    credentials=creds)
+                    got = await jobapi.get_json(api.url + "/list", headers={
+                        "SPECTRUM_API_TOKEN": "tok-secret", "X-Secret": "hdr-secret"})
+        assert got == {"ok": True}
+        assert api.seen[0]["SPECTRUM_API_TOKEN"] == "tok-secret"
+        landed = other.seen[0]
+        assert "SPECTRUM_API_TOKEN" not in landed and "X-Secret" not in landed
+    asyncio.run(go())

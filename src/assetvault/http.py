@@ -29,6 +29,7 @@ log = logging.getLogger("assetvault")
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 REFUSALS = frozenset({429, 503})
+NEUTRAL_HEADERS = frozenset({"accept", "accept-encoding", "range", "if-range", "user-agent"})
 MAX_REDIRECTS = 10
 MAX_LISTING_BYTES = 256 * 1024 * 1024  # a listing larger than this is refused, not parsed
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -183,11 +184,15 @@ class Http:
         circuit breaker; Spectrum adds its 403).
         """
         current = url
+        first = origin_of(url)
         for _hop in range(MAX_REDIRECTS + 1):
             check_url(current, allow_hosts)
             origin = origin_of(current)
             self.limits.check_open(origin, current)
-            send_headers = dict(headers or {})
+            # The caller's headers may carry credentials (the Spectrum token, a job's
+            # `headers`): past the first origin only neutral ones travel.
+            send_headers = {k: v for k, v in (headers or {}).items()
+                            if origin == first or k.lower() in NEUTRAL_HEADERS}
             send_params = dict(params or {}) if current == url else {}
             if credentials is not None and credentials.origin == origin:
                 send_headers.update(credentials.headers)
