@@ -210,3 +210,25 @@ def test_verbose_names_each_item(sandbox: SandboxThread, tmp_path: Path) -> None
     assert "downloaded onp onpremise/" in result.err and "sha256:" in result.err
     quiet = run_cli("run", manifest, "-q")
     assert quiet.code == 0 and quiet.out == ""
+
+
+@pytest.mark.parametrize("workers", [16, 1])
+def test_the_same_url_is_fetched_once_per_run_and_stored_at_each_path(tmp_path: Path,
+                                                                      workers: int) -> None:
+    config = DatasetConfig(organizations=1, assets_per_org=6, products=0, beers=0,
+                           file_size_min=20_000, file_size_max=20_000)
+    with SandboxThread(config, faults="files:slow:rate=200000") as box:
+        paths = _sandbox_file_paths(box)
+        shared = paths[0]
+        rows = [f"{box.files_url}{p},other/{i}.bin" for i, p in enumerate(paths[1:])]
+        rows += [f"{box.files_url}{shared},same/{i}.png" for i in range(40)]
+        (tmp_path / "list.csv").write_text("url,path\n" + "\n".join(rows) + "\n")
+        manifest = write_manifest(tmp_path, [{"name": "dup", "source": "urls",
+                                              "urls_file": "list.csv", "concurrency": workers,
+                                              "per_host": workers}])
+        assert run_cli("run", manifest, "--no-progress").code == 0
+        assert box.counts[shared] == 1
+        want = box.dataset.file_bytes(shared)
+    copies = list((tmp_path / "archive/data/urls/dup/same").iterdir())
+    assert len(copies) == 40 and all(c.read_bytes() == want for c in copies)
+    bagit.Bag(str(tmp_path / "archive")).validate()

@@ -19,6 +19,7 @@ import logging
 import signal
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ T = TypeVar("T")
 log = logging.getLogger("assetvault")
 
 BATCH = 256
+RECENT_URLS = 20_000  # fetches remembered in memory for in-run deduplication
 USER_AGENT = f"assetvault/{__version__}"
 _DONE = object()  # end-of-stream marker on the queues
 
@@ -108,10 +110,10 @@ class Run:
         self._job_slots = {job.name: asyncio.Semaphore(job.settings.concurrency) for job in jobs}
         self._per_host = min(job.settings.per_host for job in jobs)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
-        # URL -> the outcome of its fetch, only between a worker taking it and the writer
-        # committing it; after that the store answers (so memory stays bounded).
-        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
-        self._inflight_url: dict[str, str] = {}  # item key -> URL, to drop _inflight entries
+        # URL -> the outcome of its fetch in this run, for the most recent fetches: anything
+        # planned before a fetch was committed is queued at most a few hundred items behind
+        # it, well inside this window; older ones the store answers (so memory stays flat).
+        self._inflight: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
         self._job_of = {job.name: job for job in jobs}
         self._job_started: dict[str, float] = {}
         self.journal = Journal(self.paths.journal)
@@ -368,7 +370,6 @@ class Run:
             return await self._link(item, await first)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._inflight[item.url] = future
-        self._inflight_url[item.key] = item.url
         job = self._job_of[item.job]
         host = origin_of(item.url)[1]
         slot = self._host_slots.setdefault(host, asyncio.Semaphore(self._per_host))
@@ -378,10 +379,17 @@ class Run:
         except BaseException:
             future.cancel()
             self._inflight.pop(item.url, None)
-            self._inflight_url.pop(item.key, None)
             raise
         future.set_result(outcome)
+        self._forget_old_urls()
         return outcome
+
+    def _forget_old_urls(self) -> None:
+        while len(self._inflight) > RECENT_URLS:
+            url, oldest = next(iter(self._inflight.items()))
+            if not oldest.done():
+                break
+            del self._inflight[url]
 
     def _job_fetch(self, job: Job) -> JobFetch:
         s = job.settings
@@ -441,13 +449,8 @@ class Run:
                 self._committed(outcomes)
 
     def _committed(self, outcomes: list[Outcome]) -> None:
-        """Outcomes are in the store now: the journal and the in-flight map can let go."""
-        for outcome in outcomes:
-            if outcome.status is Status.DOWNLOADED:
-                self._placed_committed += 1
-            url = self._inflight_url.pop(outcome.key, None)
-            if url is not None:
-                self._inflight.pop(url, None)
+        """Outcomes are in the store now: the journal can let go of their placements."""
+        self._placed_committed += sum(1 for o in outcomes if o.status is Status.DOWNLOADED)
         self.journal.clear_if(self._placed_committed)
 
     def _count(self, outcome: Outcome) -> Outcome:
