@@ -231,16 +231,29 @@ def test_verify_existing_refetches_what_no_longer_matches(tmp_path: Path) -> Non
 def test_since_last_run_sends_the_last_clean_start(tmp_path: Path) -> None:
     with SandboxThread(DatasetConfig()) as box:
         manifest = write_manifest(tmp_path, [onpremise_job(box, since="last-run")])
+        listings = lambda: [r for r in box.requests if r.path.endswith("assets.json")]  # noqa: E731
         assert run_cli("run", manifest, "--no-progress").code == 0
-        assert not any("last_updated_at" in r.query for r in box.requests)
+        assert listings() and not any("last_updated_at" in r.query for r in listings())
+        # That run left pending files: the next one lists everything again, and fetches
+        # what became ready.
+        box.reset_counts()
+        for kind in ("products", "beers"):
+            for owner in box.dataset.owner_ids(kind):
+                for asset in box.dataset.asset_ids(kind, owner):
+                    box.dataset.set_processed(kind, owner, asset, True)
+        assert run_cli("run", manifest, "--no-progress").code == 0
+        assert not any("last_updated_at" in r.query for r in listings())
+        first_clean = json.loads(sorted((tmp_path / "archive/.assetvault/reports")
+                                        .glob("*.json"))[-1].read_text())
+        assert first_clean["jobs"][0]["pending"] == 0 and first_clean["jobs"][0]["downloaded"] > 0
+        # A clean run: the next one asks only for what changed since it started.
         box.reset_counts()
         owner = box.dataset.owner_ids("products")[0]
         asset = box.dataset.asset_ids("products", owner)[0]
         box.dataset.touch_onpremise("products", owner, asset)
         result = run_cli("run", manifest, "--no-progress")
         assert result.code == 0, result.err
-        listed = [r for r in box.requests if r.path.endswith("assets.json")]
-        assert listed and all("last_updated_at=" in r.query for r in listed)
+        assert listings() and all("last_updated_at=" in r.query for r in listings())
         report = json.loads(sorted((tmp_path / "archive/.assetvault/reports").glob("*.json"))[-1]
                             .read_text())
         assert report["jobs"][0]["downloaded"] >= 1

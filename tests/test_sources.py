@@ -510,3 +510,17 @@ def test_urls_missing_file_is_a_listing_failure(tmp_path: Path) -> None:
     (failure,) = collect(iter_entries(job, FakeApi(lambda url, params: None)))
     assert isinstance(failure, ListingFailure) and failure.key == "urls/legacy"
     assert "cannot read" in failure.error
+
+
+def test_versions_in_every_documented_shape() -> None:
+    from assetvault.sources.onpremise import parse_versions
+
+    url = "http://cdn/x/web_thumb.jpg"
+    for shape in ({"web_thumb": {"url": url}}, [{"web_thumb": {"url": url}}],
+                  [{"id": "web_thumb", "url": url}], [{"identifier": "web_thumb", "url": url}],
+                  [{"name": "web_thumb", "url": url}]):
+        problems: list[str] = []
+        assert parse_versions(shape, problems) == [("web_thumb", url)], shape
+        assert problems == []
+    problems = []
+    assert parse_versions([{"url": url}], problems) == [] and problems == ["a version has no name"]

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _verbosity(p)
 
     p = sub.add_parser("sandbox", help="serve both APIs and their files locally, for trials")
-    p.add_argument("--port", type=int, default=8765,
+    p.add_argument("--port", type=_port, default=8765,
                    help="APIs on PORT, files on PORT+1 (default 8765; 0 picks free ports)")
     p.add_argument("--faults", metavar="SPEC", help="fault injection rules (see the README)")
     p.add_argument("--seed", type=int, default=1)
@@ -65,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     _verbosity(p)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65534:  # the files are served on PORT + 1
+        raise argparse.ArgumentTypeError(f"a port from 0 to 65534, not {port}")
+    return port
 
 
 def _verbosity(p: argparse.ArgumentParser) -> None:

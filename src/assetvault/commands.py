@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -36,12 +37,24 @@ async def run(args: argparse.Namespace) -> int:
         shard = parse_shard(args.shard) if args.shard else None
     except ValueError as exc:
         raise errors.UsageError(str(exc)) from None
+    if args.report is not None:
+        _check_writable(args.report)
     options = RunOptions(jobs=tuple(args.job), dry_run=args.dry_run, report=args.report,
                          shard=shard, verify_existing=args.verify_existing)
     progress = make_progress(enabled=not (args.no_progress or args.quiet or args.dry_run))
     result = await run_manifest(manifest, options, progress, out=_out)
     _finish_lines(result, dry_run=args.dry_run, quiet=args.quiet)
     return result.exit_code
+
+
+def _check_writable(report: Path) -> None:
+    """Refuse a --report path that cannot be written before the run, not after it."""
+    folder = report.parent if str(report.parent) else Path(".")
+    if report.is_dir():
+        raise errors.UsageError(f"--report {report}: that is a folder; name a file")
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise errors.UsageError(f"--report {report}: the folder {folder} does not exist or "
+                                "cannot be written")
 
 
 def _finish_lines(result: RunResult, *, dry_run: bool, quiet: bool) -> None:

@@ -511,8 +511,10 @@ class Run:
             targets.append(self.options.report)
         self.result.report_path = targets[-1]
         text = await self._io_call(write_report, self.result, targets)
-        job_runs = [(s.name, utc_text(self.result.started), s.failed == 0 and
-                     s.listing_failures == 0 and not s.fatal and not self.result.interrupted)
+        # `since: last-run` starts from the last clean run; one that left pending files is not
+        # clean, or they would never be listed again (they are "tried again on the next run").
+        job_runs = [(s.name, utc_text(self.result.started), s.failed == 0 and s.pending == 0
+                     and s.listing_failures == 0 and not s.fatal and not self.result.interrupted)
                     for s in self.stats.values()]
         await self._call(self.store.finish_run, self.run_id, utc_text(self.result.finished),
                          self.result.exit_code, text, job_runs)

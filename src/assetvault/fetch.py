@@ -253,7 +253,7 @@ class Fetcher:
             await asyncio.to_thread(partial.discard)
             raise errors.RetryableError("the server resumed at another offset than asked; "
                                         "starting over", url=redact_url(item.url))
-        if resp.status == 416:
+        if resp.status == 416 and offset > 0:
             # Never assume a 416 means "already complete": fetch the whole file again.
             await asyncio.to_thread(partial.discard)
             raise errors.RetryableError("HTTP 416 on resume; fetching again from the start",

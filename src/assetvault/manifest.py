@@ -11,6 +11,7 @@ The work is split three ways: ``manifest_yaml`` turns text into nodes that know 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
 from assetvault import manifest_checks as check
+from assetvault.errors import ManifestError
 from assetvault.jobs import (
     ONPREMISE_KINDS,
     SPECTRUM_BURST,
@@ -31,6 +33,7 @@ from assetvault.jobs import (
 )
 from assetvault.manifest_checks import Check, Where, parse_size
 from assetvault.manifest_yaml import Entry, Map, Node, Scalar, parse, read_text
+from assetvault.redact import Redactor
 
 __all__ = ["load_manifest", "parse_size"]
 
@@ -69,8 +72,28 @@ _MERGE_KEY = "YAML merge keys ('<<') are not supported; put shared settings unde
 def load_manifest(path: Path, environ: Mapping[str, str] | None = None) -> Manifest:
     """Read, check and type the manifest at ``path``; ``${...}`` comes from ``environ``
     (default ``os.environ``). Raises ManifestError for every problem."""
-    where = Where(str(path), os.environ if environ is None else environ)
-    root = parse(read_text(path), where.file)
+    env = os.environ if environ is None else environ
+    source = read_text(path)
+    try:
+        return _load(path, source, env)
+    except ManifestError as exc:
+        # A last guard: whatever a message quotes, no value of a ${VAR} the file uses (any of
+        # them may be a token) survives in it.
+        used = {m.group(1) for m in _VAR_REF.finditer(source)}
+        scrub = Redactor(env[name] for name in used if env.get(name))
+        clean = scrub(exc.message)
+        if clean != exc.message:
+            exc.message = clean
+            exc.args = (clean,)
+        raise
+
+
+_VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _load(path: Path, source: str, env: Mapping[str, str]) -> Manifest:
+    where = Where(str(path), env)
+    root = parse(source, where.file)
     if root is None:
         raise where.error("the manifest is empty; it needs at least a 'jobs:' list", None)
     top = check.mapping(root, where, "a mapping with the keys version, archive, defaults and jobs")

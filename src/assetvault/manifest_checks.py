@@ -78,6 +78,9 @@ def describe(node: Node, where: Where) -> str:
         return "nothing (an empty value)"
     if where.secret:
         return kind
+    if isinstance(node, Scalar) and node.from_env:
+        # The same variable may feed a token elsewhere: never echo what came from ${...}.
+        return f"{kind} from an environment variable"
     if node.tag in ("int", "float"):
         return node.text
     shown = node.text if len(node.text) <= 40 else node.text[:37] + "..."
@@ -97,12 +100,13 @@ def scalar(node: Node, where: Where, expected: str) -> Scalar:
 def text(node: Node, where: Where, *, pattern: re.Pattern[str] | None = None,
          expected: str = "text") -> str:
     """Non-empty text as written (stripped); with ``pattern``, it must match it whole."""
-    value = scalar(node, where, expected).text.strip()
+    found = scalar(node, where, expected)
+    value = found.text.strip()
     if not value:
         hint = " (from an empty environment variable)" if _from_env(node, where) else ""
         raise where.error(f"expected {expected}, got an empty value{hint}", _line(node))
     if pattern is not None and not pattern.fullmatch(value):
-        got = "text that does not fit" if where.secret else repr(value)
+        got = "text that does not fit" if where.secret or found.from_env else repr(value)
         raise where.error(f"expected {expected}, got {got}", _line(node))
     return value
 

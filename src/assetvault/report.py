@@ -29,7 +29,8 @@ def report_dict(result: RunResult) -> dict[str, Any]:
                 "downloaded": s.downloaded,
                 "up_to_date": s.up_to_date,
                 "pending": s.pending,
-                "failed": s.failed,
+                "failed": s.failed + s.listing_failures,  # as in the summary table
+                "failed_items": s.failed,
                 "listing_failures": s.listing_failures,
                 "gone": s.gone,
                 "bytes": s.bytes,

@@ -152,8 +152,9 @@ def _versions(job: OnpremiseJob, folder: PurePosixPath, asset: dict[str, Any],
 def parse_versions(value: Any, problems: list[str]) -> list[tuple[str, str | None]]:
     """(name, url) of every version.
 
-    The sample gives an object ``{name: {"url": ...}}``, the reference an array of
-    ``{identifier|name, url}``: both are accepted.
+    The sample gives an object ``{name: {"url": ...}}``, the reference "an array of versions,
+    each with an identifier and a URL": ``[{identifier|name|id|version, url}]`` and
+    ``[{name: {"url": ...}}]`` (the sample's object split into members) are accepted too.
     """
     if value is None:
         return []
@@ -165,17 +166,28 @@ def parse_versions(value: Any, problems: list[str]) -> list[tuple[str, str | Non
     out: list[tuple[str, str | None]] = []
     for member in value:
         name = _version_name(member)
-        if name is None:
+        if name is not None:
+            out.append((name, _version_url(member)))
+        elif isinstance(member, dict) and len(member) == 1 and isinstance(
+                next(iter(member.values())), dict):
+            (only, inner), = member.items()
+            out.append((str(only), _version_url(inner)))
+        else:
             problems.append("a version has no name")
-            continue
-        out.append((name, _version_url(member)))
     return out
 
 
+_NAME_KEYS = ("name", "identifier", "id", "version", "version_name", "type")
+
+
 def _version_name(member: Any) -> str | None:
-    if not isinstance(member, dict):
+    if not isinstance(member, dict) or "url" not in member:
         return None
-    return ident(member.get("name")) or ident(member.get("identifier"))
+    for key in _NAME_KEYS:
+        found = ident(member.get(key))
+        if found:
+            return found
+    return None
 
 
 def _version_url(value: Any) -> str | None:
