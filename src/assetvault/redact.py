@@ -6,6 +6,7 @@ can be scrubbed of the literal secret values a manifest holds (tokens, keys, hea
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -54,6 +55,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
+        self._forms: list[str] = []
+        self._forms_of = -1
 
     def add(self, secret: str) -> None:
         """Also scrub this value from now on."""
@@ -66,3 +69,19 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, MASK)
         return redact_text(text)
+
+    def json_text(self, text: str) -> str:
+        """Scrub serialised JSON: each secret also in the escaped form JSON gives it."""
+        for form in self._json_forms():
+            if form in text:
+                text = text.replace(form, MASK)
+        return redact_text(text)
+
+    def _json_forms(self) -> list[str]:
+        if self._forms_of != len(self._secrets):
+            forms = {form for secret in self._secrets
+                     for form in (secret, json.dumps(secret, ensure_ascii=False)[1:-1],
+                                  json.dumps(secret)[1:-1])}
+            self._forms = sorted(forms, key=len, reverse=True)
+            self._forms_of = len(self._secrets)
+        return self._forms
