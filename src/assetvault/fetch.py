@@ -53,12 +53,20 @@ class JobFetch:
 class _Partial:
     """A partial file and what we know about the bytes in it."""
 
-    path: Path
-    meta: Path
+    folder: str
+    name: str
     url: str
     validator: str | None = None  # ETag, else Last-Modified: sent as If-Range to resume
     fetched: int = 0  # bytes received over every attempt
     touched: bool = False  # a partial file or sidecar may exist on disk
+
+    @property
+    def path(self) -> Path:
+        return Path(self.folder, self.name + ".part")
+
+    @property
+    def meta(self) -> Path:
+        return Path(self.folder, self.name + ".json")
 
     def offset(self) -> int:
         if self.validator is None:
@@ -115,6 +123,7 @@ class Fetcher:
         self._placer = placer or Placer(paths)
         # Sidecars that a crashed run left: only those items look for a resumable partial.
         self._leftover = {p.name for p in paths.partial.glob("*.json")}
+        self._scratch = str(paths.partial)
         self._http = http
         self._paths = paths
         self._executor = executor
@@ -130,7 +139,7 @@ class Fetcher:
         """
         shown = redact_url(item.url)
         partial = self._partial(item)
-        if partial.meta.name in self._leftover:
+        if partial.name + ".json" in self._leftover:
             await asyncio.to_thread(partial.load)
         last: errors.FetchError | None = None
         for attempt in range(job.retries + 1):
@@ -169,8 +178,7 @@ class Fetcher:
 
     def _partial(self, item: Item) -> _Partial:
         name = hashlib.sha256(item.key.encode()).hexdigest()[:40]
-        folder = self._paths.partial
-        return _Partial(folder / f"{name}.part", folder / f"{name}.json", item.url)
+        return _Partial(self._scratch, name, item.url)
 
     async def _attempt(self, item: Item, job: JobFetch, partial: _Partial,
                        previous: str | None) -> _Fetched:

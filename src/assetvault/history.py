@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,10 +33,11 @@ def keep_history(paths: ArchivePaths, final: Path, previous: str | None,
     the caller's rename then drops the old name.
     """
     try:
-        if not final.is_file() or final.is_symlink():
+        if not stat.S_ISREG(os.lstat(final).st_mode):
             return None
     except OSError:
         return None
+    final = Path(final)
     sha = previous or _sha256(final)
     stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     relative = final.relative_to(paths.data)

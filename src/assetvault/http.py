@@ -8,6 +8,7 @@ host a redirect names.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -40,6 +41,16 @@ def origin_of(url: str) -> Origin:
 
     An unparsable URL has the origin ``("", "", 0)``, which :func:`check_url` refuses.
     """
+    start = url.find("://")
+    if start > 0:
+        end = min((i for i in (url.find(c, start + 3) for c in "/?#") if i >= 0),
+                  default=len(url))
+        return _origin(url[:end])
+    return _origin(url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin(url: str) -> Origin:
     try:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()

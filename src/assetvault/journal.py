@@ -14,7 +14,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 CLEAR_EVERY = 4096  # entries: a truncate per writer batch cost ~0.4 ms each, for nothing
@@ -34,6 +34,9 @@ class Placed:
     etag: str | None
     last_modified: str | None
     kind: str = "file"  # or "doc" (an asset.json)
+
+
+FIELDS = tuple(f.name for f in fields(Placed))
 
 
 class Journal:
@@ -56,7 +59,9 @@ class Journal:
 
     def append(self, placed: Placed) -> None:
         """Record a placement; call it before the rename it describes."""
-        line = (json.dumps(asdict(placed), ensure_ascii=False) + "\n").encode()
+        # A list in field order: asdict() was most of this call's cost.
+        line = (json.dumps([getattr(placed, f) for f in FIELDS], ensure_ascii=False)
+                + "\n").encode()
         with self._lock:
             if self._fd is not None:
                 os.write(self._fd, line)
@@ -91,6 +96,6 @@ class Journal:
         for line in text.splitlines():
             try:
                 raw = json.loads(line)
-                yield Placed(**raw)
+                yield Placed(**raw) if isinstance(raw, dict) else Placed(*raw)
             except (ValueError, TypeError):
                 continue

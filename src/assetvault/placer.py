@@ -26,7 +26,9 @@ class Placer:
     def __init__(self, paths: ArchivePaths, journal: Journal | None = None) -> None:
         self.paths = paths
         self._journal = journal
-        self._ready: set[PurePosixPath] = set()  # folders checked inside data/ and made
+        self._ready: set[str] = set()  # folders checked inside data/ and made
+        self._data = str(paths.data)
+        self._scratch = str(paths.partial)
         self._lock = threading.Lock()
         self._counter = 0
 
@@ -36,18 +38,18 @@ class Placer:
         Only folders can redirect a write: a rename replaces a symlink at the final name
         itself rather than following it.
         """
-        rel = PurePosixPath(relative)
-        if rel.parent not in self._ready:
+        parent = relative.rpartition("/")[0]
+        if parent not in self._ready:
             try:
-                folder = inside(self.paths.data, rel.parent)
+                folder = inside(self.paths.data, PurePosixPath(parent))
+                folder.mkdir(parents=True, exist_ok=True)
+                inside(self.paths.data, PurePosixPath(parent))  # made now: the walk is real
             except ValueError:
                 raise errors.FetchError(f"refused to write {relative!r}: it resolves outside "
                                         "data/", url=redact_url(url)) from None
-            folder.mkdir(parents=True, exist_ok=True)
-            inside(self.paths.data, rel.parent)  # made now: check again, the walk is real
             with self._lock:
-                self._ready.add(rel.parent)
-        return self.paths.data / rel
+                self._ready.add(parent)
+        return Path(self._data, relative)
 
     def place_file(self, source: Path, placed: Placed, previous: str | None, url: str) -> None:
         """Rename a finished partial file to its final path."""

@@ -25,6 +25,8 @@ _SECRET_PARAM_RE = re.compile(
 
 def redact_url(url: str) -> str:
     """The URL with credential query values and any userinfo password replaced by ``***``."""
+    if "?" not in url and "@" not in url and ";" not in url:
+        return url  # nothing that can hold a credential (the common case, by far)
     try:
         parts = urlsplit(url)
     except ValueError:
