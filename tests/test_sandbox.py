@@ -514,3 +514,10 @@ def test_hostile_records_and_listings() -> None:
         assert "../../etc/passwd" in names and "CON.png" in names
 
     run(scenario, DatasetConfig(hostile=True))
+
+
+def test_every_pdf_size_can_be_laid_out() -> None:
+    from assetvault.sandbox.formats import layout
+
+    for size in (*range(1, 3000), 9_999, 10_000, 10_001, 99_999, 100_000, 1_000_000):
+        assert layout("pdf", size, b"k" * 16).kind == "pdf"

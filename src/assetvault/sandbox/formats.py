@@ -157,11 +157,14 @@ def _pdf_tail(xref_at: int) -> bytes:
 
 def _pdf_layout(size: int) -> Layout:
     # The tail's length depends on the digits of the xref offset, which depends on the padding.
-    for digits in range(1, 20):
-        padding = max(0, size - len(_PDF_HEAD) - len(_pdf_tail(10 ** (digits - 1))))
-        xref_at = len(_PDF_HEAD) + padding + 1
-        if len(str(xref_at)) == digits or padding == 0:
-            return Layout("pdf", _PDF_HEAD, padding, _pdf_tail(xref_at))
+    # Right at a power of ten the two can chase each other (999 <-> 1000): one byte more
+    # settles it.
+    for wanted in (size, size + 1, size + 2):
+        for digits in range(1, 20):
+            padding = max(0, wanted - len(_PDF_HEAD) - len(_pdf_tail(10 ** (digits - 1))))
+            xref_at = len(_PDF_HEAD) + padding + 1
+            if len(str(xref_at)) == digits or padding == 0:
+                return Layout("pdf", _PDF_HEAD, padding, _pdf_tail(xref_at))
     raise ValueError(f"cannot lay out a PDF of {size} bytes")
 
 
