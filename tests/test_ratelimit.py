@@ -68,3 +68,12 @@ def test_backoff_full_jitter_and_never_before_retry_after() -> None:
 def test_retryable_statuses() -> None:
     assert all(is_retryable_status(s) for s in (408, 429, 500, 503, 599))
     assert not any(is_retryable_status(s) for s in (400, 401, 403, 404, 412, 416))
+
+
+def test_window_guard_holds_even_when_sends_bunch_up() -> None:
+    from assetvault.ratelimit import WindowGuard
+
+    guard = WindowGuard(limit=3)
+    assert [guard.wait(10.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert guard.wait(10.5) == 0.5  # a fourth inside the same second must wait
+    assert guard.wait(11.0) == 0.0

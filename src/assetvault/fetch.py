@@ -271,7 +271,7 @@ class Fetcher:
     async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, partial: _Partial,
                       limit: int) -> None:
         try:
-            async for chunk in resp.content.iter_chunked(CHUNK):
+            async for chunk in resp.content.iter_any():
                 await sink.write(chunk)
                 partial.fetched += len(chunk)
                 self._on_bytes(len(chunk))

@@ -22,7 +22,7 @@ import aiohttp
 
 from . import errors, retry
 from .circuit import DEFAULT_THRESHOLD, Breaker
-from .ratelimit import TokenBucket, lowest_rate
+from .ratelimit import TokenBucket, WindowGuard, lowest_rate
 from .redact import redact_url
 
 Origin = tuple[str, str, int]
@@ -103,6 +103,7 @@ class Limits:
         self._api: dict[Origin, tuple[float, float]] = {}
         self._buckets: dict[Origin, TokenBucket] = {}
         self._breakers: dict[Origin, Breaker] = {}
+        self._guards: dict[Origin, WindowGuard] = {}
         self._threshold = breaker_threshold
         self._loop_time: Callable[[], float] = lambda: asyncio.get_running_loop().time()
 
@@ -141,10 +142,19 @@ class Limits:
         return found
 
     async def acquire(self, origin: Origin) -> None:
-        """Wait until the origin's bucket lets one more request go."""
-        wait = self.bucket(origin).reserve(self._loop_time())
+        """Wait until the origin's bucket, and its one-second window, let one more go."""
+        bucket = self.bucket(origin)
+        wait = bucket.reserve(self._loop_time())
         if wait > 0:
             await asyncio.sleep(wait)
+        if bucket.unlimited:
+            return
+        guard = self._guards.get(origin)
+        if guard is None:
+            guard = self._guards[origin] = WindowGuard(max(1, int(bucket.rate + bucket.burst)))
+        # A timed wait on the clock, not a poll of shared state: nothing could signal it.
+        while (late := guard.wait(self._loop_time())) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(late)
 
     def slow_down(self, origin: Origin, seconds: float) -> None:
         """Every worker holds off this origin for ``seconds`` (a 429, 503 or Retry-After)."""

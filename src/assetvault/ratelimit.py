@@ -6,7 +6,8 @@ that arrive together queue up behind each other instead of all waking at the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -46,6 +47,29 @@ class TokenBucket:
             self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         if self.updated is None or now > self.updated:
             self.updated = now
+
+
+@dataclass(slots=True)
+class WindowGuard:
+    """At most ``limit`` sends in any ``window`` seconds, judged at the moment of sending.
+
+    A bucket books start times; if the event loop stalls, requests whose time has passed go
+    out back to back, and a server counting arrivals sees more than rate + burst in a second.
+    This guard, consulted right before each send, closes that gap.
+    """
+
+    limit: int
+    window: float = 1.0
+    sent: deque[float] = field(default_factory=deque)
+
+    def wait(self, now: float) -> float:
+        """Seconds to wait before one more send may go (0 = now); records it when 0."""
+        while self.sent and now - self.sent[0] >= self.window:
+            self.sent.popleft()
+        if len(self.sent) >= self.limit:
+            return self.window - (now - self.sent[0])
+        self.sent.append(now)
+        return 0.0
 
 
 def lowest_rate(rates: list[float]) -> float:

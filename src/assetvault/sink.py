@@ -18,6 +18,7 @@ from typing import Any
 
 FLUSH_BYTES = 1 << 20
 READ_BYTES = 1 << 20
+IOV_MAX = 512  # below every platform's limit on buffers per writev
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,8 @@ class Sink:
         self._executor = executor
         self._sha = hashlib.sha256()
         self._md5: Any = hashlib.md5(usedforsecurity=False) if want_md5 else None
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._buffered = 0
         self._fd: int | None = None
         self.size = 0  # bytes hashed and written (or buffered)
 
@@ -44,23 +46,26 @@ class Sink:
         await self._run(self._open, offset)
 
     async def write(self, chunk: bytes) -> None:
-        self._buffer += chunk
+        # Chunks are kept as received and written with one writev: no copy into a buffer.
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
         self.size += len(chunk)
-        if len(self._buffer) >= FLUSH_BYTES:
-            data, self._buffer = self._buffer, bytearray()
-            await self._run(self._write, data)
+        if self._buffered >= FLUSH_BYTES:
+            await self._run(self._write, self._take())
+
+    def _take(self) -> list[bytes]:
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        return chunks
 
     async def finish(self) -> Digests:
         """Flush, close and return the digests of the whole file."""
-        data, self._buffer = self._buffer, bytearray()
-        await self._run(self._finish, data)
+        await self._run(self._finish, self._take())
         md5 = self._md5.hexdigest() if self._md5 is not None else None
         return Digests(self.size, self._sha.hexdigest(), md5)
 
     async def abandon(self) -> None:
         """Flush what arrived (a later attempt resumes from it) and close."""
-        data, self._buffer = self._buffer, bytearray()
-        await self._run(self._finish, data)
+        await self._run(self._finish, self._take())
 
     async def _run(self, fn: Any, arg: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, fn, arg)
@@ -89,20 +94,24 @@ class Sink:
         if self._md5 is not None:
             self._md5.update(data)
 
-    def _write(self, data: bytearray) -> None:
+    def _write(self, chunks: list[bytes]) -> None:
         assert self._fd is not None
-        self._hash(data)
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        for chunk in chunks:
+            self._hash(chunk)
+        pending = [memoryview(c) for c in chunks if c]
+        while pending:
+            written = os.writev(self._fd, pending[:IOV_MAX])
+            while pending and written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            if written:
+                pending[0] = pending[0][written:]
 
-    def _finish(self, data: bytearray) -> None:
+    def _finish(self, chunks: list[bytes]) -> None:
         if self._fd is None:
             return
         try:
-            if data:
-                self._write(data)
+            if chunks:
+                self._write(chunks)
         finally:
             os.close(self._fd)
             self._fd = None

@@ -56,25 +56,30 @@ async def spectrum_listing(request: web.Request) -> web.StreamResponse:
         return await _reply(request, 400, {"message": "page and pageSize must be integers"})
     if page < 1 or size < 1:
         return await _reply(request, 400, {"message": "page and pageSize must be at least 1"})
-    contents: list[Any] = []
-    error = None
-    if client == cfg.client and state.dataset.has_organization(org):
-        contents = state.dataset.spectrum_contents(org, (page - 1) * size, size,
-                                                   state.api_url, state.files_url)
-    else:
+    if client != cfg.client or not state.dataset.has_organization(org):
         error = f"Organization {org} not found for client {client}"
-    return await _reply(request, 200, _envelope(contents, error))
+        fault = request.get(DECISION, NO_FAULT).body
+        return await send_json_bytes(request, 200, _envelope(b"[]", error), fault)
+    key = (org, page, size, state.dataset.version, state.api_url, state.files_url)
+    contents = state.pages.get(key)
+    if contents is None:
+        contents = _json(state.dataset.spectrum_contents(org, (page - 1) * size, size,
+                                                         state.api_url, state.files_url))
+        state.pages.put(key, contents)
+    fault = request.get(DECISION, NO_FAULT).body
+    return await send_json_bytes(request, 200, _envelope(contents, None), fault)
 
 
-def _envelope(contents: list[Any], error: str | None) -> dict[str, Any]:
-    digest = hashlib.md5(_json(contents), usedforsecurity=False).digest()
-    return {
+def _envelope(contents: bytes, error: str | None) -> bytes:
+    """The envelope around already serialised contents, fields in the API's order."""
+    digest = hashlib.md5(contents, usedforsecurity=False).digest()
+    head = _json({
         "lastModification": envelope_date(datetime.now(UTC)),
         "error": error,
         "apiVersion": API_VERSION,
         "hash": base64.b64encode(digest).decode("ascii"),
-        "contents": contents,
-    }
+    })
+    return head[:-1] + b',"contents":' + contents + b"}"
 
 
 async def onpremise_listing(request: web.Request) -> web.StreamResponse:

@@ -29,6 +29,7 @@ class Dataset:
         self._touched: dict[tuple[str, int], tuple[int, datetime]] = {}
         self._removed_spectrum: dict[int, list[int]] = {}
         self._removed_assets: set[int] = set()
+        self.version = 0  # bumped by every upstream change: caches of listings key on it
         self._processed: dict[int, bool] = {}
 
     # -- identities -------------------------------------------------------------------------
@@ -60,10 +61,12 @@ class Dataset:
     def touch_spectrum(self, org: str, content_id: int) -> None:
         """A new lastModification and new bytes (so a new ETag) for the record's files."""
         self._spectrum_position(org, content_id)
+        self.version += 1
         self._touch(("s", content_id), timedelta(milliseconds=1), second_resolution=False)
 
     def remove_spectrum(self, org: str, content_id: int) -> None:
         org_index, index = self._spectrum_position(org, content_id)
+        self.version += 1
         with self._lock:
             removed = self._removed_spectrum.setdefault(org_index, [])
             if index not in removed:
@@ -71,15 +74,18 @@ class Dataset:
 
     def touch_onpremise(self, kind: str, owner: str, asset_id: int) -> None:
         self._asset_position(kind, owner, asset_id)
+        self.version += 1
         self._touch(("o", asset_id), timedelta(seconds=1), second_resolution=True)
 
     def remove_onpremise(self, kind: str, owner: str, asset_id: int) -> None:
         self._asset_position(kind, owner, asset_id)
+        self.version += 1
         self._removed_assets.add(asset_id)
 
     def set_processed(self, kind: str, owner: str, asset_id: int, processed: bool) -> None:
         """Mark an asset (un)processed; like a Rails save, this bumps ``updated_at`` (not bytes)."""
         self._asset_position(kind, owner, asset_id)
+        self.version += 1
         self._processed[asset_id] = processed
         self._touch(("o", asset_id), timedelta(seconds=1), second_resolution=True,
                     new_bytes=False)

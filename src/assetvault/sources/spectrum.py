@@ -6,6 +6,7 @@ is pure: one content record in, its ``asset.json`` and files out.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -231,27 +232,38 @@ class SpectrumSource:
         listing = Listing(self.job, org, self.redactor)
         seen: set[str] = set()
         page_size = self.job.page_size
-        for page in range(1, MAX_PAGES + 1):
-            body = await self._page(listing, page)
-            if isinstance(body, ListingFailure):
-                yield body
-                return
-            contents = envelope_contents(body)
-            if isinstance(contents, str):
-                yield listing.failure(contents, url=self._page_url(listing, page))
-                return
-            fresh = {record_identity(r): r for r in contents}
-            for identity in seen.intersection(fresh):
-                del fresh[identity]
-            if not fresh:  # empty, or a server that ignores paging and repeats itself
-                return
-            for identity, record in fresh.items():
-                seen.add(identity)
-                for entry in map_record(listing, record, len(seen)):
-                    yield entry
-            if len(contents) < page_size:
-                return
-        yield listing.failure(f"stopped after {MAX_PAGES} pages")
+        ahead: asyncio.Task[Any] | None = asyncio.create_task(self._page(listing, 1))
+        try:
+            for page in range(1, MAX_PAGES + 1):
+                assert ahead is not None
+                body = await ahead
+                ahead = None
+                if isinstance(body, ListingFailure):
+                    yield body
+                    return
+                contents = envelope_contents(body)
+                if isinstance(contents, str):
+                    yield listing.failure(contents, url=self._page_url(listing, page))
+                    return
+                fresh = {record_identity(r): r for r in contents}
+                for identity in seen.intersection(fresh):
+                    del fresh[identity]
+                if not fresh:  # empty, or a server that ignores paging and repeats itself
+                    return
+                if len(contents) >= page_size and page < MAX_PAGES:
+                    # Ask for the next page while this one is mapped and planned: the
+                    # server's latency overlaps our work (the rate limit still applies).
+                    ahead = asyncio.create_task(self._page(listing, page + 1))
+                for identity, record in fresh.items():
+                    seen.add(identity)
+                    for entry in map_record(listing, record, len(seen)):
+                        yield entry
+                if ahead is None:
+                    return
+            yield listing.failure(f"stopped after {MAX_PAGES} pages")
+        finally:
+            if ahead is not None:
+                ahead.cancel()
 
     def _page_url(self, listing: Listing, page: int) -> str:
         return f"{listing.url}?{urlencode(self._params(page))}"
