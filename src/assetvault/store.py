@@ -162,15 +162,18 @@ class Store:
 
     def rows(self, keys: Sequence[str]) -> dict[str, Row]:
         """The rows of these keys (missing keys are absent from the answer)."""
-        found: dict[str, Row] = {}
-        for start in range(0, len(keys), 500):
-            part = keys[start:start + 500]
+        return {row.key: row for row in self._rows_where("key", keys, "", ())}
+
+    def _rows_where(self, column: str, values: Sequence[str], more: str,
+                    params: tuple[object, ...]) -> Iterator[Row]:
+        """Rows whose ``column`` is one of ``values`` (asked 500 at a time) and ``more``."""
+        for start in range(0, len(values), 500):
+            part = values[start:start + 500]
             marks = ",".join("?" * len(part))
             for r in self._db.execute(
                 "SELECT key, url, path, size, sha256, version, status FROM items "
-                f"WHERE key IN ({marks})", part):
-                found[r[0]] = Row(*r)
-        return found
+                f"WHERE {column} IN ({marks}){more}", (*part, *params)):
+                yield Row(*r)
 
     def record(self, outcomes: Iterable[Outcome], docs: Iterable[DocRecord], run_id: int,
                now: str) -> None:
@@ -217,14 +220,11 @@ class Store:
     def fetched_in_run(self, urls: Sequence[str], run_id: int) -> dict[str, Row]:
         """A file already fetched in this run for each of these (redacted) URLs, if any."""
         found: dict[str, Row] = {}
-        for start in range(0, len(urls), 500):
-            part = urls[start:start + 500]
-            marks = ",".join("?" * len(part))
-            for r in self._db.execute(
-                "SELECT key, url, path, size, sha256, version, status FROM items "
-                f"WHERE url IN ({marks}) AND seen_run = ? AND outcome = 'downloaded' "
-                "AND status = 'complete' AND kind = 'file'", (*part, run_id)):
-                found.setdefault(r[1], Row(*r))
+        more = (" AND seen_run = ? AND outcome = 'downloaded' AND status = 'complete' "
+                "AND kind = 'file'")
+        for row in self._rows_where("url", urls, more, (run_id,)):
+            if row.url is not None:
+                found.setdefault(row.url, row)
         return found
 
     def mark_gone(self, job: str, run_id: int) -> int:
