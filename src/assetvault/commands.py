@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import errors
 from .bag import verify_bag
-from .engine import RunOptions, run_manifest
+from .engine import run_manifest
 from .jobs import Manifest, OnpremiseJob, Settings, SpectrumJob
 from .manifest import load_manifest
 from .models import RunResult
@@ -19,6 +19,7 @@ from .paths import ArchivePaths
 from .plan import parse_shard
 from .progress import make_progress
 from .report import summary_table
+from .runs import RunOptions
 from .store import Store
 
 log = logging.getLogger("assetvault")

@@ -14,28 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import signal
 import sqlite3
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 import aiohttp
 
 from . import __version__, errors
-from .archive import ArchiveLock, check_batch, link_or_copy, recover, replay, seal
+from .archive import ArchiveLock, check_batch, recover, replay, seal
 from .credentials import api_origin_url, credentials_for
-from .fetch import Fetcher, JobFetch
+from .downloads import Downloads
+from .fetch import Fetcher
 from .http import Bandwidth, Http, JobApi, Limits, origin_of
 from .jobs import Job, Manifest, OnpremiseJob
-from .journal import Journal, Placed
+from .journal import Journal
 from .models import (
     Document,
     Failure,
@@ -54,6 +52,7 @@ from .progress import Progress
 from .ratelimit import lowest_rate
 from .redact import Redactor, redact_url
 from .report import write_report
+from .runs import RunOptions, select_jobs, utc_text
 from .sources import iter_entries
 from .store import DocRecord, Row, Store
 from .threads import TrackedPool
@@ -63,25 +62,8 @@ log = logging.getLogger("assetvault")
 
 BATCH = 256
 PLANNERS = 1  # measured: 3 planners made a 20k re-run slower (7.6 s -> 10.5 s), GIL handoffs
-RECENT_URLS = 20_000  # fetches remembered in memory for in-run deduplication
 USER_AGENT = f"assetvault/{__version__}"
 _DONE = object()  # end-of-stream marker on the queues
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """What the command line chose for this run."""
-
-    jobs: tuple[str, ...] = ()
-    dry_run: bool = False
-    report: Path | None = None
-    shard: tuple[int, int] | None = None
-    verify_existing: bool = False
-
-
-def utc_text(when: datetime) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in UTC, the form OnPremise's ``last_updated_at`` takes."""
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class Run:
@@ -108,19 +90,12 @@ class Run:
         self.entries: asyncio.Queue[Any] = asyncio.Queue(BATCH * 4)
         self.work: asyncio.Queue[Any] = asyncio.Queue(concurrency * 2)
         self.results: asyncio.Queue[Any] = asyncio.Queue(BATCH * 4)
-        self._job_slots = {job.name: asyncio.Semaphore(job.settings.concurrency) for job in jobs}
-        self._per_host = min(job.settings.per_host for job in jobs)
-        self._host_slots: dict[str, asyncio.Semaphore] = {}
-        # URL -> the outcome of its fetch in this run, for the most recent fetches: anything
-        # planned before a fetch was committed is queued at most a few hundred items behind
-        # it, well inside this window; older ones the store answers (so memory stays flat).
-        self._inflight: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
-        self._job_of = {job.name: job for job in jobs}
         self._job_started: dict[str, float] = {}
         self.journal = Journal(self.paths.journal)
         self.placer = Placer(self.paths, self.journal)
         self._placed_committed = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._downloads: Downloads | None = None
         self._stopping = False
 
     # the whole run ------------------------------------------------------------------------
@@ -146,14 +121,14 @@ class Run:
             except Exception as exc:
                 # Still seal the bag and write the report: what is archived stays valid.
                 log.debug("run stopped", exc_info=True)
-                self.result.fatal = (DISK_FULL if is_disk_full(exc) else
+                self.result.fatal = (errors.DISK_FULL if errors.is_disk_full(exc) else
                                      self.redact(f"internal error: {_first_error(exc)}"))
             try:
                 await self._finish()
             except (OSError, sqlite3.Error) as exc:
-                if not is_disk_full(exc):
+                if not errors.is_disk_full(exc):
                     raise
-                self.result.fatal = DISK_FULL + " (the bag could not be sealed either)"
+                self.result.fatal = errors.DISK_FULL + " (the bag could not be sealed either)"
         finally:
             self.progress.close()
             self.journal.close()
@@ -221,11 +196,15 @@ class Run:
             async with asyncio.TaskGroup() as tg:
                 producers = [tg.create_task(self._produce(job, http)) for job in self.jobs]
                 planners = [tg.create_task(self._plan()) for _ in range(PLANNERS)]
-                workers = [tg.create_task(self._work(fetcher)) for _ in range(self.workers)]
-                # On a stop these are cancelled; the writer is not, so what finished is recorded.
-                self._tasks = [*producers, *planners, *workers]
-                tg.create_task(self._end_entries(producers))
-                tg.create_task(self._end_work(planners))
+                downloads = Downloads(self.jobs, fetcher, self.placer, self.journal, self._io_call)
+                self._downloads = downloads
+                workers = [tg.create_task(self._work(downloads)) for _ in range(self.workers)]
+                ends = [tg.create_task(self._end_entries(producers)),
+                        tg.create_task(self._end_work(planners))]
+                # On a stop these are cancelled, the end markers too (their queues may be full
+                # with nobody left to drain them); the writer is not, so what finished is
+                # recorded.
+                self._tasks = [*producers, *planners, *workers, *ends]
                 tg.create_task(self._end_results([*planners, *workers]))
                 tg.create_task(self._write())
 
@@ -339,8 +318,9 @@ class Run:
                                                upstream_version=item.upstream_version))
             elif self.options.dry_run:
                 self._dry(item)
-            elif (earlier := fetched.get(redact_url(item.url))) is not None and earlier.path:
-                await self.results.put(await self._link(item, _as_outcome(earlier)))
+            elif ((earlier := fetched.get(redact_url(item.url))) is not None and earlier.path
+                  and self._downloads is not None):
+                await self.results.put(await self._downloads.link(item, _as_outcome(earlier)))
             else:
                 row = rows.get(item.key)
                 await self.work.put((item, row.sha256 if row is not None else None))
@@ -363,70 +343,19 @@ class Run:
 
     # workers ------------------------------------------------------------------------------
 
-    async def _work(self, fetcher: Fetcher) -> None:
+    async def _work(self, downloads: Downloads) -> None:
         while (work := await self.work.get()) is not _DONE:
             item, previous = work
             try:
-                outcome = await self._fetch_one(fetcher, item, previous)
+                outcome = await downloads.fetch(item, previous)
             except Exception as exc:
-                if isinstance(exc, errors.RunFatalError) or is_disk_full(exc):
+                if isinstance(exc, errors.RunFatalError) or errors.is_disk_full(exc):
                     raise
                 # A bug met by one item must cost that item, not the run.
                 log.debug("internal error on %s", item.key, exc_info=True)
                 outcome = Outcome(item.key, item.job, Status.FAILED, redact_url(item.url),
                                   item.path, error=f"internal error: {type(exc).__name__}: {exc}")
             await self.results.put(outcome)
-
-    async def _fetch_one(self, fetcher: Fetcher, item: Item, previous: str | None) -> Outcome:
-        first = self._inflight.get(item.url)
-        if first is not None:
-            return await self._link(item, await first)
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._inflight[item.url] = future
-        job = self._job_of[item.job]
-        host = origin_of(item.url)[1]
-        slot = self._host_slots.setdefault(host, asyncio.Semaphore(self._per_host))
-        try:
-            async with self._job_slots[item.job], slot:
-                outcome = await fetcher.fetch(item, self._job_fetch(job), previous)
-        except BaseException:
-            future.cancel()
-            self._inflight.pop(item.url, None)
-            raise
-        future.set_result(outcome)
-        self._forget_old_urls()
-        return outcome
-
-    def _forget_old_urls(self) -> None:
-        while len(self._inflight) > RECENT_URLS:
-            url, oldest = next(iter(self._inflight.items()))
-            if not oldest.done():
-                break
-            del self._inflight[url]
-
-    def _job_fetch(self, job: Job) -> JobFetch:
-        s = job.settings
-        return JobFetch(s.retries, s.timeout, s.max_file_size, credentials_for(job),
-                        job.allow_hosts)
-
-    async def _link(self, item: Item, first: Outcome) -> Outcome:
-        """The same URL was fetched earlier in this run: link its file instead of fetching."""
-        shown = redact_url(item.url)
-        if first.status is not Status.DOWNLOADED or first.path is None or first.sha256 is None:
-            return Outcome(item.key, item.job, Status.FAILED, shown, item.path,
-                           error=first.error or "the same URL failed for another item")
-        path = item.path
-        if item.add_extension and first.path.suffix:
-            path = path.with_name(path.name + first.path.suffix)
-        placed = Placed(item.key, item.job, shown, str(path), first.size, first.sha256,
-                        item.upstream_version, first.etag, first.last_modified)
-        if path != first.path:
-            await self._io_call(link_or_copy, self.placer, first.path, placed)
-        else:
-            await self._io_call(self.journal.append, placed)
-        return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path, first.size,
-                       first.sha256, upstream_version=item.upstream_version, etag=first.etag,
-                       last_modified=first.last_modified)
 
     async def _end_results(self, tasks: list[asyncio.Task[None]]) -> None:
         await asyncio.wait(tasks)
@@ -538,39 +467,10 @@ def _as_outcome(row: Row) -> Outcome:
                    PurePosixPath(row.path) if row.path else None, row.size or 0, row.sha256)
 
 
-DISK_FULL = ("the disk is full: the run stopped, state is kept; free some space and run again "
-             "to resume")
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether a failure (or any failure inside a group or behind a cause) is a full disk."""
-    if isinstance(exc, BaseExceptionGroup):
-        return any(is_disk_full(e) for e in exc.exceptions)
-    if isinstance(exc, errors.RunFatalError) and "disk is full" in exc.message:
-        return True
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
-        return True
-    return exc.__cause__ is not None and is_disk_full(exc.__cause__)
-
-
 def _first_error(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}"
-
-
-def select_jobs(manifest: Manifest, names: tuple[str, ...]) -> tuple[Job, ...]:
-    """The jobs named on the command line (all when none), in manifest order."""
-    if not names:
-        return manifest.jobs
-    known = {job.name for job in manifest.jobs}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise errors.UsageError(f"{manifest.path}: no job named {', '.join(map(repr, unknown))}; "
-                                f"the jobs are {', '.join(sorted(known))}")
-    return tuple(job for job in manifest.jobs if job.name in names)
 
 
 async def run_manifest(manifest: Manifest, options: RunOptions, progress: Progress,

@@ -21,6 +21,9 @@ Messages never contain secrets: callers pass redacted URLs only.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class AssetvaultError(Exception):
     """Base of every error assetvault raises on purpose."""
@@ -123,3 +126,20 @@ class BadResponseError(FetchError):
 
 class UnsafeURLError(FetchError):
     """A URL that assetvault refuses to fetch."""
+
+
+DISK_FULL = ("the disk is full: the run stopped, state is kept; free some space and run again "
+             "to resume")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a failure (or any failure inside a group or behind a cause) is a full disk."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(is_disk_full(e) for e in exc.exceptions)
+    if isinstance(exc, RunFatalError) and "disk is full" in exc.message:
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        return True
+    return exc.__cause__ is not None and is_disk_full(exc.__cause__)

@@ -1,0 +1,95 @@
+"""The download side of a run: slots per job and per host, and one fetch per URL per run.
+
+The same URL may be listed by many records (and jobs): it is fetched once and linked into
+every other path. Recent fetches are remembered here; older ones the store answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .archive import link_or_copy
+from .credentials import credentials_for
+from .fetch import Fetcher, JobFetch
+from .http import origin_of
+from .jobs import Job
+from .journal import Journal, Placed
+from .models import Item, Outcome, Status
+from .placer import Placer
+from .redact import redact_url
+
+# Anything planned before a fetch was committed is queued at most a few hundred items
+# behind it, well inside this window.
+RECENT_URLS = 20_000
+
+
+class Downloads:
+    """Fetches items within the run's limits, each URL once."""
+
+    def __init__(self, jobs: tuple[Job, ...], fetcher: Fetcher, placer: Placer, journal: Journal,
+                 io: Callable[..., Awaitable[Any]]) -> None:
+        self._fetcher = fetcher
+        self._placer = placer
+        self._journal = journal
+        self._io = io
+        self._job_of = {job.name: job for job in jobs}
+        self._job_slots = {job.name: asyncio.Semaphore(job.settings.concurrency) for job in jobs}
+        self._per_host = min(job.settings.per_host for job in jobs)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._recent: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
+
+    async def fetch(self, item: Item, previous: str | None) -> Outcome:
+        """Fetch an item, or link the file of an earlier fetch of its URL in this run."""
+        first = self._recent.get(item.url)
+        if first is not None:
+            return await self.link(item, await first)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._recent[item.url] = future
+        job = self._job_of[item.job]
+        host = origin_of(item.url)[1]
+        slot = self._host_slots.setdefault(host, asyncio.Semaphore(self._per_host))
+        try:
+            async with self._job_slots[item.job], slot:
+                outcome = await self._fetcher.fetch(item, job_fetch(job), previous)
+        except BaseException:
+            future.cancel()
+            self._recent.pop(item.url, None)
+            raise
+        future.set_result(outcome)
+        self._forget_old()
+        return outcome
+
+    def _forget_old(self) -> None:
+        while len(self._recent) > RECENT_URLS:
+            url, oldest = next(iter(self._recent.items()))
+            if not oldest.done():
+                break
+            del self._recent[url]
+
+    async def link(self, item: Item, first: Outcome) -> Outcome:
+        """The same URL was fetched earlier in this run: link its file instead of fetching."""
+        shown = redact_url(item.url)
+        if first.status is not Status.DOWNLOADED or first.path is None or first.sha256 is None:
+            return Outcome(item.key, item.job, Status.FAILED, shown, item.path,
+                           error=first.error or "the same URL failed for another item")
+        path = item.path
+        if item.add_extension and first.path.suffix:
+            path = path.with_name(path.name + first.path.suffix)
+        placed = Placed(item.key, item.job, shown, str(path), first.size, first.sha256,
+                        item.upstream_version, first.etag, first.last_modified)
+        if path != first.path:
+            await self._io(link_or_copy, self._placer, first.path, placed)
+        else:
+            await self._io(self._journal.append, placed)
+        return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path, first.size,
+                       first.sha256, upstream_version=item.upstream_version, etag=first.etag,
+                       last_modified=first.last_modified)
+
+
+def job_fetch(job: Job) -> JobFetch:
+    """What a job's settings say about fetching its files."""
+    s = job.settings
+    return JobFetch(s.retries, s.timeout, s.max_file_size, credentials_for(job), job.allow_hosts)
