@@ -257,3 +257,27 @@ def test_since_last_run_sends_the_last_clean_start(tmp_path: Path) -> None:
         report = json.loads(sorted((tmp_path / "archive/.assetvault/reports").glob("*.json"))[-1]
                             .read_text())
         assert report["jobs"][0]["downloaded"] >= 1
+
+
+def test_a_signal_at_any_early_moment_exits_130_with_a_valid_bag_or_none(tmp_path: Path) -> None:
+    with SandboxThread(DatasetConfig()) as box:
+        for i, moment in enumerate((0.05, 0.25, 0.5, 0.8, 1.2)):
+            folder = tmp_path / str(i)
+            folder.mkdir()
+            manifest = write_manifest(folder, [spectrum_job(box), onpremise_job(box)])
+            proc = start_cli("run", manifest, "--no-progress")
+            # Not a wait for anything: this picks the moment the signal lands.
+            time.sleep(moment)
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=WAIT)
+            archive = folder / "archive"
+            if proc.returncode == 0:
+                continue  # it finished first: nothing to interrupt
+            if proc.returncode == -signal.SIGTERM:
+                # Still inside interpreter start-up, before any of our code: nothing made.
+                assert not archive.exists(), moment
+                continue
+            assert proc.returncode == 130, (moment, err)
+            assert b"Traceback" not in err
+            if archive.exists():
+                bagit.Bag(str(archive)).validate()

@@ -286,3 +286,26 @@ def test_an_api_redirect_to_another_origin_carries_no_credentials() -> None:
         landed = other.seen[0]
         assert "SPECTRUM_API_TOKEN" not in landed and "X-Secret" not in landed
     asyncio.run(go())
+
+
+def test_a_redirect_that_repeats_our_query_loses_the_api_key() -> None:
+    from assetvault.http import JobApi
+
+    async def go() -> None:
+        async def listing(r: web.Request) -> web.Response:
+            return web.json_response({"assets": []})
+        async with Server({"/products/1/assets.json": listing}) as other:
+            async def redirect(r: web.Request) -> web.Response:
+                raise web.HTTPTemporaryRedirect(f"{other.url}{r.path_qs}")
+            async with Server({"/products/1/assets.json": redirect}) as api:
+                creds = Credentials(origin_of(api.url), {"X-TASTEVIN-VERSION": "1.2"},
+                                    {"api_key": "key-secret-77"})
+                async with aiohttp.ClientSession() as session:
+                    jobapi = JobApi(Http(session, Limits()), retries=0, timeout=5,
+                                    credentials=creds)
+                    await jobapi.get_json(api.url + "/products/1/assets.json",
+                                          params={"api_key": "key-secret-77", "page": "2"})
+        assert "key-secret-77" in api.seen[0]["query"]
+        assert "key-secret-77" not in other.seen[0]["query"]
+        assert "page=2" in other.seen[0]["query"]
+    asyncio.run(go())

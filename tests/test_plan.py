@@ -58,3 +58,12 @@ def test_redaction() -> None:
     assert "pw" not in redact_url("https://user:pw@h/p")
     scrub = Redactor(["tok-123456"])
     assert scrub("bad tok-123456 and ?api_key=zzz") == "bad *** and ?api_key=***"
+
+
+def test_registered_secret_values_are_masked_in_any_url() -> None:
+    from assetvault.redact import register
+
+    register(["Tok-registered-7788"])
+    assert "Tok-registered-7788" not in redact_url(
+        "https://cdn/x.png?SPECTRUM_API_TOKEN=Tok-registered-7788")
+    assert "Tok-registered-7788" not in redact_url("https://cdn/Tok-registered-7788/x.png")

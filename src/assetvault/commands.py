@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -53,9 +52,18 @@ def _check_writable(report: Path) -> None:
     folder = report.parent if str(report.parent) else Path(".")
     if report.is_dir():
         raise errors.UsageError(f"--report {report}: that is a folder; name a file")
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise errors.UsageError(f"--report {report}: the folder {folder} does not exist or "
-                                "cannot be written")
+    if not folder.is_dir():
+        raise errors.UsageError(f"--report {report}: the folder {folder} does not exist")
+    if report.is_symlink() or (report.exists() and not report.is_file()):
+        return  # a link, FIFO or device the user chose: written through at the end
+    existed = report.exists()
+    try:
+        with open(report, "a", encoding="utf-8"):
+            pass  # appending nothing: an existing report is left as it is
+    except OSError as exc:
+        raise errors.UsageError(f"--report {report}: cannot be written ({exc.strerror})") from None
+    if not existed:
+        report.unlink(missing_ok=True)
 
 
 def _finish_lines(result: RunResult, *, dry_run: bool, quiet: bool) -> None:

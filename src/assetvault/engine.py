@@ -50,7 +50,7 @@ from .placer import Placer
 from .plan import in_shard
 from .progress import Progress
 from .ratelimit import lowest_rate
-from .redact import Redactor, redact_url
+from .redact import Redactor, redact_url, register
 from .report import write_report
 from .runs import RunOptions, select_jobs, utc_text
 from .sources import iter_entries
@@ -78,6 +78,7 @@ class Run:
         self.out = out
         self.paths = ArchivePaths(manifest.archive)
         self.redact = Redactor(manifest.secrets())
+        register(manifest.secrets())
         self.result = RunResult(started=datetime.now(UTC))
         self.stats = {job.name: JobStats(job.name) for job in jobs}
         self.result.stats = list(self.stats.values())
@@ -102,6 +103,10 @@ class Run:
 
     async def execute(self) -> RunResult:
         """Run every job, then seal the bag and record the run (also after a failure)."""
+        with self._signals():  # from the first moment to the last, a signal winds down
+            return await self._execute()
+
+    async def _execute(self) -> RunResult:
         lock = None
         try:
             if self.options.dry_run:
@@ -114,7 +119,7 @@ class Run:
                 self.run_id = await self._call(self.store.begin_run, utc_text(self.result.started))
                 await self._recover()
             try:
-                with self._signals():
+                if not self._stopping:
                     await self._pipeline()
             except asyncio.CancelledError:
                 self.result.interrupted = True

@@ -16,20 +16,22 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
 
 from . import errors, retry
 from .circuit import DEFAULT_THRESHOLD, Breaker
 from .ratelimit import TokenBucket, WindowGuard, lowest_rate
-from .redact import redact_url
+from .redact import SECRET_PARAMS, redact_url
 
 Origin = tuple[str, str, int]
 log = logging.getLogger("assetvault")
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 REFUSALS = frozenset({429, 503})
+# A little over a second: a server counts arrivals, which jitter by milliseconds.
+GUARD_WINDOW = 1.05
 NEUTRAL_HEADERS = frozenset({"accept", "accept-encoding", "range", "if-range", "user-agent"})
 MAX_REDIRECTS = 10
 MAX_LISTING_BYTES = 256 * 1024 * 1024  # a listing larger than this is refused, not parsed
@@ -147,12 +149,16 @@ class Limits:
         wait = bucket.reserve(self._loop_time())
         if wait > 0:
             await asyncio.sleep(wait)
+        # A Retry-After that arrived while we slept holds this request too, not only new ones.
+        # (Timed waits on the clock: nothing could signal them.)
+        while (blocked := bucket.blocked_until - self._loop_time()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(blocked)
         if bucket.unlimited:
             return
         guard = self._guards.get(origin)
         if guard is None:
-            guard = self._guards[origin] = WindowGuard(max(1, int(bucket.rate + bucket.burst)))
-        # A timed wait on the clock, not a poll of shared state: nothing could signal it.
+            guard = self._guards[origin] = WindowGuard(max(1, int(bucket.rate + bucket.burst)),
+                                                       window=GUARD_WINDOW)
         while (late := guard.wait(self._loop_time())) > 0:  # noqa: ASYNC110
             await asyncio.sleep(late)
 
@@ -231,6 +237,9 @@ class Http:
             if resp.status in REDIRECTS and location:
                 resp.release()
                 current = urljoin(current, location)
+                if origin_of(current) != first:
+                    # A server may repeat our query (api_key and all) in its Location.
+                    current = strip_params(current, credentials)
                 continue
             try:
                 yield resp
@@ -238,6 +247,17 @@ class Http:
                 resp.release()
             return
         raise errors.RetryableError(f"more than {MAX_REDIRECTS} redirects", url=redact_url(url))
+
+
+def strip_params(url: str, credentials: Credentials | None) -> str:
+    """``url`` without the credentials' query parameters or any known secret parameter."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    names = {k.lower() for k in (credentials.params if credentials else {})} | SECRET_PARAMS
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() not in names]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 def status_error(

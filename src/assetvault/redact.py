@@ -23,8 +23,25 @@ _SECRET_PARAM_RE = re.compile(
 )
 
 
+# The secret values of the running manifest: a token may turn up anywhere in a URL (under a
+# parameter name nobody would guess), and every URL shown or stored passes through here.
+_KNOWN: list[str] = []
+
+
+def register(secrets: Iterable[str]) -> None:
+    """Also mask these values (a run's tokens, keys and header values) in every URL."""
+    for secret in secrets:
+        if len(secret) >= 3 and secret not in _KNOWN:
+            _KNOWN.append(secret)
+    _KNOWN.sort(key=len, reverse=True)
+
+
 def redact_url(url: str) -> str:
-    """The URL with credential query values and any userinfo password replaced by ``***``."""
+    """The URL with credential query values, any userinfo password and any known secret
+    value replaced by ``***``."""
+    for secret in _KNOWN:
+        if secret in url:
+            url = url.replace(secret, MASK)
     if "?" not in url and "@" not in url and ";" not in url:
         return url  # nothing that can hold a credential (the common case, by far)
     try:

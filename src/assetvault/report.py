@@ -49,6 +49,11 @@ def write_report(result: RunResult, targets: list[Path]) -> str:
     """Write the report to every target (atomically); return its text."""
     text = json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n"
     for target in targets:
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            # A link, a FIFO, /dev/stdout: write through it, never replace it.
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(text)
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
