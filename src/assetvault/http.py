@@ -30,8 +30,9 @@ log = logging.getLogger("assetvault")
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 REFUSALS = frozenset({429, 503})
-# A little over a second: a server counts arrivals, which jitter by milliseconds.
-GUARD_WINDOW = 1.05
+# A little over a second: a server counts arrivals, which jitter by milliseconds. (1.05 cost
+# 3.5% of throughput at 100/s: (rate + burst) / window is the most the guard lets through.)
+GUARD_WINDOW = 1.01
 NEUTRAL_HEADERS = frozenset({"accept", "accept-encoding", "range", "if-range", "user-agent"})
 MAX_REDIRECTS = 10
 MAX_LISTING_BYTES = 256 * 1024 * 1024  # a listing larger than this is refused, not parsed
