@@ -67,3 +67,16 @@ def test_registered_secret_values_are_masked_in_any_url() -> None:
     assert "Tok-registered-7788" not in redact_url(
         "https://cdn/x.png?SPECTRUM_API_TOKEN=Tok-registered-7788")
     assert "Tok-registered-7788" not in redact_url("https://cdn/Tok-registered-7788/x.png")
+
+
+def test_json_text_masks_a_secret_in_every_form_json_writes_it() -> None:
+    import json
+
+    secret = 'tok"en\\é-123'
+    scrub = Redactor([secret])
+    for ascii_only in (True, False):
+        text = json.dumps({"uri": f"https://h/x?tok={secret}", "v": secret},
+                          ensure_ascii=ascii_only)
+        cleaned = scrub.json_text(text)
+        assert secret not in json.loads(cleaned).values()
+        assert "tok" not in cleaned.replace('"uri"', "").replace("?tok=", "")

@@ -141,7 +141,7 @@ def status(args: argparse.Namespace) -> int:
 
 def sandbox(args: argparse.Namespace) -> int:
     """``assetvault sandbox``: serve both APIs and files until interrupted."""
-    from .sandbox import DatasetConfig, serve
+    from .sandbox import Dataset, DatasetConfig, serve
 
     config = DatasetConfig(seed=args.seed, organizations=args.organizations,
                            assets_per_org=args.assets_per_org, products=args.products,
@@ -151,7 +151,7 @@ def sandbox(args: argparse.Namespace) -> int:
         print(f"sandbox: APIs at {api_url} (Spectrum and OnPremise), files at {files_url}")
         print(f"  spectrum token: {config.spectrum_token}  onpremise api_key: "
               f"{config.onpremise_api_key}")
-        print(f"  organizations: {', '.join(config_ids(config))}", flush=True)
+        print(f"  organizations: {', '.join(Dataset(config).organization_ids())}", flush=True)
 
     try:
         asyncio.run(serve(config, port=args.port, faults=args.faults, ready=ready))
@@ -162,13 +162,6 @@ def sandbox(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise errors.UsageError(f"--faults: {exc}") from None
     return 0
-
-
-def config_ids(config: object) -> list[str]:
-    from .sandbox import Dataset, DatasetConfig
-
-    assert isinstance(config, DatasetConfig)
-    return Dataset(config).organization_ids()
 
 
 async def demo(args: argparse.Namespace) -> int:

@@ -161,15 +161,19 @@ class Run:
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
+                previous = signal.getsignal(sig)
                 loop.add_signal_handler(sig, self.stop)
-                installed.append(sig)
+                installed.append((sig, previous))
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests, embedding): the caller handles signals
         try:
             yield
         finally:
-            for sig in installed:
+            for sig, previous in installed:
                 loop.remove_signal_handler(sig)
+                # asyncio leaves the default action behind; the caller's handler goes back.
+                with contextlib.suppress(TypeError, ValueError):
+                    signal.signal(sig, previous)
 
     def stop(self) -> None:
         """Wind the run down: listings and downloads stop; what finished is recorded."""

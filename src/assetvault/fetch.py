@@ -125,7 +125,6 @@ class Fetcher:
         self._leftover = {p.name for p in paths.partial.glob("*.json")}
         self._scratch = str(paths.partial)
         self._http = http
-        self._paths = paths
         self._executor = executor
         self._bandwidth = bandwidth or Bandwidth(0)
         self._on_bytes = on_bytes

@@ -67,10 +67,6 @@ class Journal:
                 os.write(self._fd, line)
                 self._appended += 1
 
-    @property
-    def appended(self) -> int:
-        return self._appended
-
     def clear_if(self, committed: int, *, final: bool = False) -> bool:
         """Empty the journal if ``committed`` placements (counted since it was opened) cover
         everything appended since then, and it has grown enough to be worth a truncate (or

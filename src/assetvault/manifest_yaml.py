@@ -189,11 +189,6 @@ def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
 
-def is_merge_key(entry: Entry) -> bool:
-    """Whether the key is YAML's ``<<`` merge key (not supported: ``defaults`` does that job)."""
-    return entry.key == "<<"
-
-
 # ${NAME}, ${NAME:-fallback}, $$; a "${" that matches neither form is an error, not literal text.
 _REFERENCE = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<fallback>[^}$]*))?\}|(?P<dollar>\$\$)|(?P<bad>\$\{)"

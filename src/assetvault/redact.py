@@ -74,14 +74,11 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
-        self._forms: list[str] = []
-        self._forms_of = -1
-
-    def add(self, secret: str) -> None:
-        """Also scrub this value from now on."""
-        if len(secret) >= 3 and secret not in self._secrets:
-            self._secrets.append(secret)
-            self._secrets.sort(key=len, reverse=True)
+        # Each secret as JSON may write it too (escaped quotes, \\u escapes): all forms.
+        forms = {form for secret in self._secrets
+                 for form in (secret, json.dumps(secret, ensure_ascii=False)[1:-1],
+                              json.dumps(secret)[1:-1])}
+        self._forms = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -91,16 +88,7 @@ class Redactor:
 
     def json_text(self, text: str) -> str:
         """Scrub serialised JSON: each secret also in the escaped form JSON gives it."""
-        for form in self._json_forms():
+        for form in self._forms:
             if form in text:
                 text = text.replace(form, MASK)
         return redact_text(text)
-
-    def _json_forms(self) -> list[str]:
-        if self._forms_of != len(self._secrets):
-            forms = {form for secret in self._secrets
-                     for form in (secret, json.dumps(secret, ensure_ascii=False)[1:-1],
-                                  json.dumps(secret)[1:-1])}
-            self._forms = sorted(forms, key=len, reverse=True)
-            self._forms_of = len(self._secrets)
-        return self._forms
