@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from . import errors
 from .bag import PayloadFile, write_bag
+from .history import sha256_file
 from .journal import Journal, Placed
 from .models import Document, Item
 from .paths import ArchivePaths
@@ -59,14 +60,10 @@ def _size(path: Path) -> int | None:
 
 
 def _sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def check_batch(placer: Placer, items: list[Item], docs: list[Document],

@@ -443,7 +443,8 @@ class Run:
         self.result.finished = datetime.now(UTC)
         for name, started in self._job_started.items():
             stats = self.stats[name]
-            stats.seconds = max(stats.seconds, 0.0) or time.monotonic() - started
+            if not stats.seconds:  # nothing finished: the listing's time
+                stats.seconds = time.monotonic() - started
         for stats in self.stats.values():
             if stats.fatal:
                 self.result.failures.append(Failure(stats.name, stats.name, "", stats.fatal))

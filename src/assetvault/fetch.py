@@ -56,6 +56,7 @@ class _Partial:
     folder: str
     name: str
     url: str
+    shown: str  # the URL redacted, once per item rather than once per use
     validator: str | None = None  # ETag, else Last-Modified: sent as If-Range to resume
     fetched: int = 0  # bytes received over every attempt
     touched: bool = False  # a partial file or sidecar may exist on disk
@@ -136,8 +137,8 @@ class Fetcher:
         ``previous`` is the SHA-256 of the file archived at the item's path before, if any:
         the old bytes go to the history under that name when the new ones replace them.
         """
-        shown = redact_url(item.url)
         partial = self._partial(item)
+        shown = partial.shown
         if partial.name + ".json" in self._leftover:
             await asyncio.to_thread(partial.load)
         last: errors.FetchError | None = None
@@ -177,7 +178,7 @@ class Fetcher:
 
     def _partial(self, item: Item) -> _Partial:
         name = hashlib.sha256(item.key.encode()).hexdigest()[:40]
-        return _Partial(self._scratch, name, item.url)
+        return _Partial(self._scratch, name, item.url, redact_url(item.url))
 
     async def _attempt(self, item: Item, job: JobFetch, partial: _Partial,
                        previous: str | None) -> _Fetched:
@@ -204,21 +205,21 @@ class Fetcher:
             await sink.start(start)
             await self._stream(resp, sink, partial, job.max_file_size)
             digests = await sink.finish()
-            _check(digests, item, total if not encoded else None, expected_md5)
+            _check(digests, item, total if not encoded else None, expected_md5, partial.shown)
             return _Fetched(digests, resp.headers.get("ETag"), resp.headers.get("Last-Modified"),
                             resp.headers.get("Content-Type"))
 
     async def _small(self, resp: aiohttp.ClientResponse, item: Item, partial: _Partial,
                      total: int, expected_md5: str | None, previous: str | None) -> _Fetched:
         """A body that fits in memory: read it whole, then hash, check, write and place it in
-        one thread hop (creating files is the cost that matters for small files here)."""
+        one step (on the loop itself when small; see INLINE)."""
         body = await resp.read()
         partial.fetched += len(body)
         self._on_bytes(len(body))
         await self._bandwidth.consume(len(body))
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         path = _final_path(item, resp.headers.get("Content-Type"))
-        args = (body, item, total, expected_md5, path, etag, modified, previous)
+        args = (body, item, total, expected_md5, path, etag, modified, previous, partial.shown)
         if len(body) <= INLINE:
             # A thread hop costs more than this work: each one ping-pongs the GIL (measured
             # here: ~70 futex calls per file, and a slower run even with only the system calls
@@ -229,21 +230,14 @@ class Fetcher:
                 self._executor, self._store_small, *args)
         return _Fetched(digests, etag, modified, resp.headers.get("Content-Type"), path)
 
-    def _check_small(self, body: bytes, item: Item, total: int, expected_md5: str | None,
-                     path: PurePosixPath, etag: str | None, modified: str | None,
-                     previous: str | None) -> tuple[Digests, Placed]:
-        md5 = hashlib.md5(body, usedforsecurity=False).hexdigest() if expected_md5 else None
-        digests = Digests(len(body), hashlib.sha256(body).hexdigest(), md5)
-        _check(digests, item, total, expected_md5)
-        placed = Placed(item.key, item.job, redact_url(item.url), str(path), digests.size,
-                        digests.sha256, item.upstream_version, etag, modified)
-        return digests, placed
-
     def _store_small(self, body: bytes, item: Item, total: int, expected_md5: str | None,
                      path: PurePosixPath, etag: str | None, modified: str | None,
-                     previous: str | None) -> Digests:
-        digests, placed = self._check_small(body, item, total, expected_md5, path, etag,
-                                            modified, previous)
+                     previous: str | None, shown: str) -> Digests:
+        md5 = hashlib.md5(body, usedforsecurity=False).hexdigest() if expected_md5 else None
+        digests = Digests(len(body), hashlib.sha256(body).hexdigest(), md5)
+        _check(digests, item, total, expected_md5, shown)
+        placed = Placed(item.key, item.job, shown, str(path), digests.size,
+                        digests.sha256, item.upstream_version, etag, modified)
         self._placer.place_bytes(body, placed, previous, item.url)
         return digests
 
@@ -259,12 +253,12 @@ class Fetcher:
                 return offset, total
             await asyncio.to_thread(partial.discard)
             raise errors.RetryableError("the server resumed at another offset than asked; "
-                                        "starting over", url=redact_url(item.url))
+                                        "starting over", url=partial.shown)
         if resp.status == 416 and offset > 0:
             # Never assume a 416 means "already complete": fetch the whole file again.
             await asyncio.to_thread(partial.discard)
             raise errors.RetryableError("HTTP 416 on resume; fetching again from the start",
-                                        url=redact_url(item.url), status=416)
+                                        url=partial.shown, status=416)
         raise status_error(resp, item.url, frozenset())
 
     async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, partial: _Partial,
@@ -277,7 +271,7 @@ class Fetcher:
                 await self._bandwidth.consume(len(chunk))
                 if sink.size > limit:
                     raise errors.FetchError(f"file grew past max_file_size ({limit} bytes)",
-                                            url=redact_url(partial.url))
+                                            url=partial.shown)
         except BaseException:
             await sink.abandon()
             raise
@@ -285,7 +279,7 @@ class Fetcher:
     async def _place(self, item: Item, partial: _Partial, result: _Fetched,
                      previous: str | None) -> PurePosixPath:
         path = _final_path(item, result.content_type)
-        placed = Placed(item.key, item.job, redact_url(item.url), str(path), result.digests.size,
+        placed = Placed(item.key, item.job, partial.shown, str(path), result.digests.size,
                         result.digests.sha256, item.upstream_version, result.etag,
                         result.last_modified)
         await asyncio.get_running_loop().run_in_executor(self._executor, self._move, partial,
@@ -339,8 +333,8 @@ def _b64_to_hex(value: str | None) -> str | None:
     return raw.hex() if len(raw) == 16 else None
 
 
-def _check(digests: Digests, item: Item, total: int | None, md5: str | None) -> None:
-    shown = redact_url(item.url)
+def _check(digests: Digests, item: Item, total: int | None, md5: str | None,
+           shown: str) -> None:
     if total is not None and digests.size != total:
         raise errors.IntegrityError(f"got {digests.size} bytes, the server announced {total}",
                                     url=shown)

@@ -17,7 +17,8 @@ from .paths import ArchivePaths
 READ = 1 << 20
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a whole file, read a megabyte at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(READ):
@@ -38,7 +39,7 @@ def keep_history(paths: ArchivePaths, final: Path, previous: str | None,
     except OSError:
         return None
     final = Path(final)
-    sha = previous or _sha256(final)
+    sha = previous or sha256_file(final)
     stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     relative = final.relative_to(paths.data)
     name = f"{relative.stem}.{stamp}.{sha[:16]}{relative.suffix}"

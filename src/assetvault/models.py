@@ -111,6 +111,11 @@ class JobStats:
     fatal: str | None = None  # set when the job stopped early (credentials, ...)
     credentials_refused: bool = False
 
+    @property
+    def failed_total(self) -> int:
+        """Failed files and failed listings: the "failed" of the summary and the report."""
+        return self.failed + self.listing_failures
+
     def count(self, outcome: Outcome) -> None:
         """Add one outcome to the counters."""
         if outcome.status is Status.DOWNLOADED:

@@ -29,7 +29,7 @@ def report_dict(result: RunResult) -> dict[str, Any]:
                 "downloaded": s.downloaded,
                 "up_to_date": s.up_to_date,
                 "pending": s.pending,
-                "failed": s.failed + s.listing_failures,  # as in the summary table
+                "failed": s.failed_total,
                 "failed_items": s.failed,
                 "listing_failures": s.listing_failures,
                 "gone": s.gone,
@@ -68,7 +68,7 @@ def summary_table(result: RunResult) -> str:
     rows = [head]
     for s in result.stats:
         rate = s.bytes / 1e6 / s.seconds if s.seconds > 0 else 0.0
-        failed = s.failed + s.listing_failures
+        failed = s.failed_total
         rows.append((s.name, str(s.found), str(s.downloaded), str(s.up_to_date), str(s.pending),
                      str(failed) + ("*" if s.fatal else ""), f"{s.bytes / 1e6:.1f}",
                      f"{s.seconds:.1f}", f"{rate:.1f}"))
