@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from . import errors
-from .bag import PayloadFile, write_bag
+from .bag import TAG_FILES, PayloadFile, write_bag
 from .history import sha256_file
 from .journal import Journal, Placed
 from .models import Document, Item
@@ -92,22 +92,27 @@ def check_batch(placer: Placer, items: list[Item], docs: list[Document],
 def _document(placer: Placer, doc: Document, row: Row | None, write: bool) -> DocRecord:
     sha = hashlib.sha256(doc.body).hexdigest()
     paths = placer.paths
+    size = len(doc.body)
+    if (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
+            and row.path == str(doc.path) and _size(paths.data / doc.path) == size):
+        # Unchanged: nothing is written, so the folder needs no check (a re-run is mostly this).
+        return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,
+                         written=False)
+    if not write:
+        return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,
+                         written=True)
     try:
-        final = placer.target(str(doc.path)) if write else paths.data / doc.path
+        final = placer.target(str(doc.path))
     except errors.FetchError as exc:
-        return DocRecord(doc.key, doc.job, doc.path, len(doc.body), sha, doc.upstream_version,
+        return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,
                          written=False, error=exc.message)
-    on_disk = _size(final)
-    same = (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
-            and row.path == str(doc.path) and on_disk == len(doc.body))
-    if not same and write and not (on_disk == len(doc.body) and final.read_bytes() == doc.body):
+    if not (_size(final) == size and final.read_bytes() == doc.body):
         tmp = paths.partial / f"{sha[:40]}.doc"
         tmp.write_bytes(doc.body)
-        placed = Placed(doc.key, doc.job, "", str(doc.path), len(doc.body), sha,
+        placed = Placed(doc.key, doc.job, "", str(doc.path), size, sha,
                         doc.upstream_version, None, None, kind="doc")
         placer.place_file(tmp, placed, row.sha256 if row is not None else None, "")
-    return DocRecord(doc.key, doc.job, doc.path, len(doc.body), sha, doc.upstream_version,
-                     written=not same)
+    return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version, written=True)
 
 
 def link_or_copy(placer: Placer, source: PurePosixPath, placed: Placed) -> None:
@@ -146,9 +151,19 @@ def replay(store: Store, paths: ArchivePaths, journal: Journal, now: str) -> int
     return store.record_placed(placed, now) if placed else 0
 
 
-def seal(store: Store, root: Path, agent: str) -> None:
-    """Rewrite the bag's tag files from the state: every archived file, sorted by path."""
+def seal(store: Store, root: Path, agent: str) -> bool:
+    """Rewrite the bag's tag files from the state: every archived file, sorted by path.
+
+    Skipped (False) when no archived file changed since this agent's last seal and the tag
+    files are all there: on a re-run with nothing new, rewriting a manifest of a million lines
+    would be most of the run. A seal interrupted half-way leaves no tag manifest, and any
+    change to an archived file clears the mark in the transaction that records it.
+    """
+    if store.sealed_by() == agent and all((root / name).is_file() for name in TAG_FILES):
+        return False
     write_bag(root, _payload(store), agent=agent)
+    store.set_sealed(agent)
+    return True
 
 
 def _payload(store: Store) -> Iterator[PayloadFile]:

@@ -39,6 +39,7 @@ from assetvault.verify import (
 )
 
 __all__ = [
+    "TAG_FILES",
     "PayloadFile",
     "VerifyResult",
     "decode_path",
@@ -53,6 +54,7 @@ _ENCODE = str.maketrans({"%": "%25", "\r": "%0D", "\n": "%0A"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RESERVED = frozenset({"Bag-Software-Agent", "Bagging-Date", "Payload-Oxum"})
 _TMP_SUFFIX = ".tmp"
+TAG_FILES = (BAGIT_TXT, MANIFEST, BAG_INFO_TXT, TAGMANIFEST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,6 @@ def _fsync_dir(folder: Path) -> None:
 
 def _remove_leftovers(root: Path) -> None:
     """Remove temporary tag files a crashed write_bag left behind (they are not payload)."""
-    for name in (BAGIT_TXT, MANIFEST, BAG_INFO_TXT, TAGMANIFEST):
+    for name in TAG_FILES:
         for leftover in root.glob(f".{name}.*{_TMP_SUFFIX}"):
             leftover.unlink(missing_ok=True)

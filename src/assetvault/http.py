@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
+import orjson
 
 from . import errors, retry
 from .circuit import DEFAULT_THRESHOLD, Breaker
@@ -364,6 +365,11 @@ async def _read_capped(resp: aiohttp.ClientResponse, url: str) -> bytes:
 
 def _parse_json(body: bytes, content_type: str, url: str) -> Any:
     try:
+        return orjson.loads(body)  # 2x the stdlib's speed; a listing is mostly this
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        # What orjson refuses and the stdlib takes: lone surrogate escapes, NaN, huge ints.
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         kind = content_type.split(";")[0].strip() or "no content type"

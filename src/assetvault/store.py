@@ -6,7 +6,12 @@ one transaction each. URLs are stored redacted; secrets never reach the database
 
 ``status`` is the state of the archived file: ``complete`` (in ``data/`` and in the bag),
 ``failed`` or ``pending`` (never archived), ``gone`` (vanished upstream, kept here).
-``outcome`` is what the last run made of it.
+``outcome`` is what the last run that wrote the row made of it.
+
+An unchanged item costs no write: a re-run of a large archive is mostly those, and rewriting
+every row each night made the state database a re-run's largest cost. The keys a run saw are
+kept in a temporary table instead; at the end of the run :meth:`Store.settle` brings forward
+only the rows whose status or outcome says otherwise, and :meth:`Store.mark_gone` reads it.
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ CREATE TABLE IF NOT EXISTS items (
     etag TEXT,
     last_modified TEXT,
     status TEXT NOT NULL,           -- complete | failed | pending | gone
-    outcome TEXT,                   -- downloaded | up_to_date | failed | pending (last run)
+    outcome TEXT,                   -- downloaded | up_to_date | failed | pending | recovered
+                                    -- (the last run that wrote the row)
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT,
-    seen_run INTEGER,
+    seen_run INTEGER,               -- the last run that wrote the row (seen-only runs do not)
     updated TEXT
 );
 CREATE INDEX IF NOT EXISTS items_path ON items(path);
@@ -49,6 +55,10 @@ CREATE TABLE IF NOT EXISTS runs (
     finished TEXT,
     exit_code INTEGER,
     report TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT
 );
 CREATE TABLE IF NOT EXISTS job_runs (
     run_id INTEGER NOT NULL,
@@ -71,11 +81,12 @@ ON CONFLICT(key) DO UPDATE SET
     updated = excluded.updated
 """
 
-# An item seen again after it was marked gone is simply archived again.
-_TOUCH = """
+# Rows a run saw unchanged whose row says otherwise: seen again after being marked gone (then
+# simply archived again), or last left failed or pending while a complete file stayed.
+_SETTLE = """
 UPDATE items SET outcome = 'up_to_date', seen_run = ?, updated = ?,
     status = CASE WHEN status = 'gone' THEN 'complete' ELSE status END
-WHERE key = ?
+WHERE (status = 'gone' OR outcome IN ('failed', 'pending')) AND key IN (SELECT key FROM temp.seen)
 """
 
 # A failure or a pending file never takes away a complete file already archived.
@@ -129,6 +140,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("CREATE TEMP TABLE seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
             self._db.commit()
 
     def close(self) -> None:
@@ -179,7 +191,7 @@ class Store:
                now: str) -> None:
         """Write one batch of results in one transaction."""
         complete: list[tuple[object, ...]] = []
-        touched: list[tuple[object, ...]] = []
+        seen: list[tuple[str]] = []
         not_done: list[tuple[object, ...]] = []
         for o in outcomes:
             if o.status is Status.DOWNLOADED:
@@ -187,7 +199,7 @@ class Store:
                                  o.upstream_version, o.etag, o.last_modified, o.status.value,
                                  run_id, now))
             elif o.status is Status.UP_TO_DATE:
-                touched.append((run_id, now, o.key))
+                seen.append((o.key,))
             else:
                 state = "pending" if o.status is Status.PENDING else "failed"
                 not_done.append((o.key, o.job, o.url, _s(o.path), state, o.status.value, o.error,
@@ -199,11 +211,18 @@ class Store:
                 complete.append((d.key, d.job, "doc", None, str(d.path), d.size, d.sha256,
                                  d.version, None, None, "downloaded", run_id, now))
             else:
-                touched.append((run_id, now, d.key))
+                seen.append((d.key,))
         with self._db:
-            self._db.executemany(_UPSERT_COMPLETE, complete)
-            self._db.executemany(_TOUCH, touched)
+            if complete:
+                self._db.executemany(_UPSERT_COMPLETE, complete)
+                self._unsealed()
+            self._db.executemany("INSERT OR IGNORE INTO temp.seen VALUES (?)", seen)
             self._db.executemany(_UPSERT_NOT_DONE, not_done)
+
+    def settle(self, run_id: int, now: str) -> int:
+        """Bring forward what this run saw unchanged but the rows say otherwise; how many."""
+        with self._db:
+            return self._db.execute(_SETTLE, (run_id, now)).rowcount
 
     def record_placed(self, placed: Iterable[Placed], now: str) -> int:
         """Record files a crashed run placed but never committed (from its journal).
@@ -215,6 +234,7 @@ class Store:
                  p.last_modified, "recovered", None, now) for p in placed]
         with self._db:
             self._db.executemany(_UPSERT_COMPLETE, rows)
+            self._unsealed()
         return len(rows)
 
     def fetched_in_run(self, urls: Sequence[str], run_id: int) -> dict[str, Row]:
@@ -232,8 +252,24 @@ class Store:
         with self._db:
             cur = self._db.execute(
                 "UPDATE items SET status = 'gone', outcome = NULL WHERE job = ? "
-                "AND status = 'complete' AND (seen_run IS NULL OR seen_run != ?)", (job, run_id))
+                "AND status = 'complete' AND (seen_run IS NULL OR seen_run != ?) "
+                "AND key NOT IN (SELECT key FROM temp.seen)", (job, run_id))
         return cur.rowcount
+
+    # the bag's seal -----------------------------------------------------------------------
+
+    def sealed_by(self) -> str | None:
+        """The agent of the last seal, if no archived file changed since (else None)."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'sealed'").fetchone()
+        return str(row[0]) if row and row[0] is not None else None
+
+    def set_sealed(self, agent: str) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('sealed', ?)", (agent,))
+
+    def _unsealed(self) -> None:
+        """In the transaction that changes an archived file: the bag's manifest is stale."""
+        self._db.execute("DELETE FROM meta WHERE name = 'sealed'")
 
     def payload(self) -> Iterator[tuple[str, str, int]]:
         """(path, sha256, size) of every archived file, sorted by path: the bag's manifest."""

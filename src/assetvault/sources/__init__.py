@@ -17,19 +17,30 @@ from .onpremise import OnpremiseSource
 from .spectrum import SpectrumSource
 from .urls import UrlsSource
 
-__all__ = ["JsonApi", "OnpremiseSource", "SpectrumSource", "UrlsSource", "iter_entries"]
+__all__ = ["JsonApi", "OnpremiseSource", "SpectrumSource", "UrlsSource", "iter_batches",
+           "iter_entries"]
 
 
-def iter_entries(job: Job, api: JsonApi, *, since: str | None = None) -> AsyncIterator[Entry]:
-    """Every entry of one job, in listing order.
+def iter_batches(job: Job, api: JsonApi, *, since: str | None = None
+                 ) -> AsyncIterator[list[Entry]]:
+    """Every entry of one job, in listing order, a page (or owner, or batch of lines) at a
+    time: the engine moves lists, not entries, through its queues.
 
     ``since`` is the resolved ``last_updated_at`` of an OnPremise job (the engine resolves
     ``since: last-run``), or None for a full listing. The urls source does not use ``api``.
     """
     if isinstance(job, SpectrumJob):
-        return SpectrumSource(job, api).entries()
+        return SpectrumSource(job, api).batches()
     if isinstance(job, OnpremiseJob):
-        return OnpremiseSource(job, api, since).entries()
+        return OnpremiseSource(job, api, since).batches()
     if isinstance(job, UrlsJob):
-        return UrlsSource(job).entries()
+        return UrlsSource(job).batches()
     raise TypeError(f"no source for {type(job).__name__}")
+
+
+async def iter_entries(job: Job, api: JsonApi, *, since: str | None = None
+                       ) -> AsyncIterator[Entry]:
+    """Every entry of one job, in listing order, one at a time."""
+    async for batch in iter_batches(job, api, since=since):
+        for entry in batch:
+            yield entry

@@ -208,12 +208,12 @@ class OnpremiseSource:
         self.since = since
         self.redactor = job_redactor(job)
 
-    async def entries(self) -> AsyncIterator[Entry]:
-        """Every entry of every owner; a failed listing does not stop the others."""
+    async def batches(self) -> AsyncIterator[list[Entry]]:
+        """Every entry of every owner, an owner at a time; a failed listing does not stop the
+        others."""
         for kind, owner_id in self.job.owners():
             owner = Owner(self.job, kind, owner_id, self.redactor, self.since)
-            for entry in await self.owner(owner):
-                yield entry
+            yield await self.owner(owner)
 
     async def owner(self, owner: Owner) -> list[Entry]:
         """The entries of one owner's listing (a ListingFailure when it failed)."""

@@ -221,14 +221,16 @@ class SpectrumSource:
     def headers(self) -> dict[str, str]:
         return {"SPECTRUM_API_TOKEN": self.job.token, **dict(self.job.headers)}
 
-    async def entries(self) -> AsyncIterator[Entry]:
-        """Every entry of every organization; a failed organization does not stop the others."""
+    async def batches(self) -> AsyncIterator[list[Entry]]:
+        """Every entry of every organization, a page at a time; a failed organization does
+        not stop the others."""
         for org in self.job.organizations:
-            async for entry in self.organization(org):
-                yield entry
+            async for batch in self.organization(org):
+                yield batch
 
-    async def organization(self, org: str) -> AsyncIterator[Entry]:
-        """One organization's entries, page by page, until a short, empty or repeated page."""
+    async def organization(self, org: str) -> AsyncIterator[list[Entry]]:
+        """One organization's entries, a page at a time, until a short, empty or repeated
+        page."""
         listing = Listing(self.job, org, self.redactor)
         seen: set[str] = set()
         page_size = self.job.page_size
@@ -239,11 +241,11 @@ class SpectrumSource:
                 body = await ahead
                 ahead = None
                 if isinstance(body, ListingFailure):
-                    yield body
+                    yield [body]
                     return
                 contents = envelope_contents(body)
                 if isinstance(contents, str):
-                    yield listing.failure(contents, url=self._page_url(listing, page))
+                    yield [listing.failure(contents, url=self._page_url(listing, page))]
                     return
                 fresh = {record_identity(r): r for r in contents}
                 for identity in seen.intersection(fresh):
@@ -254,13 +256,14 @@ class SpectrumSource:
                     # Ask for the next page while this one is mapped and planned: the
                     # server's latency overlaps our work (the rate limit still applies).
                     ahead = asyncio.create_task(self._page(listing, page + 1))
+                batch: list[Entry] = []
                 for identity, record in fresh.items():
                     seen.add(identity)
-                    for entry in map_record(listing, record, len(seen)):
-                        yield entry
+                    batch.extend(map_record(listing, record, len(seen)))
+                yield batch
                 if ahead is None:
                     return
-            yield listing.failure(f"stopped after {MAX_PAGES} pages")
+            yield [listing.failure(f"stopped after {MAX_PAGES} pages")]
         finally:
             if ahead is not None:
                 ahead.cancel()

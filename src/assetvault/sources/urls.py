@@ -129,21 +129,21 @@ class UrlsSource:
         self.job = job
         self.redactor = Redactor(value for _, value in job.headers)
 
-    async def entries(self) -> AsyncIterator[Entry]:
-        """One item per URL line, in file order; a failure to read ends the list."""
+    async def batches(self) -> AsyncIterator[list[Entry]]:
+        """One item per URL line, in file order, a batch of lines at a time; a failure to
+        read ends the list."""
         claims = PathClaims()
         try:
             handle = await asyncio.to_thread(self._open)
         except OSError as exc:
-            yield self._failure(f"cannot read urls_file: {exc.strerror or exc}")
+            yield [self._failure(f"cannot read urls_file: {exc.strerror or exc}")]
             return
         try:
             lines = await asyncio.to_thread(read_lines, handle)
             while batch := await asyncio.to_thread(_take, lines, BATCH):
-                for line in batch:
-                    yield map_line(self.job, line, claims)
+                yield [map_line(self.job, line, claims) for line in batch]
         except (OSError, csv.Error) as exc:
-            yield self._failure(f"cannot read urls_file: {exc}")
+            yield [self._failure(f"cannot read urls_file: {exc}")]
         finally:
             await asyncio.to_thread(handle.close)
 
