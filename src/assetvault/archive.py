@@ -51,12 +51,11 @@ class ArchiveLock:
             self._fd = None
 
 
-def _size(path: Path) -> int | None:
+def _size(path: Path | str) -> int | None:
     try:
-        st = path.stat()
+        return os.stat(path).st_size
     except OSError:
         return None
-    return st.st_size
 
 
 def _sha256(path: Path) -> str | None:
@@ -74,27 +73,28 @@ def check_batch(placer: Placer, items: list[Item], docs: list[Document],
     With ``rehash`` an archived file counts as unchanged only if its bytes still hash to what
     the state recorded (``run --verify-existing``).
     """
-    paths = placer.paths
+    data = f"{placer.paths.data}/"  # strings, not Paths: a re-run does this for every entry
     fresh = set()
     for item in items:
         row = rows.get(item.key)
-        on_disk = _size(paths.data / row.path) if row is not None and row.path else None
+        on_disk = _size(data + row.path) if row is not None and row.path else None
         if not is_up_to_date(item, row, on_disk):
             continue
         if rehash and row is not None and row.path and (
-                _sha256(paths.data / row.path) != row.sha256):
+                _sha256(Path(data + row.path)) != row.sha256):
             continue
         fresh.add(item.key)
-    records = [_document(placer, doc, rows.get(doc.key), write_docs) for doc in docs]
+    records = [_document(placer, data, doc, rows.get(doc.key), write_docs) for doc in docs]
     return fresh, records
 
 
-def _document(placer: Placer, doc: Document, row: Row | None, write: bool) -> DocRecord:
+def _document(placer: Placer, data: str, doc: Document, row: Row | None,
+              write: bool) -> DocRecord:
     sha = hashlib.sha256(doc.body).hexdigest()
-    paths = placer.paths
     size = len(doc.body)
+    rel = str(doc.path)
     if (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
-            and row.path == str(doc.path) and _size(paths.data / doc.path) == size):
+            and row.path == rel and _size(data + rel) == size):
         # Unchanged: nothing is written, so the folder needs no check (a re-run is mostly this).
         return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,
                          written=False)
@@ -102,14 +102,14 @@ def _document(placer: Placer, doc: Document, row: Row | None, write: bool) -> Do
         return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,
                          written=True)
     try:
-        final = placer.target(str(doc.path))
+        final = placer.target(rel)
     except errors.FetchError as exc:
         return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,
                          written=False, error=exc.message)
     if not (_size(final) == size and final.read_bytes() == doc.body):
-        tmp = paths.partial / f"{sha[:40]}.doc"
+        tmp = placer.paths.partial / f"{sha[:40]}.doc"
         tmp.write_bytes(doc.body)
-        placed = Placed(doc.key, doc.job, "", str(doc.path), size, sha,
+        placed = Placed(doc.key, doc.job, "", rel, size, sha,
                         doc.upstream_version, None, None, kind="doc")
         placer.place_file(tmp, placed, row.sha256 if row is not None else None, "")
     return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version, written=True)
