@@ -7,7 +7,7 @@ import base64
 import hashlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -57,7 +57,7 @@ class Server:
 
 def item(url: str, **kw: Any) -> Item:
     return Item(key="k/" + url.rsplit("/", 1)[-1], job="j", url=url,
-                path=PurePosixPath("files") / url.rsplit("/", 1)[-1], **kw)
+                path="files/" + url.rsplit("/", 1)[-1], **kw)
 
 
 async def fetch(tmp: Path, it: Item, *, retries: int = 3, credentials: Credentials | None = None,
@@ -231,7 +231,7 @@ def test_client_errors_fail_at_once(tmp_path: Path) -> None:
 def test_only_http_and_https_are_fetched(tmp_path: Path) -> None:
     async def go() -> None:
         for url in ("file:///etc/passwd", "ftp://h/x", "data:,hello", "", "relative/x.png"):
-            out = await fetch(tmp_path, Item("k", "j", url, PurePosixPath("x")))
+            out = await fetch(tmp_path, Item("k", "j", url, "x"))
             assert out.status is Status.FAILED and "refused" in (out.error or "")
     asyncio.run(go())
 

@@ -92,7 +92,7 @@ def _document(placer: Placer, data: str, doc: Document, row: Row | None,
               write: bool) -> DocRecord:
     sha = hashlib.sha256(doc.body).hexdigest()
     size = len(doc.body)
-    rel = str(doc.path)
+    rel = doc.path
     if (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
             and row.path == rel and _size(data + rel) == size):
         # Unchanged: nothing is written, so the folder needs no check (a re-run is mostly this).
@@ -115,7 +115,7 @@ def _document(placer: Placer, data: str, doc: Document, row: Row | None,
     return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version, written=True)
 
 
-def link_or_copy(placer: Placer, source: PurePosixPath, placed: Placed) -> None:
+def link_or_copy(placer: Placer, source: str, placed: Placed) -> None:
     """Put the payload file ``source`` at ``placed.path`` too: a hard link where possible.
 
     The link is made in the partial folder and placed like any fetched file (journaled, then

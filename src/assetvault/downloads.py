@@ -17,6 +17,7 @@ from .fetch import Fetcher, JobFetch
 from .http import origin_of
 from .jobs import Job
 from .journal import Journal, Placed
+from .layout import suffix
 from .models import Item, Outcome, Status
 from .placer import Placer
 from .redact import redact_url
@@ -76,9 +77,9 @@ class Downloads:
             return Outcome(item.key, item.job, Status.FAILED, shown, item.path,
                            error=first.error or "the same URL failed for another item")
         path = item.path
-        if item.add_extension and first.path.suffix:
-            path = path.with_name(path.name + first.path.suffix)
-        placed = Placed(item.key, item.job, shown, str(path), first.size, first.sha256,
+        if item.add_extension and (ext := suffix(first.path)):
+            path += ext
+        placed = Placed(item.key, item.job, shown, path, first.size, first.sha256,
                         item.upstream_version, first.etag, first.last_modified)
         if path != first.path:
             await self._io(link_or_copy, self._placer, first.path, placed)

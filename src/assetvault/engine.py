@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 import aiohttp
@@ -496,7 +495,7 @@ class Run:
 
 def _as_outcome(row: Row) -> Outcome:
     return Outcome(row.key, "", Status.DOWNLOADED, row.url or "",
-                   PurePosixPath(row.path) if row.path else None, row.size or 0, row.sha256)
+                   row.path or None, row.size or 0, row.sha256)
 
 
 def _first_error(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import aiohttp
 
@@ -104,7 +104,7 @@ class _Fetched:
     etag: str | None
     last_modified: str | None
     content_type: str | None
-    path: PurePosixPath | None = None  # set when the file is already in place
+    path: str | None = None  # set when the file is already in place
 
 
 class Fetcher:
@@ -231,12 +231,12 @@ class Fetcher:
         return _Fetched(digests, etag, modified, resp.headers.get("Content-Type"), path)
 
     def _store_small(self, body: bytes, item: Item, total: int, expected_md5: str | None,
-                     path: PurePosixPath, etag: str | None, modified: str | None,
+                     path: str, etag: str | None, modified: str | None,
                      previous: str | None, shown: str) -> Digests:
         md5 = hashlib.md5(body, usedforsecurity=False).hexdigest() if expected_md5 else None
         digests = Digests(len(body), hashlib.sha256(body).hexdigest(), md5)
         _check(digests, item, total, expected_md5, shown)
-        placed = Placed(item.key, item.job, shown, str(path), digests.size,
+        placed = Placed(item.key, item.job, shown, path, digests.size,
                         digests.sha256, item.upstream_version, etag, modified)
         self._placer.place_bytes(body, placed, previous, item.url)
         return digests
@@ -277,9 +277,9 @@ class Fetcher:
             raise
 
     async def _place(self, item: Item, partial: _Partial, result: _Fetched,
-                     previous: str | None) -> PurePosixPath:
+                     previous: str | None) -> str:
         path = _final_path(item, result.content_type)
-        placed = Placed(item.key, item.job, partial.shown, str(path), result.digests.size,
+        placed = Placed(item.key, item.job, partial.shown, path, result.digests.size,
                         result.digests.sha256, item.upstream_version, result.etag,
                         result.last_modified)
         await asyncio.get_running_loop().run_in_executor(self._executor, self._move, partial,
@@ -292,12 +292,12 @@ class Fetcher:
         partial.validator = None
 
 
-def _final_path(item: Item, content_type: str | None) -> PurePosixPath:
+def _final_path(item: Item, content_type: str | None) -> str:
     """The item's path, with an extension from the Content-Type when the URL had none."""
     if item.add_extension:
         ext = extension_for("", content_type)
         if ext:
-            return item.path.with_name(item.path.name + ext)
+            return item.path + ext
     return item.path
 
 

@@ -151,10 +151,9 @@ def file_name_from_url(url: str) -> str:
     return safe_segment(name) if name else "file"
 
 
-def spectrum_dir(client: str, org: str, content_id: str) -> PurePosixPath:
+def spectrum_dir(client: str, org: str, content_id: str) -> str:
     """``spectrum/{client}/{org}/{content id}``: the folder of one content record."""
-    return PurePosixPath("spectrum", safe_segment(client), safe_segment(org),
-                         safe_segment(content_id))
+    return f"spectrum/{safe_segment(client)}/{safe_segment(org)}/{safe_segment(content_id)}"
 
 
 def spectrum_job_dir(job_id: str, reference: str | None) -> str:
@@ -162,10 +161,16 @@ def spectrum_job_dir(job_id: str, reference: str | None) -> str:
     return safe_segment(f"{job_id}-{reference}" if reference else job_id)
 
 
-def onpremise_dir(kind: str, owner: str, asset_id: str) -> PurePosixPath:
+def onpremise_dir(kind: str, owner: str, asset_id: str) -> str:
     """``onpremise/{kind}/{id}/{asset id}``: the folder of one OnPremise asset."""
-    return PurePosixPath("onpremise", safe_segment(kind), safe_segment(owner),
-                         safe_segment(asset_id))
+    return f"onpremise/{safe_segment(kind)}/{safe_segment(owner)}/{safe_segment(asset_id)}"
+
+
+def suffix(path: str) -> str:
+    """The extension of a relative path's last segment, as ``PurePosixPath.suffix`` gives it."""
+    name = path.rpartition("/")[2]
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
 
 
 def named(name: str, ext: str) -> str:
@@ -173,7 +178,7 @@ def named(name: str, ext: str) -> str:
     return safe_segment(name + ext)
 
 
-def urls_path(job: str, url: str, csv_path: str | None) -> PurePosixPath:
+def urls_path(job: str, url: str, csv_path: str | None) -> str:
     """``urls/{job}/{csv path}``, or ``urls/{job}/{host}/{path of the URL}`` without one.
 
     A CSV path is split on ``/`` and ``\\``; empty and ``.`` parts are dropped. A URL path that
@@ -182,7 +187,7 @@ def urls_path(job: str, url: str, csv_path: str | None) -> PurePosixPath:
     parts = _csv_parts(csv_path) if csv_path else []
     if not parts:
         parts = _url_parts(url)
-    return PurePosixPath("urls", safe_segment(job), *(safe_segment(p) for p in parts))
+    return "/".join(["urls", safe_segment(job), *(safe_segment(p) for p in parts)])
 
 
 def _csv_parts(csv_path: str) -> list[str]:
@@ -201,10 +206,10 @@ def _url_parts(url: str) -> list[str]:
     return [host, *segments]
 
 
-def inside(root: Path, rel: PurePosixPath) -> Path:
+def inside(root: Path, rel: str | PurePosixPath) -> Path:
     """``root/rel`` with symlinks resolved; ``ValueError`` if that is not inside ``root``."""
     base = os.path.realpath(root)
-    target = os.path.realpath(os.path.join(base, *rel.parts))
+    target = os.path.realpath(os.path.join(base, *PurePosixPath(rel).parts))
     if os.path.commonpath([base, target]) != base:
         raise ValueError(f"{str(rel)!r} resolves outside {base!r}")
     return Path(target)

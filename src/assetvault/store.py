@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .journal import Placed
 from .models import Outcome, Status
@@ -120,7 +120,7 @@ class DocRecord:
 
     key: str
     job: str
-    path: PurePosixPath
+    path: str
     size: int
     sha256: str
     version: str | None
@@ -195,20 +195,20 @@ class Store:
         not_done: list[tuple[object, ...]] = []
         for o in outcomes:
             if o.status is Status.DOWNLOADED:
-                complete.append((o.key, o.job, "file", o.url, _s(o.path), o.size, o.sha256,
+                complete.append((o.key, o.job, "file", o.url, o.path, o.size, o.sha256,
                                  o.upstream_version, o.etag, o.last_modified, o.status.value,
                                  run_id, now))
             elif o.status is Status.UP_TO_DATE:
                 seen.append((o.key,))
             else:
                 state = "pending" if o.status is Status.PENDING else "failed"
-                not_done.append((o.key, o.job, o.url, _s(o.path), state, o.status.value, o.error,
+                not_done.append((o.key, o.job, o.url, o.path, state, o.status.value, o.error,
                                  run_id, now))
         for d in docs:
             if d.error is not None:
                 continue
             if d.written:
-                complete.append((d.key, d.job, "doc", None, str(d.path), d.size, d.sha256,
+                complete.append((d.key, d.job, "doc", None, d.path, d.size, d.sha256,
                                  d.version, None, None, "downloaded", run_id, now))
             else:
                 seen.append((d.key,))
@@ -303,7 +303,3 @@ class Store:
         return [(str(j), str(k), u, e) for j, k, u, e in self._db.execute(
             "SELECT job, key, url, error FROM items WHERE outcome = 'failed' "
             "ORDER BY job, key LIMIT ?", (limit,))]
-
-
-def _s(path: PurePosixPath | None) -> str | None:
-    return None if path is None else str(path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 import msgspec
@@ -35,7 +34,7 @@ class JsonApi(Protocol):
     ) -> Any: ...
 
 
-def document(job: str, folder: PurePosixPath, record: Any, redactor: Redactor,
+def document(job: str, folder: str, record: Any, redactor: Redactor,
              upstream_version: str | None) -> Document:
     """The ``asset.json`` of one record: the record as the API gave it, secrets scrubbed.
 
@@ -44,14 +43,14 @@ def document(job: str, folder: PurePosixPath, record: Any, redactor: Redactor,
     records, walking every string of every record through the redactor was most of a
     listing's cost.
     """
-    path = folder / ASSET_JSON
+    path = f"{folder}/{ASSET_JSON}"
     try:
         text = _JSON.encode(record).decode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate (from a \\ud800 escape) is no UTF-8: written as that escape.
         text = json.dumps(record, ensure_ascii=True, separators=(",", ":"))
     body = redactor.json_text(text)
-    return Document(key=str(path), job=job, path=path, body=body.encode("utf-8"),
+    return Document(key=path, job=job, path=path, body=body.encode("utf-8"),
                     upstream_version=upstream_version)
 
 

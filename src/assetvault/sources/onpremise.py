@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -53,8 +52,7 @@ class Owner:
 
     @property
     def key(self) -> str:
-        return str(PurePosixPath("onpremise", layout.safe_segment(self.kind),
-                                 layout.safe_segment(self.owner_id)))
+        return f"onpremise/{layout.safe_segment(self.kind)}/{layout.safe_segment(self.owner_id)}"
 
     def failure(self, reason: str, *, key: str | None = None) -> ListingFailure:
         return ListingFailure(job=self.job.name, key=key or self.key, url=self.shown_url,
@@ -104,11 +102,11 @@ def map_asset(owner: Owner, asset: Any, position: int) -> list[Entry]:
     else:
         entries.extend(items)
     if problems:
-        entries.append(owner.failure("; ".join(problems), key=str(folder)))
+        entries.append(owner.failure("; ".join(problems), key=folder))
     return entries
 
 
-def _original(job: OnpremiseJob, folder: PurePosixPath, asset: dict[str, Any],
+def _original(job: OnpremiseJob, folder: str, asset: dict[str, Any],
               version: str | None, problems: list[str]) -> list[Item]:
     if "original" not in job.include:
         return []
@@ -120,8 +118,8 @@ def _original(job: OnpremiseJob, folder: PurePosixPath, asset: dict[str, Any],
         return []
     content_type = asset.get("asset_content_type")
     ext = layout.extension_for(url, content_type if isinstance(content_type, str) else None)
-    path = folder / layout.named("original", ext)
-    return [Item(key=str(path), job=job.name, url=url, path=path,
+    path = f"{folder}/{layout.named('original', ext)}"
+    return [Item(key=path, job=job.name, url=url, path=path,
                  expected_size=_size(asset.get("asset_file_size")), upstream_version=version,
                  etag_is_md5=True, add_extension=not ext)]
 
@@ -130,7 +128,7 @@ def _size(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _versions(job: OnpremiseJob, folder: PurePosixPath, asset: dict[str, Any],
+def _versions(job: OnpremiseJob, folder: str, asset: dict[str, Any],
               version: str | None, problems: list[str]) -> list[Item]:
     if "versions" not in job.include:
         return []
@@ -143,8 +141,8 @@ def _versions(job: OnpremiseJob, folder: PurePosixPath, asset: dict[str, Any],
             problems.append(f"version {name!r} has no url")
             continue
         ext = layout.extension_for(url)
-        path = folder / "versions" / unique_name(layout.named(name, ext), url, taken)
-        items.append(Item(key=str(path), job=job.name, url=url, path=path,
+        path = f"{folder}/versions/{unique_name(layout.named(name, ext), url, taken)}"
+        items.append(Item(key=path, job=job.name, url=url, path=path,
                           upstream_version=version, etag_is_md5=True, add_extension=not ext))
     return items
 

@@ -10,7 +10,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -40,8 +39,7 @@ class Listing:
 
     @property
     def key(self) -> str:
-        return str(PurePosixPath("spectrum", layout.safe_segment(self.job.client),
-                                 layout.safe_segment(self.org)))
+        return f"spectrum/{layout.safe_segment(self.job.client)}/{layout.safe_segment(self.org)}"
 
     def failure(self, reason: str, *, key: str | None = None, url: str | None = None
                 ) -> ListingFailure:
@@ -81,11 +79,11 @@ def map_record(listing: Listing, record: Any, position: int) -> list[Entry]:
     if "outputs" in job.include:
         entries.extend(_outputs(job, folder, record, version, problems))
     if problems:
-        entries.append(listing.failure("; ".join(problems), key=str(folder)))
+        entries.append(listing.failure("; ".join(problems), key=folder))
     return entries
 
 
-def _original(job: SpectrumJob, folder: PurePosixPath, record: dict[str, Any],
+def _original(job: SpectrumJob, folder: str, record: dict[str, Any],
               version: str | None, problems: list[str]) -> list[Item]:
     uri = record.get("uploadedAssetUri")
     if uri is None or uri == "":
@@ -94,8 +92,8 @@ def _original(job: SpectrumJob, folder: PurePosixPath, record: dict[str, Any],
         problems.append("uploadedAssetUri is not a string")
         return []
     ext = layout.extension_for(uri)
-    path = folder / layout.named("original", ext)
-    return [Item(key=str(path), job=job.name, url=uri, path=path, upstream_version=version,
+    path = f"{folder}/{layout.named('original', ext)}"
+    return [Item(key=path, job=job.name, url=uri, path=path, upstream_version=version,
                  add_extension=not ext)]
 
 
@@ -104,14 +102,14 @@ class _Outputs:
     """The state of one record's outputs: URLs already taken, so each is fetched once."""
 
     job: SpectrumJob
-    folder: PurePosixPath
+    folder: str
     version: str | None
     problems: list[str]
     seen: set[str] = field(default_factory=set)
     items: list[Item] = field(default_factory=list)
 
 
-def _outputs(job: SpectrumJob, folder: PurePosixPath, record: dict[str, Any],
+def _outputs(job: SpectrumJob, folder: str, record: dict[str, Any],
              version: str | None, problems: list[str]) -> list[Item]:
     production_jobs = record.get("productionJobs")
     if production_jobs is None:
@@ -140,7 +138,7 @@ def _production_job(state: _Outputs, pj: Any) -> None:
     files = _job_files(pj, result or {}, job_id, state.problems)
     version = (text((result or {}).get("lastModification")) or text(pj.get("lastModification"))
                or state.version)
-    folder = state.folder / "jobs" / layout.spectrum_job_dir(job_id, ident(pj.get("reference")))
+    folder = f"{state.folder}/jobs/{layout.spectrum_job_dir(job_id, ident(pj.get('reference')))}"
     taken: set[str] = set()
     for uri, ext in files:
         if uri in state.seen:
@@ -148,8 +146,8 @@ def _production_job(state: _Outputs, pj: Any) -> None:
         state.seen.add(uri)
         if state.job.formats is not None and ext not in state.job.formats:
             continue
-        path = folder / unique_name(layout.file_name_from_url(uri), uri, taken)
-        state.items.append(Item(key=str(path), job=state.job.name, url=uri, path=path,
+        path = f"{folder}/{unique_name(layout.file_name_from_url(uri), uri, taken)}"
+        state.items.append(Item(key=path, job=state.job.name, url=uri, path=path,
                                 upstream_version=version))
 
 

@@ -13,7 +13,6 @@ import hashlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import PurePosixPath
 from typing import TextIO
 
 from .. import layout
@@ -87,8 +86,8 @@ class PathClaims:
     files: set[bytes] = field(default_factory=set)
     folders: set[bytes] = field(default_factory=set)
 
-    def claim(self, path: PurePosixPath, url: str) -> PurePosixPath:
-        parts = list(path.parts)
+    def claim(self, path: str, url: str) -> str:
+        parts = path.split("/")
         last = len(parts) - 1
         for i in range(FIRST_FREE, last + 1):
             original, n = parts[i], 0
@@ -101,7 +100,7 @@ class PathClaims:
         for i in range(FIRST_FREE, last):
             self.folders.add(_digest(parts[: i + 1]))
         self.files.add(_digest(parts))
-        return path if tuple(parts) == path.parts else PurePosixPath(*parts)
+        return "/".join(parts)
 
     def _taken(self, parts: list[str], *, is_file: bool) -> bool:
         digest = _digest(parts)
@@ -116,7 +115,7 @@ def _digest(parts: list[str]) -> bytes:
 def map_line(job: UrlsJob, line: Line, claims: PathClaims) -> Item:
     """The item of one line: its path from the CSV, else from the URL's host and path."""
     path = claims.claim(layout.urls_path(job.name, line.url, line.path), line.url)
-    return Item(key=str(path), job=job.name, url=line.url, path=path)
+    return Item(key=path, job=job.name, url=line.url, path=path)
 
 
 # --- reading: in a worker thread ----------------------------------------------------------------
