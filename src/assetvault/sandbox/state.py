@@ -56,6 +56,9 @@ class SlidingWindow:
         return True
 
 
+PAGE_CACHE_BYTES = 1 << 30
+
+
 class PageCache:
     """Serialised pages, by what determines them, up to a byte budget.
 
@@ -91,7 +94,9 @@ class SandboxState:
     api_url: str = ""
     files_url: str = ""
     limiter: SlidingWindow = field(init=False)
-    pages: PageCache = field(default_factory=lambda: PageCache(256 * 1024 * 1024))
+    # A listing of 125,000 records is ~290 MB of pages: with a smaller budget a re-run read
+    # them in the order that LRU evicts them, and measured the sandbox regenerating each.
+    pages: PageCache = field(default_factory=lambda: PageCache(PAGE_CACHE_BYTES))
 
     def __post_init__(self) -> None:
         cfg = self.dataset.config
