@@ -65,15 +65,14 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def check_batch(placer: Placer, items: list[Item], docs: list[Document],
-                rows: dict[str, Row], write_docs: bool,
-                rehash: bool = False) -> tuple[set[str], list[DocRecord]]:
-    """Keys of items already archived and unchanged; and each document, written if it changed.
+def fresh_items(data: str, items: list[Item], rows: dict[str, Row],
+                rehash: bool = False) -> set[str]:
+    """Keys of items already archived and unchanged (``data`` is the payload folder + "/").
 
-    With ``rehash`` an archived file counts as unchanged only if its bytes still hash to what
-    the state recorded (``run --verify-existing``).
+    A ``stat`` each: cheap enough for the event loop. With ``rehash`` an archived file counts
+    as unchanged only if its bytes still hash to what the state recorded
+    (``run --verify-existing``): that reads every file, so it belongs in a thread.
     """
-    data = f"{placer.paths.data}/"  # strings, not Paths: a re-run does this for every entry
     fresh = set()
     for item in items:
         row = rows.get(item.key)
@@ -84,32 +83,61 @@ def check_batch(placer: Placer, items: list[Item], docs: list[Document],
                 _sha256(Path(data + row.path)) != row.sha256):
             continue
         fresh.add(item.key)
-    records = [_document(placer, data, doc, rows.get(doc.key), write_docs) for doc in docs]
-    return fresh, records
+    return fresh
 
 
-def _document(placer: Placer, data: str, doc: Document, row: Row | None,
-              write: bool) -> DocRecord:
+def check_docs(data: str, docs: list[Document], rows: dict[str, Row]
+               ) -> tuple[list[DocRecord], list[Document]]:
+    """Each ``asset.json`` already archived with these bytes, and those to write.
+
+    No folder is walked for an unchanged one: nothing is written there. A re-run is mostly
+    these, so this runs on the event loop (a hash of a few KiB and a ``stat`` each).
+    """
+    same: list[DocRecord] = []
+    changed: list[Document] = []
+    for doc in docs:
+        sha = hashlib.sha256(doc.body).hexdigest()
+        row = rows.get(doc.key)
+        if (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
+                and row.path == doc.path and _size(data + doc.path) == len(doc.body)):
+            same.append(DocRecord(doc.key, doc.job, doc.path, len(doc.body), sha,
+                                  doc.upstream_version, written=False))
+        else:
+            changed.append(doc)
+    return same, changed
+
+
+def write_docs(placer: Placer, docs: list[Document], rows: dict[str, Row],
+               write: bool) -> list[DocRecord]:
+    """Write changed ``asset.json`` files (or, in a dry run, only say they would be)."""
+    return [_write_doc(placer, doc, rows.get(doc.key), write) for doc in docs]
+
+
+def check_batch(placer: Placer, items: list[Item], docs: list[Document],
+                rows: dict[str, Row], write: bool,
+                rehash: bool = False) -> tuple[set[str], list[DocRecord]]:
+    """Keys of items already archived and unchanged; and each document, written if it changed."""
+    data = f"{placer.paths.data}/"
+    same, changed = check_docs(data, docs, rows)
+    return (fresh_items(data, items, rows, rehash),
+            same + write_docs(placer, changed, rows, write))
+
+
+def _write_doc(placer: Placer, doc: Document, row: Row | None, write: bool) -> DocRecord:
     sha = hashlib.sha256(doc.body).hexdigest()
     size = len(doc.body)
-    rel = doc.path
-    if (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
-            and row.path == rel and _size(data + rel) == size):
-        # Unchanged: nothing is written, so the folder needs no check (a re-run is mostly this).
-        return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,
-                         written=False)
     if not write:
         return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,
                          written=True)
     try:
-        final = placer.target(rel)
+        final = placer.target(doc.path)
     except errors.FetchError as exc:
         return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,
                          written=False, error=exc.message)
     if not (_size(final) == size and final.read_bytes() == doc.body):
         tmp = placer.paths.partial / f"{sha[:40]}.doc"
         tmp.write_bytes(doc.body)
-        placed = Placed(doc.key, doc.job, "", rel, size, sha,
+        placed = Placed(doc.key, doc.job, "", doc.path, size, sha,
                         doc.upstream_version, None, None, kind="doc")
         placer.place_file(tmp, placed, row.sha256 if row is not None else None, "")
     return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version, written=True)

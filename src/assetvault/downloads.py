@@ -41,6 +41,7 @@ class Downloads:
         self._per_host = min(job.settings.per_host for job in jobs)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._recent: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
+        self.forgotten = 0  # URLs fetched in this run that only the store remembers now
 
     async def fetch(self, item: Item, previous: str | None) -> Outcome:
         """Fetch an item, or link the file of an earlier fetch of its URL in this run."""
@@ -69,6 +70,7 @@ class Downloads:
             if not oldest.done():
                 break
             del self._recent[url]
+            self.forgotten += 1
 
     async def link(self, item: Item, first: Outcome) -> Outcome:
         """The same URL was fetched earlier in this run: link its file instead of fetching."""

@@ -26,7 +26,16 @@ from typing import Any, TypeVar
 import aiohttp
 
 from . import __version__, errors
-from .archive import ArchiveLock, check_batch, recover, replay, seal
+from .archive import (
+    ArchiveLock,
+    check_batch,
+    check_docs,
+    fresh_items,
+    recover,
+    replay,
+    seal,
+    write_docs,
+)
 from .credentials import api_origin_url, credentials_for
 from .downloads import Downloads
 from .fetch import Fetcher
@@ -83,6 +92,10 @@ class Run:
         self.stats = {job.name: JobStats(job.name) for job in jobs}
         self.result.stats = list(self.stats.values())
         self.store: Store | None = None
+        # The planner's lookups, on the event loop: a batch's reads take a few ms, and a hop
+        # to the writer's thread per batch (with the GIL handed back and forth per row)
+        # cost a 100k re-run more than the reads themselves.
+        self.reader: Store | None = None
         self.run_id = 0
         self._db = ThreadPoolExecutor(1, thread_name_prefix="assetvault-db")
         self._io = TrackedPool(4, "assetvault-io")
@@ -119,6 +132,7 @@ class Run:
                 lock = ArchiveLock(self.paths.lock)
                 lock.acquire()
                 self.store = Store(self.paths.database)
+                self.reader = Store(self.paths.database, readonly=True)
                 self.run_id = await self._call(self.store.begin_run, utc_text(self.result.started))
                 await self._recover()
             try:
@@ -140,6 +154,8 @@ class Run:
         finally:
             self.progress.close()
             self.journal.close()
+            if self.reader is not None:
+                self.reader.close()
             if self.store is not None:
                 self.store.close()
             if lock is not None:
@@ -190,6 +206,7 @@ class Run:
     def _open_store_readonly(self) -> None:
         if self.paths.database.is_file():
             self.store = Store(self.paths.database, readonly=True)
+            self.reader = self.store
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -295,27 +312,32 @@ class Run:
             if lists is _DONE:
                 return
 
-    async def _lookup(self, items: list[Item], docs: list[Document]
-                      ) -> tuple[dict[str, Row], dict[str, Row]]:
+    def _lookup(self, items: list[Item], docs: list[Document]
+                ) -> tuple[dict[str, Row], dict[str, Row]]:
         """State rows of these entries, and files already fetched in this run by URL."""
-        if self.store is None or not (items or docs):
+        if self.reader is None or not (items or docs):
             return {}, {}
-        store = self.store
         keys = [e.key for e in items] + [d.key for d in docs]
+        # Until a fetch of this run falls out of the downloads' memory, it knows them all.
+        if self._downloads is not None and not self._downloads.forgotten:
+            return self.reader.rows(keys), {}
         urls = sorted({redact_url(i.url) for i in items})
-
-        def both() -> tuple[dict[str, Row], dict[str, Row]]:
-            return store.rows(keys), store.fetched_in_run(urls, self.run_id)
-
-        return await self._call(both)
+        return self.reader.rows(keys), self.reader.fetched_in_run(urls, self.run_id)
 
     async def _plan_batch(self, batch: list[Any]) -> None:
         items = [e for e in batch if isinstance(e, Item)]
         docs = [e for e in batch if isinstance(e, Document)]
-        rows, fetched = await self._lookup(items, docs)
-        write_docs = not self.options.dry_run
-        fresh, doc_records = await self._io_call(check_batch, self.placer, items, docs, rows,
-                                                 write_docs, self.options.verify_existing)
+        rows, fetched = self._lookup(items, docs)
+        write = not self.options.dry_run
+        if self.options.verify_existing:  # re-hashes every file: a thread's work
+            fresh, doc_records = await self._io_call(check_batch, self.placer, items, docs,
+                                                     rows, write, True)
+        else:
+            data = f"{self.paths.data}/"
+            fresh = fresh_items(data, items, rows)
+            doc_records, changed = check_docs(data, docs, rows)
+            if changed:
+                doc_records += await self._io_call(write_docs, self.placer, changed, rows, write)
         out: list[Outcome | DocRecord] = []
         for entry in batch:
             if isinstance(entry, Item | Pending):
