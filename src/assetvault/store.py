@@ -16,16 +16,20 @@ only the rows whose status or outcome says otherwise, and :meth:`Store.mark_gone
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import msgspec
+
 from .journal import Placed
 from .models import Outcome, Status
 
 SCHEMA_VERSION = 1
+_JSON = msgspec.json.Encoder()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -182,20 +186,24 @@ class Store:
 
     def _rows_where(self, column: str, values: Sequence[str], more: str,
                     params: tuple[object, ...]) -> Iterator[Row]:
-        """Rows whose ``column`` is one of ``values`` (asked 500 at a time) and ``more``."""
-        for start in range(0, len(values), 500):
-            part = values[start:start + 500]
-            marks = ",".join("?" * len(part))
-            for r in self._db.execute(
+        """Rows whose ``column`` is one of ``values`` and ``more``.
+
+        The values travel as one JSON array: one statement, prepared once, whatever their
+        number (a list of ``?`` was a new statement for every length).
+        """
+        if not values:
+            return
+        for r in self._db.execute(
                 "SELECT key, url, path, size, sha256, version, status FROM items "
-                f"WHERE {column} IN ({marks}){more}", (*part, *params)):
-                yield Row(*r)
+                f"WHERE {column} IN (SELECT value FROM json_each(?)){more}",
+                (_json_list(values), *params)):
+            yield Row(*r)
 
     def record(self, outcomes: Iterable[Outcome], docs: Iterable[DocRecord], run_id: int,
                now: str) -> None:
         """Write one batch of results in one transaction."""
         complete: list[tuple[object, ...]] = []
-        seen: list[tuple[str]] = []
+        seen: list[str] = []
         not_done: list[tuple[object, ...]] = []
         for o in outcomes:
             if o.status is Status.DOWNLOADED:
@@ -203,7 +211,7 @@ class Store:
                                  o.upstream_version, o.etag, o.last_modified, o.status.value,
                                  run_id, now))
             elif o.status is Status.UP_TO_DATE:
-                seen.append((o.key,))
+                seen.append(o.key)
             else:
                 state = "pending" if o.status is Status.PENDING else "failed"
                 not_done.append((o.key, o.job, o.url, o.path, state, o.status.value, o.error,
@@ -215,12 +223,16 @@ class Store:
                 complete.append((d.key, d.job, "doc", None, d.path, d.size, d.sha256,
                                  d.version, None, None, "downloaded", run_id, now))
             else:
-                seen.append((d.key,))
+                seen.append(d.key)
         with self._db:
             if complete:
                 self._db.executemany(_UPSERT_COMPLETE, complete)
                 self._unsealed()
-            self._db.executemany("INSERT INTO temp.seen VALUES (?)", seen)
+            if seen:
+                # One statement, so one release of the GIL, not one per key: the writer's
+                # thread and the event loop's stats no longer hand it back and forth.
+                self._db.execute("INSERT INTO temp.seen SELECT value FROM json_each(?)",
+                                 (_json_list(seen),))
             self._db.executemany(_UPSERT_NOT_DONE, not_done)
 
     def settle(self, run_id: int, now: str) -> int:
@@ -307,3 +319,11 @@ class Store:
         return [(str(j), str(k), u, e) for j, k, u, e in self._db.execute(
             "SELECT job, key, url, error FROM items WHERE outcome = 'failed' "
             "ORDER BY job, key LIMIT ?", (limit,))]
+
+
+def _json_list(values: Sequence[str]) -> str:
+    """A JSON array of strings, for ``json_each``; keys may hold any character but NUL."""
+    try:
+        return _JSON.encode(values).decode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escaped, as SQLite's JSON reads it
+        return json.dumps(list(values))
