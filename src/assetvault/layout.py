@@ -53,7 +53,6 @@ def short_hash(text: str, chars: int = HASH_CHARS) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()[:chars]
 
 
-@functools.lru_cache(maxsize=1 << 14)  # hosts, folders and job names repeat on every line
 def safe_segment(name: str) -> str:
     """``name`` as one safe path segment, different for every different ``name``.
 
@@ -61,6 +60,13 @@ def safe_segment(name: str) -> str:
     characters or ``<>:"|?*``, never ``.``/``..``, never a Windows device name, never ending in a
     dot or a space.
     """
+    if name.isdigit() and name.isascii() and len(name) <= MAX_SEGMENT_BYTES:
+        return name  # an id: safe as it is, and unique, so not worth a place in the cache
+    return _safe_segment(name)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # hosts, folders and job names repeat on every line
+def _safe_segment(name: str) -> str:
     clean = _clean(name)
     encoded = len(clean.encode())
     if clean == name and encoded <= MAX_SEGMENT_BYTES and not _HASHED.search(name):
