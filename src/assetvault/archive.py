@@ -1,6 +1,7 @@
 """File-system work on the archive that is not fetching: lock, skip checks, asset.json, seal.
 
-Everything here is blocking and runs in a worker thread, a batch per call.
+Everything here is blocking. The skip checks (a ``stat`` and a small hash each) run on the event
+loop; writing, re-hashing and sealing run in worker threads, a batch per call.
 """
 
 from __future__ import annotations
