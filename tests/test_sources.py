@@ -204,6 +204,13 @@ class FakeApi:
             raise result
         return copy.deepcopy(result)
 
+    async def get_body(self, url: str, *, params: Mapping[str, str] | None = None,
+                       headers: Mapping[str, str] | None = None,
+                       retry_statuses: frozenset[int] = frozenset()) -> tuple[bytes, str]:
+        body = await self.get_json(url, params=params, headers=headers,
+                                   retry_statuses=retry_statuses)
+        return json.dumps(body).encode(), "application/json"
+
 
 def envelope(records: list[Any], error: Any = None) -> dict[str, Any]:
     return {"lastModification": "2023-06-29T19:21:06.8069348+00:00", "error": error,

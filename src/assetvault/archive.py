@@ -19,7 +19,7 @@ from . import errors
 from .bag import TAG_FILES, PayloadFile, write_bag
 from .history import sha256_file
 from .journal import Journal, Placed
-from .models import Document, Item
+from .models import Document, Item, KnownDocument
 from .paths import ArchivePaths
 from .placer import Placer
 from .plan import is_up_to_date
@@ -87,24 +87,26 @@ def fresh_items(data: str, items: list[Item], rows: dict[str, Row],
     return fresh
 
 
-def check_docs(data: str, docs: list[Document], rows: dict[str, Row]
-               ) -> tuple[list[DocRecord], list[Document]]:
+def check_docs(data: str, docs: list[Document | KnownDocument], rows: dict[str, Row]
+               ) -> tuple[list[Document | KnownDocument], list[Document]]:
     """Each ``asset.json`` already archived with these bytes, and those to write.
 
     No folder is walked for an unchanged one: nothing is written there. A re-run is mostly
     these, so this runs on the event loop (a hash of a few KiB and a ``stat`` each).
     """
-    same: list[DocRecord] = []
+    same: list[Document | KnownDocument] = []
     changed: list[Document] = []
     for doc in docs:
-        sha = hashlib.sha256(doc.body).hexdigest()
+        if isinstance(doc, KnownDocument):  # from a remembered page: hash and size known
+            sha, size = doc.sha256, doc.size
+        else:
+            sha, size = hashlib.sha256(doc.body).hexdigest(), len(doc.body)
         row = rows.get(doc.key)
         if (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
-                and row.path == doc.path and _size(data + doc.path) == len(doc.body)):
-            same.append(DocRecord(doc.key, doc.job, doc.path, len(doc.body), sha,
-                                  doc.upstream_version, written=False))
+                and row.path == doc.path and _size(data + doc.path) == size):
+            same.append(doc)
         else:
-            changed.append(doc)
+            changed.append(doc.rebuild() if isinstance(doc, KnownDocument) else doc)
     return same, changed
 
 
@@ -119,9 +121,17 @@ def check_batch(placer: Placer, items: list[Item], docs: list[Document],
                 rehash: bool = False) -> tuple[set[str], list[DocRecord]]:
     """Keys of items already archived and unchanged; and each document, written if it changed."""
     data = f"{placer.paths.data}/"
-    same, changed = check_docs(data, docs, rows)
+    same, changed = check_docs(data, list(docs), rows)
     return (fresh_items(data, items, rows, rehash),
-            same + write_docs(placer, changed, rows, write))
+            [_unchanged(doc) for doc in same] + write_docs(placer, changed, rows, write))
+
+
+def _unchanged(doc: Document | KnownDocument) -> DocRecord:
+    if isinstance(doc, KnownDocument):
+        sha, size = doc.sha256, doc.size
+    else:
+        sha, size = hashlib.sha256(doc.body).hexdigest(), len(doc.body)
+    return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version, written=False)
 
 
 def _write_doc(placer: Placer, doc: Document, row: Row | None, write: bool) -> DocRecord:

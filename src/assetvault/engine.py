@@ -47,10 +47,13 @@ from .models import (
     Failure,
     Item,
     JobStats,
+    KnownDocument,
     ListingFailure,
     Outcome,
+    PageMemo,
     Pending,
     RunResult,
+    Seen,
     Status,
 )
 from .paths import ArchivePaths
@@ -260,9 +263,9 @@ class Run:
                      credentials=credentials_for(job))
         try:
             since = await self._since(job)
-            async for batch in iter_batches(job, api, since=since):
+            async for batch in iter_batches(job, api, since=since, memo=self.reader):
                 if self.options.shard is not None:
-                    batch = [e for e in batch if isinstance(e, ListingFailure)
+                    batch = [e for e in batch if isinstance(e, ListingFailure | PageMemo)
                              or in_shard(e.key, self.options.shard)]
                 if batch:
                     await self.entries.put(batch)
@@ -312,7 +315,7 @@ class Run:
             if lists is _DONE:
                 return
 
-    def _lookup(self, items: list[Item], docs: list[Document]
+    def _lookup(self, items: list[Item], docs: list[Document | KnownDocument]
                 ) -> tuple[dict[str, Row], dict[str, Row]]:
         """State rows of these entries, and files already fetched in this run by URL."""
         if self.reader is None or not (items or docs):
@@ -326,19 +329,21 @@ class Run:
 
     async def _plan_batch(self, batch: list[Any]) -> None:
         items = [e for e in batch if isinstance(e, Item)]
-        docs = [e for e in batch if isinstance(e, Document)]
+        docs = [e for e in batch if isinstance(e, Document | KnownDocument)]
         rows, fetched = self._lookup(items, docs)
         write = not self.options.dry_run
+        seen: list[str] = []
         if self.options.verify_existing:  # re-hashes every file: a thread's work
             fresh, doc_records = await self._io_call(check_batch, self.placer, items, docs,
                                                      rows, write, True)
         else:
             data = f"{self.paths.data}/"
             fresh = fresh_items(data, items, rows)
-            doc_records, changed = check_docs(data, docs, rows)
-            if changed:
-                doc_records += await self._io_call(write_docs, self.placer, changed, rows, write)
-        out: list[Outcome | DocRecord] = []
+            same, changed = check_docs(data, docs, rows)
+            seen.extend(doc.key for doc in same)
+            doc_records = (await self._io_call(write_docs, self.placer, changed, rows, write)
+                           if changed else [])
+        out: list[Outcome | DocRecord | PageMemo | Seen] = []
         for entry in batch:
             if isinstance(entry, Item | Pending):
                 self.stats[entry.job].found += 1
@@ -348,11 +353,14 @@ class Run:
             elif isinstance(entry, Pending):
                 out.append(Outcome(entry.key, entry.job, Status.PENDING, entry.url,
                                    error=entry.reason))
+            elif isinstance(entry, PageMemo):
+                out.append(entry)
         out.extend(doc_records)
         for item in items:
             if item.key in fresh:
-                out.append(Outcome(item.key, item.job, Status.UP_TO_DATE, redact_url(item.url),
-                                   item.path, upstream_version=item.upstream_version))
+                seen.append(item.key)
+                self.stats[item.job].up_to_date += 1
+                self.progress.up_to_date(1)
             elif self.options.dry_run:
                 self._dry(item)
             elif ((earlier := fetched.get(redact_url(item.url))) is not None and earlier.path
@@ -364,6 +372,12 @@ class Run:
                     out = []
                 row = rows.get(item.key)
                 await self.work.put((item, row.sha256 if row is not None else None))
+        if fresh:
+            now = time.monotonic()
+            for job in {item.job for item in items if item.key in fresh}:
+                self.stats[job].seconds = now - self._job_started.get(job, now)
+        if seen:
+            out.append(Seen(seen))
         if out:
             await self.results.put(out)
 
@@ -432,12 +446,15 @@ class Run:
                 got = self.results.get_nowait()
             outcomes = [self._count(o) for o in batch if isinstance(o, Outcome)]
             docs = [d for d in batch if isinstance(d, DocRecord)]
+            pages = [(m.key, m.job, m.entries) for m in batch if isinstance(m, PageMemo)]
+            seen = [key for s in batch if isinstance(s, Seen) for key in s.keys]
             for doc in docs:
                 if doc.error is not None:
                     self.result.failures.append(Failure(doc.job, doc.key, "", doc.error))
             if self.store is not None and not self.options.dry_run and batch:
                 now = utc_text(datetime.now(UTC))
-                await self._call(self.store.record, outcomes, docs, self.run_id, now)
+                await self._call(self.store.record, outcomes, docs, self.run_id, now, pages,
+                                 seen)
                 self._placed_committed += sum(1 for d in docs if d.written and not d.error)
                 self._committed(outcomes)
 
@@ -479,6 +496,7 @@ class Run:
                 isinstance(job, OnpremiseJob) and job.since is not None)
             if not partial_listing:
                 stats.gone = await self._call(self.store.mark_gone, job.name, self.run_id)
+                await self._call(self.store.forget_pages, job.name, self.run_id)
 
     async def _finish(self) -> None:
         self.result.finished = datetime.now(UTC)

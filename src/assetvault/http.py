@@ -310,6 +310,19 @@ class JobApi:
         retry_statuses: frozenset[int] = frozenset(),
     ) -> Any:
         """The parsed JSON body; retries what is worth retrying, then raises a FetchError."""
+        body, content_type = await self.get_body(url, params=params, headers=headers,
+                                                 retry_statuses=retry_statuses)
+        return parse_json(body, content_type, url)
+
+    async def get_body(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_statuses: frozenset[int] = frozenset(),
+    ) -> tuple[bytes, str]:
+        """The body and its Content-Type, unparsed; retries like :meth:`get_json`."""
         last: errors.RetryableError | None = None
         for attempt in range(self._retries + 1):
             if last is not None:
@@ -329,7 +342,7 @@ class JobApi:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
         retry_statuses: frozenset[int],
-    ) -> Any:
+    ) -> tuple[bytes, str]:
         send = {"Accept": "application/json", **(headers or {})}
         try:
             async with self._http.request(url, headers=send, params=params,
@@ -344,7 +357,7 @@ class JobApi:
                 body = await _read_capped(resp, url)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise network_error(exc, url) from None
-        return _parse_json(body, resp.headers.get("Content-Type", ""), url)
+        return body, resp.headers.get("Content-Type", "")
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, url: str) -> bytes:
@@ -366,7 +379,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, url: str) -> bytes:
 _JSON = msgspec.json.Decoder()
 
 
-def _parse_json(body: bytes, content_type: str, url: str) -> Any:
+def parse_json(body: bytes, content_type: str, url: str) -> Any:
+    """The JSON of a listing's body, else BadResponseError (naming the type and the start)."""
     try:
         # 2x the stdlib's speed, integers of any size exact (orjson makes floats of those
         # beyond 64 bits, silently); a re-run's listing is mostly this.

@@ -5,7 +5,8 @@ A source turns API records into a stream of :data:`Entry` values:
 - :class:`Item`: one file to fetch into the payload;
 - :class:`Document`: one ``asset.json`` to write (every listed record gets one);
 - :class:`Pending`: a file the API says is not ready yet (OnPremise ``processed: false``);
-- :class:`ListingFailure`: one organization's or product's listing failed; the job goes on.
+- :class:`ListingFailure`: one organization's or product's listing failed; the job goes on;
+- :class:`KnownDocument` and :class:`PageMemo`: a remembered listing page (``sources.memo``).
 
 No I/O here.
 """
@@ -13,6 +14,7 @@ No I/O here.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -65,7 +67,39 @@ class ListingFailure:
     error: str
 
 
-Entry = Item | Document | Pending | ListingFailure
+@dataclass(frozen=True, slots=True)
+class KnownDocument:
+    """An ``asset.json`` whose bytes are known from a remembered listing page: its hash and
+    size, not its body. ``rebuild`` makes the Document when it must be written after all."""
+
+    key: str
+    job: str
+    path: str
+    sha256: str
+    size: int
+    upstream_version: str | None
+    rebuild: Callable[[], Document]
+
+
+@dataclass(frozen=True, slots=True)
+class PageMemo:
+    """A listing page's entries, to remember under ``key`` (see sources.memo); empty
+    ``entries``: a remembered page was listed again."""
+
+    key: str
+    job: str
+    entries: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """Keys of items and ``asset.json`` files found archived and unchanged: the writer marks
+    them seen in the state (a re-run is mostly these, so they travel as one list)."""
+
+    keys: list[str]
+
+
+Entry = Item | Document | KnownDocument | Pending | ListingFailure | PageMemo
 
 
 class Status(enum.StrEnum):

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from .models import Outcome, Status
 
+_UP_TO_DATE = Outcome("", "", Status.UP_TO_DATE, "")
 LINE_EVERY = 10.0  # seconds between plain progress lines (cron and CI logs stay short)
 
 
@@ -22,6 +23,11 @@ class Progress:
 
     def done(self, outcome: Outcome) -> None:
         """An item finished, whatever became of it."""
+
+    def up_to_date(self, n: int) -> None:
+        """``n`` items were found archived and unchanged."""
+        for _ in range(n):
+            self.done(_UP_TO_DATE)
 
     def close(self) -> None:
         """The run is over."""
@@ -48,6 +54,9 @@ class Counts(Progress):
         if outcome.status is Status.FAILED:
             self.failed += 1
 
+    def up_to_date(self, n: int) -> None:
+        self.finished += n
+
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         return (f"{self.finished}/{self.found} files done, {self.failed} failed, "
@@ -65,6 +74,13 @@ class Lines(Counts):
 
     def done(self, outcome: Outcome) -> None:
         super().done(outcome)
+        self._maybe_line()
+
+    def up_to_date(self, n: int) -> None:
+        super().up_to_date(n)
+        self._maybe_line()
+
+    def _maybe_line(self) -> None:
         now = time.monotonic()
         if now - self._last >= self._every:
             self._last = now
@@ -94,6 +110,10 @@ class Bars(Counts):
     def done(self, outcome: Outcome) -> None:
         super().done(outcome)
         self._files.update(1)
+
+    def up_to_date(self, n: int) -> None:
+        super().up_to_date(n)
+        self._files.update(n)
 
     def close(self) -> None:
         self._files.close()

@@ -81,12 +81,17 @@ class Redactor:
                  for form in (secret, json.dumps(secret, ensure_ascii=False)[1:-1],
                               json.dumps(secret)[1:-1])}
         self._forms = sorted(forms, key=len, reverse=True)
+        self._forms_bytes = [form.encode("utf-8", "surrogatepass") for form in self._forms]
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
         return redact_text(text)
+
+    def appears_in(self, data: bytes) -> bool:
+        """Whether any secret, in any of its JSON forms, is in these UTF-8 bytes."""
+        return any(form in data for form in self._forms_bytes)
 
     def json_text(self, text: str) -> str:
         """Scrub serialised JSON: each secret also in the escaped form JSON gives it."""

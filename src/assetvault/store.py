@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_code INTEGER,
     report TEXT
 );
+CREATE TABLE IF NOT EXISTS pages (  -- remembered listing pages (sources.memo)
+    key TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    entries BLOB NOT NULL,
+    run INTEGER NOT NULL            -- the last run that listed this page
+);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value TEXT
@@ -199,11 +205,26 @@ class Store:
                 (_json_list(values), *params)):
             yield Row(*r)
 
+    def page(self, key: str) -> bytes | None:
+        """A remembered listing page's entries (None when unknown, or no table yet)."""
+        try:
+            row = self._db.execute("SELECT entries FROM pages WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # an archive of an older version, read-only
+            return None
+        return bytes(row[0]) if row else None
+
+    def forget_pages(self, job: str, run_id: int) -> None:
+        """After a complete listing: the job's pages this run did not list are not kept."""
+        with self._db:
+            self._db.execute("DELETE FROM pages WHERE job = ? AND run != ?", (job, run_id))
+
     def record(self, outcomes: Iterable[Outcome], docs: Iterable[DocRecord], run_id: int,
-               now: str) -> None:
-        """Write one batch of results in one transaction."""
+               now: str, pages: Iterable[tuple[str, str, bytes]] = (),
+               seen_keys: Iterable[str] = ()) -> None:
+        """Write one batch of results in one transaction; ``seen_keys`` were found
+        archived and unchanged."""
         complete: list[tuple[object, ...]] = []
-        seen: list[str] = []
+        seen: list[str] = list(seen_keys)
         not_done: list[tuple[object, ...]] = []
         for o in outcomes:
             if o.status is Status.DOWNLOADED:
@@ -234,6 +255,12 @@ class Store:
                 self._db.execute("INSERT INTO temp.seen SELECT value FROM json_each(?)",
                                  (_json_list(seen),))
             self._db.executemany(_UPSERT_NOT_DONE, not_done)
+            for key, job, entries in pages:  # few: one per listing page
+                if entries:
+                    self._db.execute("INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?)",
+                                     (key, job, entries, run_id))
+                else:  # listed again, unchanged
+                    self._db.execute("UPDATE pages SET run = ? WHERE key = ?", (run_id, key))
 
     def settle(self, run_id: int, now: str) -> int:
         """Bring forward what this run saw unchanged but the rows say otherwise; how many."""

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from ..jobs import Job, OnpremiseJob, SpectrumJob, UrlsJob
 from ..models import Entry
 from ._base import JsonApi
+from .memo import PageLookup
 from .onpremise import OnpremiseSource
 from .spectrum import SpectrumSource
 from .urls import UrlsSource
@@ -21,16 +22,17 @@ __all__ = ["JsonApi", "OnpremiseSource", "SpectrumSource", "UrlsSource", "iter_b
            "iter_entries"]
 
 
-def iter_batches(job: Job, api: JsonApi, *, since: str | None = None
-                 ) -> AsyncIterator[list[Entry]]:
+def iter_batches(job: Job, api: JsonApi, *, since: str | None = None,
+                 memo: PageLookup | None = None) -> AsyncIterator[list[Entry]]:
     """Every entry of one job, in listing order, a page (or owner, or batch of lines) at a
     time: the engine moves lists, not entries, through its queues.
 
     ``since`` is the resolved ``last_updated_at`` of an OnPremise job (the engine resolves
     ``since: last-run``), or None for a full listing. The urls source does not use ``api``.
+    ``memo`` holds remembered listing pages (Spectrum's: see ``sources.memo``).
     """
     if isinstance(job, SpectrumJob):
-        return SpectrumSource(job, api).batches()
+        return SpectrumSource(job, api, memo).batches()
     if isinstance(job, OnpremiseJob):
         return OnpremiseSource(job, api, since).batches()
     if isinstance(job, UrlsJob):

@@ -33,6 +33,17 @@ class JsonApi(Protocol):
         retry_statuses: frozenset[int] = frozenset(),
     ) -> Any: ...
 
+    async def get_body(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_statuses: frozenset[int] = frozenset(),
+    ) -> tuple[bytes, str]:
+        """Like ``get_json``, but the body unparsed, with its Content-Type."""
+        ...
+
 
 def document(job: str, folder: str, record: Any, redactor: Redactor,
              upstream_version: str | None) -> Document:

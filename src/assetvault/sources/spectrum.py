@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from msgspec import Raw
+
 from .. import errors, layout
+from ..http import parse_json
 from ..jobs import SpectrumJob
-from ..models import Entry, Item, ListingFailure
+from ..models import Document, Entry, Item, ListingFailure, PageMemo
 from ..redact import Redactor, redact_url
+from . import memo
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
+from .memo import PageLookup
 
 MAX_PAGES = 1_000_000  # a last guard; a repeated page already ends the listing
 RATE_LIMIT_STATUS = 403  # Spectrum's answer past 100 requests per 60 s (it never sends 429)
@@ -198,6 +203,20 @@ def envelope_contents(body: Any) -> list[Any] | str:
     return contents
 
 
+def _memo_of(key: str, identities: list[str], batch: list[Entry]) -> list[Entry]:
+    """The PageMemo of a page just mapped, if it may be remembered (else nothing)."""
+    record_of: dict[str, int] = {}
+    index = -1
+    for entry in batch:
+        if isinstance(entry, Document):  # each record's entries start with its asset.json
+            index += 1
+            record_of[entry.key] = index
+    if index + 1 != len(identities):
+        return []
+    entries = memo.remember(identities, batch, record_of)
+    return [] if entries is None else [PageMemo(key, batch[0].job, entries)]
+
+
 def record_identity(record: Any) -> str:
     """What tells records apart across pages: the id, else the whole record."""
     if isinstance(record, dict) and (content_id := ident(record.get("id"))) is not None:
@@ -211,10 +230,11 @@ def record_identity(record: Any) -> str:
 class SpectrumSource:
     """Pages every organization of a job and maps its records."""
 
-    def __init__(self, job: SpectrumJob, api: JsonApi) -> None:
+    def __init__(self, job: SpectrumJob, api: JsonApi, memo: PageLookup | None = None) -> None:
         self.job = job
         self.api = api
         self.redactor = job_redactor(job)
+        self.memo = memo
 
     def headers(self) -> dict[str, str]:
         return {"SPECTRUM_API_TOKEN": self.job.token, **dict(self.job.headers)}
@@ -230,34 +250,56 @@ class SpectrumSource:
         """One organization's entries, a page at a time, until a short, empty or repeated
         page."""
         listing = Listing(self.job, org, self.redactor)
+        job = self.job
+        settings = memo.fingerprint(job.name, job.client, org, sorted(job.include),
+                                    None if job.formats is None else sorted(job.formats),
+                                    job.include_inactive)
         seen: set[str] = set()
-        page_size = self.job.page_size
+        page_size = job.page_size
         ahead: asyncio.Task[Any] | None = asyncio.create_task(self._page(listing, 1))
         try:
             for page in range(1, MAX_PAGES + 1):
                 assert ahead is not None
-                body = await ahead
+                got = await ahead
                 ahead = None
-                if isinstance(body, ListingFailure):
-                    yield [body]
+                if isinstance(got, ListingFailure):
+                    yield [got]
                     return
-                contents = envelope_contents(body)
-                if isinstance(contents, str):
-                    yield [listing.failure(contents, url=self._page_url(listing, page))]
-                    return
-                fresh = {record_identity(r): r for r in contents}
-                for identity in seen.intersection(fresh):
-                    del fresh[identity]
-                if not fresh:  # empty, or a server that ignores paging and repeats itself
-                    return
-                if len(contents) >= page_size and page < MAX_PAGES:
+                raw, content_type = got
+                records = None
+                if self.memo is not None and not self.redactor.appears_in(raw):
+                    records = memo.split_page(raw)
+                key = None if records is None else memo.page_key(settings, records)
+                remembered = None if key is None else self._recall(key, records, seen)
+                if remembered is not None:
+                    count, batch = len(remembered[0]), remembered[1]
+                    seen.update(remembered[0])
+                else:
+                    try:
+                        body = parse_json(raw, content_type, listing.url)
+                    except errors.FetchError as exc:
+                        yield [listing.failure(str(exc), url=self._page_url(listing, page))]
+                        return
+                    contents = envelope_contents(body)
+                    if isinstance(contents, str):
+                        yield [listing.failure(contents, url=self._page_url(listing, page))]
+                        return
+                    count = len(contents)
+                    fresh = {record_identity(r): r for r in contents}
+                    for identity in seen.intersection(fresh):
+                        del fresh[identity]
+                    if not fresh:  # empty, or a server that ignores paging and repeats itself
+                        return
+                    batch = []
+                    for identity, record in fresh.items():
+                        seen.add(identity)
+                        batch.extend(map_record(listing, record, len(seen)))
+                    if key is not None and len(fresh) == count:
+                        batch.extend(_memo_of(key, list(fresh), batch))
+                if count >= page_size and page < MAX_PAGES:
                     # Ask for the next page while this one is mapped and planned: the
                     # server's latency overlaps our work (the rate limit still applies).
                     ahead = asyncio.create_task(self._page(listing, page + 1))
-                batch: list[Entry] = []
-                for identity, record in fresh.items():
-                    seen.add(identity)
-                    batch.extend(map_record(listing, record, len(seen)))
                 yield batch
                 if ahead is None:
                     return
@@ -266,16 +308,34 @@ class SpectrumSource:
             if ahead is not None:
                 ahead.cancel()
 
+    def _recall(self, key: str, records: list[Raw] | None, seen: set[str]
+                ) -> tuple[list[str], list[Entry]] | None:
+        """A remembered page's identities and entries (and a note that it was used)."""
+        assert self.memo is not None and records is not None
+        found = self.memo.page(key)
+        if found is None:
+            return None
+        job = self.job
+
+        def rebuild(index: int, path: str, version: str | None) -> Document:
+            record = parse_json(bytes(records[index]), "", "")
+            return document(job.name, path.rpartition("/")[0], record, self.redactor, version)
+
+        identities, entries = memo.recall(found, job.name, rebuild)
+        if seen.intersection(identities):  # a repeated record: mapped the ordinary way
+            return None
+        return identities, [*entries, PageMemo(key, job.name, b"")]
+
     def _page_url(self, listing: Listing, page: int) -> str:
         return f"{listing.url}?{urlencode(self._params(page))}"
 
     def _params(self, page: int) -> dict[str, str]:
         return {"page": str(page), "pageSize": str(self.job.page_size)}
 
-    async def _page(self, listing: Listing, page: int) -> Any:
-        """The JSON of one page, or a ListingFailure; credential refusals raise."""
+    async def _page(self, listing: Listing, page: int) -> tuple[bytes, str] | ListingFailure:
+        """The body of one page and its type, or a ListingFailure; credential refusals raise."""
         try:
-            return await self.api.get_json(listing.url, params=self._params(page),
+            return await self.api.get_body(listing.url, params=self._params(page),
                                            headers=self.headers(),
                                            retry_statuses=frozenset({RATE_LIMIT_STATUS}))
         except errors.FetchError as exc:

@@ -1,0 +1,118 @@
+"""Remembered listing pages: an unchanged page's entries without decoding or mapping it again.
+
+A re-run of a large archive spent most of its time turning records it had already seen into
+the same entries as last time (about 50 µs a record in Python). A page's entries depend only
+on the bytes of its records and on the job's mapping settings, so they are remembered under
+the hash of both. When the same page comes back, its entries are read from the state instead:
+items exactly as the mapping would make them, and each ``asset.json`` as its hash and size
+(:class:`~assetvault.models.KnownDocument`), rebuilt from the page's bytes only when it has
+to be written. The planner checks every entry against the state and the disk as usual, so a
+remembered page never skips a missing or changed file.
+
+A page is remembered only when it mapped to items and documents alone (no failure, no record
+dropped as a repeat) and holds no secret: its ``asset.json`` bodies then do not depend on
+the job's secrets. Pure functions; the state holds the bytes (``Store.page``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from .. import __version__
+from ..models import Document, Entry, Item, KnownDocument
+
+MEMO_VERSION = 1  # bump when the mapping changes what it makes of a record
+
+
+class PageLookup(Protocol):
+    """Where remembered pages are read (the state database)."""
+
+    def page(self, key: str) -> bytes | None: ...
+
+
+class _Envelope(msgspec.Struct):
+    """The parts of a listing page a memo needs: the records, unparsed."""
+
+    contents: list[msgspec.Raw]
+    error: Any = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_ENCODE = msgspec.json.Encoder()
+_DECODE = msgspec.json.Decoder()
+
+
+def split_page(body: bytes) -> list[msgspec.Raw] | None:
+    """The raw records of a plain page (an object, ``error`` null, ``contents`` a list).
+
+    None for anything else: the caller parses the page the ordinary way and reports it.
+    """
+    try:
+        envelope = _ENVELOPE.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return envelope.contents if envelope.error is None else None
+
+
+def fingerprint(*settings: object) -> bytes:
+    """What, besides the records, decides a page's entries: the settings and this version."""
+    return hashlib.sha256(repr((MEMO_VERSION, __version__, *settings)).encode()).digest()
+
+
+def page_key(settings: bytes, records: Sequence[msgspec.Raw]) -> str:
+    """The key of a page: the settings and its records' bytes, NUL-separated (a NUL byte is
+    never part of a JSON text, so the records cannot run into each other)."""
+    digest = hashlib.sha256(settings)
+    digest.update(len(records).to_bytes(8, "big"))
+    digest.update(b"\0".join(records))  # Raw is a buffer
+    return digest.hexdigest()
+
+
+def remember(identities: list[str], entries: Sequence[Entry],
+             record_of: dict[str, int]) -> bytes | None:
+    """The memo of a page mapped to ``entries``; None when it must not be remembered.
+
+    ``record_of`` gives the index, among the page's records, of each document's record.
+    """
+    rows: list[list[Any]] = []
+    for entry in entries:
+        if isinstance(entry, Item):
+            rows.append(["i", entry.key, entry.path, entry.url, entry.upstream_version,
+                         entry.expected_size, entry.expected_md5, entry.etag_is_md5,
+                         entry.add_extension])
+        elif isinstance(entry, Document):
+            rows.append(["d", entry.key, entry.path, hashlib.sha256(entry.body).hexdigest(),
+                         len(entry.body), entry.upstream_version, record_of[entry.key]])
+        else:
+            return None
+    return _ENCODE.encode([identities, rows])
+
+
+def recall(memo: bytes, job: str, rebuild: Callable[[int, str, str | None], Document]
+           ) -> tuple[list[str], list[Entry]]:
+    """The identities and entries of a remembered page.
+
+    ``rebuild(i, path, version)`` makes the Document at ``path`` of the page's record ``i``
+    from its bytes.
+    """
+    identities, rows = _DECODE.decode(memo)
+    entries: list[Entry] = []
+    for row in rows:
+        if row[0] == "i":
+            _, key, path, url, version, size, md5, etag_is_md5, add_extension = row
+            entries.append(Item(key, job, url, path, size, md5, version, etag_is_md5,
+                                add_extension))
+        else:
+            _, key, path, sha, size, version, index = row
+            entries.append(KnownDocument(key, job, path, sha, size, version,
+                                         _later(rebuild, index, path, version)))
+    return identities, entries
+
+
+def _later(rebuild: Callable[[int, str, str | None], Document], index: int, path: str,
+           version: str | None) -> Callable[[], Document]:
+    return lambda: rebuild(index, path, version)
