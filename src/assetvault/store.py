@@ -16,6 +16,7 @@ only the rows whose status or outcome says otherwise, and :meth:`Store.mark_gone
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -199,11 +200,11 @@ class Store:
         """
         if not values:
             return
-        for r in self._db.execute(
-                "SELECT key, url, path, size, sha256, version, status FROM items "
-                f"WHERE {column} IN (SELECT value FROM json_each(?)){more}",
-                (_json_list(values), *params)):
-            yield Row(*r)
+        cursor = self._db.execute(
+            "SELECT key, url, path, size, sha256, version, status FROM items "
+            f"WHERE {column} IN (SELECT value FROM json_each(?)){more}",
+            (_json_list(values), *params))
+        yield from map(_MAKE_ROW, cursor)  # tuple.__new__ in C: no Python call per row
 
     def page(self, key: str) -> bytes | None:
         """A remembered listing page's entries (None when unknown, or no table yet)."""
@@ -346,6 +347,9 @@ class Store:
         return [(str(j), str(k), u, e) for j, k, u, e in self._db.execute(
             "SELECT job, key, url, error FROM items WHERE outcome = 'failed' "
             "ORDER BY job, key LIMIT ?", (limit,))]
+
+
+_MAKE_ROW = functools.partial(tuple.__new__, Row)
 
 
 def _json_list(values: Sequence[str]) -> str:

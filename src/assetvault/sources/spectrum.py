@@ -269,6 +269,9 @@ class SpectrumSource:
                 records = None
                 if self.memo is not None and not self.redactor.appears_in(raw):
                     records = memo.split_page(raw)
+                if records is not None and len(records) >= page_size and page < MAX_PAGES:
+                    # The page's size is known before it is decoded: ask for the next one now.
+                    ahead = asyncio.create_task(self._page(listing, page + 1))
                 key = None if records is None else memo.page_key(settings, records)
                 remembered = None if key is None else self._recall(key, records, seen)
                 if remembered is not None:
@@ -296,7 +299,7 @@ class SpectrumSource:
                         batch.extend(map_record(listing, record, len(seen)))
                     if key is not None and len(fresh) == count:
                         batch.extend(_memo_of(key, list(fresh), batch))
-                if count >= page_size and page < MAX_PAGES:
+                if ahead is None and count >= page_size and page < MAX_PAGES:
                     # Ask for the next page while this one is mapped and planned: the
                     # server's latency overlaps our work (the rate limit still applies).
                     ahead = asyncio.create_task(self._page(listing, page + 1))
