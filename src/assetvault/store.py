@@ -98,8 +98,8 @@ ON CONFLICT(key) DO UPDATE SET
 _SETTLE = """
 UPDATE items SET outcome = 'up_to_date', seen_run = ?, updated = ?,
     status = CASE WHEN status = 'gone' THEN 'complete' ELSE status END
-WHERE (status = 'gone' OR outcome IN ('failed', 'pending')) AND key IN (SELECT key FROM temp.seen)
-"""
+WHERE (status = 'gone' OR outcome IN ('failed', 'pending')) AND +key IN (SELECT key FROM temp.seen)
+"""  # "+key": scan items for the few candidates rather than probe items for every key seen
 
 # A failure or a pending file never takes away a complete file already archived.
 _UPSERT_NOT_DONE = """
@@ -151,10 +151,10 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            # Appended to, never searched until the end (then indexed once, by SQLite): an
-            # insert into a keyed table was 8 us a key on a 100k re-run. Its cache is raised
-            # so a large run's keys stay off the temporary file.
-            self._db.execute("CREATE TEMP TABLE seen (key TEXT)")
+            # Keyed, so the end of the run (settle, mark_gone) probes it instead of sorting
+            # it twice; filled a batch per statement from the writer's thread, alongside the
+            # event loop. Its cache is raised so a large run's keys stay off the temp file.
+            self._db.execute("CREATE TEMP TABLE seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
             self._db.execute("PRAGMA temp.cache_size = -32768")
             self._db.commit()
 
@@ -253,7 +253,7 @@ class Store:
             if seen:
                 # One statement, so one release of the GIL, not one per key: the writer's
                 # thread and the event loop's stats no longer hand it back and forth.
-                self._db.execute("INSERT INTO temp.seen SELECT value FROM json_each(?)",
+                self._db.execute("INSERT OR IGNORE INTO temp.seen SELECT value FROM json_each(?)",
                                  (_json_list(seen),))
             self._db.executemany(_UPSERT_NOT_DONE, not_done)
             for key, job, entries in pages:  # few: one per listing page

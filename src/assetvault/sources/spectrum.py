@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import msgspec
 from msgspec import Raw
 
 from .. import errors, layout
@@ -324,7 +325,10 @@ class SpectrumSource:
             record = parse_json(bytes(records[index]), "", "")
             return document(job.name, path.rpartition("/")[0], record, self.redactor, version)
 
-        identities, entries = memo.recall(found, job.name, rebuild)
+        try:
+            identities, entries = memo.recall(found, job.name, rebuild)
+        except (msgspec.DecodeError, ValueError, TypeError):  # not a memo this version wrote
+            return None
         if seen.intersection(identities):  # a repeated record: mapped the ordinary way
             return None
         return identities, [*entries, PageMemo(key, job.name, b"")]
