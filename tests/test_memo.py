@@ -66,7 +66,7 @@ def test_remember_and_recall_round_trip() -> None:
         assert (index, path, version) == (0, doc.path, "v1")
         return doc
 
-    identities, entries = memo.recall(blob, "j", rebuild)
+    identities, entries = memo.recall(blob, "j", rebuild, 1)
     assert identities == ["1"]
     known, again = entries
     assert again == item
@@ -77,6 +77,36 @@ def test_remember_and_recall_round_trip() -> None:
     failure = ListingFailure("j", "f", "http://h", "bad")
     assert memo.remember(["1"], [doc, failure], {doc.key: 0}) is None
     assert msgspec.json.decode(blob)  # plain JSON in the state
+
+
+def test_a_url_with_a_credential_is_not_remembered() -> None:
+    doc = Document("f/asset.json", "j", "f/asset.json", b"{}", None)
+    signed = Item("f/a.dst", "j", "https://blob/a.dst?sv=1&sig=SECRET", "f/a.dst")
+    assert memo.remember(["1"], [doc, signed], {doc.key: 0}) is None
+
+
+def test_a_damaged_memo_is_refused() -> None:
+    doc = Document("f/asset.json", "j", "f/asset.json", b"{}", None)
+    good = memo.remember(["1"], [doc], {doc.key: 0})
+    assert good is not None
+
+    def rebuild(index: int, path: str, version: str | None) -> Document:
+        return doc
+
+    assert memo.recall(good, "j", rebuild, 1)[0] == ["1"]
+    for bad in (b"[[], []]", b'[["1"], []]', b'[["1"], [[]]]', b'[["1"], [["d", 1]]]',
+                b'[["1"], [["d", "k", "p", "s", 2, null, 5]]]', b'{"x": 1}', b"\xff"):
+        try:
+            memo.recall(bad, "j", rebuild, 1)
+        except (ValueError, msgspec.DecodeError):
+            continue
+        raise AssertionError(f"accepted {bad!r}")
+    try:
+        memo.recall(good, "j", rebuild, 2)  # the page has another number of records
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("accepted a memo of another page")
 
 
 # -- through the CLI ----------------------------------------------------------------------------

@@ -486,17 +486,21 @@ class Run:
     # the end ------------------------------------------------------------------------------
 
     async def _mark_gone(self) -> None:
-        """After a complete listing of a job, what it no longer lists is marked gone."""
-        if self.result.interrupted or self.result.fatal or self.options.shard is not None:
+        """After a complete listing of a job, what it no longer lists is marked gone; after
+        any listing that ran to its end, the pages it did not list are forgotten."""
+        if self.result.interrupted or self.result.fatal:
             return
         assert self.store is not None
         for job in self.jobs:
             stats = self.stats[job.name]
-            partial_listing = stats.listing_failures or stats.fatal or (
+            if stats.fatal:
+                continue
+            # A remembered page is only a cache: one failed record does not keep old ones.
+            await self._call(self.store.forget_pages, job.name, self.run_id)
+            partial_listing = stats.listing_failures or self.options.shard is not None or (
                 isinstance(job, OnpremiseJob) and job.since is not None)
             if not partial_listing:
                 stats.gone = await self._call(self.store.mark_gone, job.name, self.run_id)
-                await self._call(self.store.forget_pages, job.name, self.run_id)
 
     async def _finish(self) -> None:
         self.result.finished = datetime.now(UTC)

@@ -385,7 +385,7 @@ def parse_json(body: bytes, content_type: str, url: str) -> Any:
         # 2x the stdlib's speed, integers of any size exact (orjson makes floats of those
         # beyond 64 bits, silently); a re-run's listing is mostly this.
         return _JSON.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     try:
         # What msgspec refuses and the stdlib takes: lone surrogate escapes, NaN, a BOM.

@@ -89,6 +89,11 @@ class Redactor:
                 text = text.replace(secret, MASK)
         return redact_text(text)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values this redactor scrubs."""
+        return tuple(self._secrets)
+
     def appears_in(self, data: bytes) -> bool:
         """Whether any secret, in any of its JSON forms, is in these UTF-8 bytes."""
         return any(form in data for form in self._forms_bytes)

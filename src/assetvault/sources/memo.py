@@ -10,20 +10,26 @@ to be written. The planner checks every entry against the state and the disk as 
 remembered page never skips a missing or changed file.
 
 A page is remembered only when it mapped to items and documents alone (no failure, no record
-dropped as a repeat) and holds no secret: its ``asset.json`` bodies then do not depend on
-the job's secrets. Pure functions; the state holds the bytes (``Store.page``).
+dropped as a repeat), holds none of the job's secrets, and none of its URLs carries a
+credential (the state never stores one). The key covers the job's secrets (hashed with the
+rest, never stored) and the code of the mapping itself, so a new token or a new version of
+assetvault starts afresh. Pure functions; the state holds the bytes (``Store.page``).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, TypeGuard
 
 import msgspec
 
 from .. import __version__
 from ..models import Document, Entry, Item, KnownDocument
+from ..redact import redact_url
 
 MEMO_VERSION = 1  # bump when the mapping changes what it makes of a record
 
@@ -43,7 +49,8 @@ class _Envelope(msgspec.Struct):
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _ENCODE = msgspec.json.Encoder()
-_DECODE = msgspec.json.Decoder()
+# identities, then rows of mixed scalars: shapes are checked row by row in recall
+_MEMO = msgspec.json.Decoder(tuple[list[str], list[list[str | int | bool | None]]])
 
 
 def split_page(body: bytes) -> list[msgspec.Raw] | None:
@@ -58,9 +65,28 @@ def split_page(body: bytes) -> list[msgspec.Raw] | None:
     return envelope.contents if envelope.error is None else None
 
 
-def fingerprint(*settings: object) -> bytes:
-    """What, besides the records, decides a page's entries: the settings and this version."""
-    return hashlib.sha256(repr((MEMO_VERSION, __version__, *settings)).encode()).digest()
+def fingerprint(*settings: object, secrets: Sequence[str] = ()) -> bytes:
+    """What, besides the records, decides a page's entries: the settings, the secrets that
+    are scrubbed from ``asset.json``, and the code that maps records."""
+    digest = hashlib.sha256(_code_digest())
+    digest.update(repr((MEMO_VERSION, __version__, *settings)).encode())
+    for secret in sorted(secrets):
+        digest.update(hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest())
+    return digest.digest()
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """The mapping's source code: a change to it must not recall entries the old code made."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    try:
+        for source in (here / "_base.py", here / "spectrum.py", here / "memo.py",
+                       here.parent / "layout.py", here.parent / "redact.py"):
+            digest.update(source.read_bytes())
+    except OSError:  # no sources to read (a frozen build): remember nothing across runs
+        return os.urandom(32)
+    return digest.digest()
 
 
 def page_key(settings: bytes, records: Sequence[msgspec.Raw]) -> str:
@@ -81,6 +107,8 @@ def remember(identities: list[str], entries: Sequence[Entry],
     rows: list[list[Any]] = []
     for entry in entries:
         if isinstance(entry, Item):
+            if redact_url(entry.url) != entry.url:  # a credential in it: not for the state
+                return None
             rows.append(["i", entry.key, entry.path, entry.url, entry.upstream_version,
                          entry.expected_size, entry.expected_md5, entry.etag_is_md5,
                          entry.add_extension])
@@ -92,25 +120,47 @@ def remember(identities: list[str], entries: Sequence[Entry],
     return _ENCODE.encode([identities, rows])
 
 
-def recall(memo: bytes, job: str, rebuild: Callable[[int, str, str | None], Document]
-           ) -> tuple[list[str], list[Entry]]:
-    """The identities and entries of a remembered page.
+def recall(memo: bytes, job: str, rebuild: Callable[[int, str, str | None], Document],
+           records: int) -> tuple[list[str], list[Entry]]:
+    """The identities and entries of a remembered page of ``records`` records.
 
     ``rebuild(i, path, version)`` makes the Document at ``path`` of the page's record ``i``
-    from its bytes.
+    from its bytes. Raises ValueError (or msgspec.DecodeError) for anything but a memo of
+    this shape: a damaged one is a miss, never a crash or a wrong entry.
     """
-    identities, rows = _DECODE.decode(memo)
+    identities, rows = _MEMO.decode(memo)
+    if len(identities) != records:
+        raise ValueError("memo of another page")
     entries: list[Entry] = []
+    documents = set()
     for row in rows:
-        if row[0] == "i":
+        if len(row) == 9 and row[0] == "i":
             _, key, path, url, version, size, md5, etag_is_md5, add_extension = row
+            if not (isinstance(key, str) and isinstance(path, str) and isinstance(url, str)
+                    and (version is None or isinstance(version, str))
+                    and (size is None or _int(size)) and (md5 is None or isinstance(md5, str))
+                    and isinstance(etag_is_md5, bool) and isinstance(add_extension, bool)):
+                raise ValueError("damaged memo")
             entries.append(Item(key, job, url, path, size, md5, version, etag_is_md5,
                                 add_extension))
-        else:
+        elif len(row) == 7 and row[0] == "d":
             _, key, path, sha, size, version, index = row
+            if not (isinstance(key, str) and isinstance(path, str) and isinstance(sha, str)
+                    and _int(size) and (version is None or isinstance(version, str))
+                    and _int(index) and 0 <= index < records):
+                raise ValueError("damaged memo")
+            documents.add(index)
             entries.append(KnownDocument(key, job, path, sha, size, version,
                                          _later(rebuild, index, path, version)))
+        else:
+            raise ValueError("damaged memo")
+    if len(documents) != records:  # every record has its asset.json
+        raise ValueError("damaged memo")
     return identities, entries
+
+
+def _int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _later(rebuild: Callable[[int, str, str | None], Document], index: int, path: str,

@@ -254,7 +254,7 @@ class SpectrumSource:
         job = self.job
         settings = memo.fingerprint(job.name, job.client, org, sorted(job.include),
                                     None if job.formats is None else sorted(job.formats),
-                                    job.include_inactive)
+                                    job.include_inactive, secrets=self.redactor.secrets)
         seen: set[str] = set()
         page_size = job.page_size
         ahead: asyncio.Task[Any] | None = asyncio.create_task(self._page(listing, 1))
@@ -270,9 +270,6 @@ class SpectrumSource:
                 records = None
                 if self.memo is not None and not self.redactor.appears_in(raw):
                     records = memo.split_page(raw)
-                if records is not None and len(records) >= page_size and page < MAX_PAGES:
-                    # The page's size is known before it is decoded: ask for the next one now.
-                    ahead = asyncio.create_task(self._page(listing, page + 1))
                 key = None if records is None else memo.page_key(settings, records)
                 remembered = None if key is None else self._recall(key, records, seen)
                 if remembered is not None:
@@ -300,7 +297,7 @@ class SpectrumSource:
                         batch.extend(map_record(listing, record, len(seen)))
                     if key is not None and len(fresh) == count:
                         batch.extend(_memo_of(key, list(fresh), batch))
-                if ahead is None and count >= page_size and page < MAX_PAGES:
+                if count >= page_size and page < MAX_PAGES:
                     # Ask for the next page while this one is mapped and planned: the
                     # server's latency overlaps our work (the rate limit still applies).
                     ahead = asyncio.create_task(self._page(listing, page + 1))
@@ -326,8 +323,8 @@ class SpectrumSource:
             return document(job.name, path.rpartition("/")[0], record, self.redactor, version)
 
         try:
-            identities, entries = memo.recall(found, job.name, rebuild)
-        except (msgspec.DecodeError, ValueError, TypeError):  # not a memo this version wrote
+            identities, entries = memo.recall(found, job.name, rebuild, len(records))
+        except (msgspec.DecodeError, ValueError, TypeError):  # not a memo this code wrote
             return None
         if seen.intersection(identities):  # a repeated record: mapped the ordinary way
             return None
