@@ -360,7 +360,6 @@ class Run:
             if item.key in fresh:
                 seen.append(item.key)
                 self.stats[item.job].up_to_date += 1
-                self.progress.up_to_date(1)
             elif self.options.dry_run:
                 self._dry(item)
             elif ((earlier := fetched.get(redact_url(item.url))) is not None and earlier.path
@@ -373,6 +372,7 @@ class Run:
                 row = rows.get(item.key)
                 await self.work.put((item, row.sha256 if row is not None else None))
         if fresh:
+            self.progress.up_to_date(len(fresh))
             now = time.monotonic()
             for job in {item.job for item in items if item.key in fresh}:
                 self.stats[job].seconds = now - self._job_started.get(job, now)

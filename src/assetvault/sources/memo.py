@@ -23,7 +23,7 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
 import msgspec
 
@@ -49,8 +49,6 @@ class _Envelope(msgspec.Struct):
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _ENCODE = msgspec.json.Encoder()
-# identities, then rows of mixed scalars: shapes are checked row by row in recall
-_MEMO = msgspec.json.Decoder(tuple[list[str], list[list[str | int | bool | None]]])
 
 
 def split_page(body: bytes) -> list[msgspec.Raw] | None:
@@ -98,26 +96,50 @@ def page_key(settings: bytes, records: Sequence[msgspec.Raw]) -> str:
     return digest.hexdigest()
 
 
+class _ItemRow(msgspec.Struct, array_like=True, tag="i"):
+    key: str
+    path: str
+    url: str
+    version: str | None
+    size: int | None
+    md5: str | None
+    etag_is_md5: bool
+    add_extension: bool
+
+
+class _DocRow(msgspec.Struct, array_like=True, tag="d"):
+    key: str
+    path: str
+    sha256: str
+    size: int
+    version: str | None
+    index: int  # of the record among the page's records
+
+
+# Shapes checked by msgspec as it decodes: a damaged memo raises, it never half-decodes.
+_MEMO = msgspec.json.Decoder(tuple[list[str], list[_ItemRow | _DocRow]])
+
+
 def remember(identities: list[str], entries: Sequence[Entry],
              record_of: dict[str, int]) -> bytes | None:
     """The memo of a page mapped to ``entries``; None when it must not be remembered.
 
     ``record_of`` gives the index, among the page's records, of each document's record.
     """
-    rows: list[list[Any]] = []
+    rows: list[_ItemRow | _DocRow] = []
     for entry in entries:
         if isinstance(entry, Item):
             if redact_url(entry.url) != entry.url:  # a credential in it: not for the state
                 return None
-            rows.append(["i", entry.key, entry.path, entry.url, entry.upstream_version,
-                         entry.expected_size, entry.expected_md5, entry.etag_is_md5,
-                         entry.add_extension])
+            rows.append(_ItemRow(entry.key, entry.path, entry.url, entry.upstream_version,
+                                 entry.expected_size, entry.expected_md5, entry.etag_is_md5,
+                                 entry.add_extension))
         elif isinstance(entry, Document):
-            rows.append(["d", entry.key, entry.path, hashlib.sha256(entry.body).hexdigest(),
-                         len(entry.body), entry.upstream_version, record_of[entry.key]])
+            rows.append(_DocRow(entry.key, entry.path, hashlib.sha256(entry.body).hexdigest(),
+                                len(entry.body), entry.upstream_version, record_of[entry.key]))
         else:
             return None
-    return _ENCODE.encode([identities, rows])
+    return _ENCODE.encode((identities, rows))
 
 
 def recall(memo: bytes, job: str, rebuild: Callable[[int, str, str | None], Document],
@@ -125,8 +147,8 @@ def recall(memo: bytes, job: str, rebuild: Callable[[int, str, str | None], Docu
     """The identities and entries of a remembered page of ``records`` records.
 
     ``rebuild(i, path, version)`` makes the Document at ``path`` of the page's record ``i``
-    from its bytes. Raises ValueError (or msgspec.DecodeError) for anything but a memo of
-    this shape: a damaged one is a miss, never a crash or a wrong entry.
+    from its bytes. Raises ValueError (or a msgspec error) for anything but a memo of this
+    shape: a damaged one is a miss, never a crash or a wrong entry.
     """
     identities, rows = _MEMO.decode(memo)
     if len(identities) != records:
@@ -134,33 +156,19 @@ def recall(memo: bytes, job: str, rebuild: Callable[[int, str, str | None], Docu
     entries: list[Entry] = []
     documents = set()
     for row in rows:
-        if len(row) == 9 and row[0] == "i":
-            _, key, path, url, version, size, md5, etag_is_md5, add_extension = row
-            if not (isinstance(key, str) and isinstance(path, str) and isinstance(url, str)
-                    and (version is None or isinstance(version, str))
-                    and (size is None or _int(size)) and (md5 is None or isinstance(md5, str))
-                    and isinstance(etag_is_md5, bool) and isinstance(add_extension, bool)):
-                raise ValueError("damaged memo")
-            entries.append(Item(key, job, url, path, size, md5, version, etag_is_md5,
-                                add_extension))
-        elif len(row) == 7 and row[0] == "d":
-            _, key, path, sha, size, version, index = row
-            if not (isinstance(key, str) and isinstance(path, str) and isinstance(sha, str)
-                    and _int(size) and (version is None or isinstance(version, str))
-                    and _int(index) and 0 <= index < records):
-                raise ValueError("damaged memo")
-            documents.add(index)
-            entries.append(KnownDocument(key, job, path, sha, size, version,
-                                         _later(rebuild, index, path, version)))
+        if isinstance(row, _ItemRow):
+            entries.append(Item(row.key, job, row.url, row.path, row.size, row.md5,
+                                row.version, row.etag_is_md5, row.add_extension))
         else:
-            raise ValueError("damaged memo")
+            if not 0 <= row.index < records:
+                raise ValueError("damaged memo")
+            documents.add(row.index)
+            entries.append(KnownDocument(row.key, job, row.path, row.sha256, row.size,
+                                         row.version,
+                                         _later(rebuild, row.index, row.path, row.version)))
     if len(documents) != records:  # every record has its asset.json
         raise ValueError("damaged memo")
     return identities, entries
-
-
-def _int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _later(rebuild: Callable[[int, str, str | None], Document], index: int, path: str,

@@ -324,7 +324,8 @@ class SpectrumSource:
 
         try:
             identities, entries = memo.recall(found, job.name, rebuild, len(records))
-        except (msgspec.DecodeError, ValueError, TypeError):  # not a memo this code wrote
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):  # not a memo this
+            # code wrote (the key covers the code: only damage gets here)
             return None
         if seen.intersection(identities):  # a repeated record: mapped the ordinary way
             return None
