@@ -6,7 +6,7 @@ import pytest
 
 from assetvault.models import Item
 from assetvault.plan import in_shard, is_up_to_date, parse_shard
-from assetvault.redact import Redactor, redact_url
+from assetvault.redact import Redactor, redact_text, redact_url
 from assetvault.store import Row
 
 ITEM = Item("k", "job", "http://h/x.png", "x.png", upstream_version="v1")
@@ -78,3 +78,10 @@ def test_json_text_masks_a_secret_in_every_form_json_writes_it() -> None:
         cleaned = scrub.json_text(text)
         assert secret not in json.loads(cleaned).values()
         assert "tok" not in cleaned.replace('"uri"', "").replace("?tok=", "")
+
+
+def test_a_percent_encoded_credential_name_is_redacted_in_text() -> None:
+    # api%5Fkey is api_key to every server: asset.json must not keep its value.
+    assert redact_text("u?api%5Fkey=SECRET&x=1") == "u?api%5Fkey=***&x=1"
+    assert redact_text("u?%61PI_KEY=SECRET") == "u?%61PI_KEY=***"
+    assert redact_text("u?keyring=fine&apikey=S") == "u?keyring=fine&apikey=***"

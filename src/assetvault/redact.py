@@ -18,8 +18,16 @@ SECRET_PARAMS = frozenset(
     {"api_key", "apikey", "key", "token", "access_token", "sig", "signature", "password", "secret"}
 )
 
+def _name_pattern(name: str) -> str:
+    """A parameter name as it may be written in a URL: each character itself or %-encoded
+    (``api%5Fkey`` is ``api_key`` to every server)."""
+    return "".join(f"(?:{re.escape(c)}|%{ord(c):02x})" for c in name)
+
+
 _SECRET_PARAM_RE = re.compile(
-    r"(?i)([?&;](?:" + "|".join(sorted(SECRET_PARAMS, key=len, reverse=True)) + r")=)[^&#\s\"']*"
+    r"(?i)([?&;](?:" + "|".join(_name_pattern(n) for n in sorted(SECRET_PARAMS, key=len,
+                                                                  reverse=True))
+    + r")=)[^&#\s\"']*"
 )
 
 
