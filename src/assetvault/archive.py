@@ -88,14 +88,14 @@ def fresh_items(data: str, items: list[Item], rows: dict[str, Row],
 
 
 def check_docs(data: str, docs: list[Document | KnownDocument], rows: dict[str, Row]
-               ) -> tuple[list[Document | KnownDocument], list[Document]]:
+               ) -> tuple[list[Document | KnownDocument], list[tuple[Document, str]]]:
     """Each ``asset.json`` already archived with these bytes, and those to write.
 
     No folder is walked for an unchanged one: nothing is written there. A re-run is mostly
     these, so this runs on the event loop (a hash of a few KiB and a ``stat`` each).
     """
     same: list[Document | KnownDocument] = []
-    changed: list[Document] = []
+    changed: list[tuple[Document, str]] = []  # with the SHA-256 of its body
     for doc in docs:
         if isinstance(doc, KnownDocument):  # from a remembered page: hash and size known
             sha, size = doc.sha256, doc.size
@@ -106,14 +106,14 @@ def check_docs(data: str, docs: list[Document | KnownDocument], rows: dict[str, 
                 and row.path == doc.path and _size(data + doc.path) == size):
             same.append(doc)
         else:
-            changed.append(doc.rebuild() if isinstance(doc, KnownDocument) else doc)
+            changed.append((doc.rebuild() if isinstance(doc, KnownDocument) else doc, sha))
     return same, changed
 
 
-def write_docs(placer: Placer, docs: list[Document], rows: dict[str, Row],
+def write_docs(placer: Placer, docs: list[tuple[Document, str]], rows: dict[str, Row],
                write: bool) -> list[DocRecord]:
     """Write changed ``asset.json`` files (or, in a dry run, only say they would be)."""
-    return [_write_doc(placer, doc, rows.get(doc.key), write) for doc in docs]
+    return [_write_doc(placer, doc, sha, rows.get(doc.key), write) for doc, sha in docs]
 
 
 def check_batch(placer: Placer, items: list[Item], docs: list[Document],
@@ -134,8 +134,8 @@ def _unchanged(doc: Document | KnownDocument) -> DocRecord:
     return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version, written=False)
 
 
-def _write_doc(placer: Placer, doc: Document, row: Row | None, write: bool) -> DocRecord:
-    sha = hashlib.sha256(doc.body).hexdigest()
+def _write_doc(placer: Placer, doc: Document, sha: str, row: Row | None,
+               write: bool) -> DocRecord:
     size = len(doc.body)
     if not write:
         return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version,

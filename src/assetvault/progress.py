@@ -8,7 +8,6 @@ from typing import Any, TextIO
 
 from .models import Outcome, Status
 
-_UP_TO_DATE = Outcome("", "", Status.UP_TO_DATE, "")
 LINE_EVERY = 10.0  # seconds between plain progress lines (cron and CI logs stay short)
 
 
@@ -26,8 +25,6 @@ class Progress:
 
     def up_to_date(self, n: int) -> None:
         """``n`` items were found archived and unchanged."""
-        for _ in range(n):
-            self.done(_UP_TO_DATE)
 
     def close(self) -> None:
         """The run is over."""
