@@ -189,7 +189,8 @@ async def demo(args: argparse.Namespace) -> int:
 
 def demo_manifest(archive: Path, api_url: str, organizations: list[str],
                   owners: dict[str, list[str]], token: str, api_key: str) -> Manifest:
-    """The demo's jobs: every organization and owner the sandbox serves."""
+    """The demo's jobs: every organization and owner the sandbox serves; the products as
+    ``products: all`` would list them (the account's list), the beers by id."""
     settings = Settings(rate_limit=20.0, burst=20)
     return Manifest(
         path=Path("<demo>"),
@@ -198,7 +199,7 @@ def demo_manifest(archive: Path, api_url: str, organizations: list[str],
             SpectrumJob(name="spectrum-demo", settings=settings, token=token, client="carhartt",
                         organizations=tuple(organizations), base_url=api_url),
             OnpremiseJob(name="onpremise-demo", settings=settings, api_key=api_key,
-                         base_url=api_url, products=tuple(owners["products"]),
+                         base_url=api_url, whole=frozenset({"products"}),
                          beers=tuple(owners["beers"])),
         ),
     )

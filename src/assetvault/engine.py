@@ -65,6 +65,7 @@ from .redact import Redactor, redact_url, register
 from .report import write_report
 from .runs import RunOptions, select_jobs, utc_text
 from .sources import iter_batches
+from .sources.onpremise_owners import record_patterns
 from .store import DocRecord, Row, Store
 from .threads import TrackedPool
 
@@ -497,10 +498,15 @@ class Run:
                 continue
             # A remembered page is only a cache: one failed record does not keep old ones.
             await self._call(self.store.forget_pages, job.name, self.run_id)
-            partial_listing = stats.listing_failures or self.options.shard is not None or (
-                isinstance(job, OnpremiseJob) and job.since is not None)
-            if not partial_listing:
+            if stats.listing_failures or self.options.shard is not None:
+                continue
+            if not isinstance(job, OnpremiseJob) or job.since is None:
                 stats.gone = await self._call(self.store.mark_gone, job.name, self.run_id)
+            elif job.whole:
+                # `since` leaves the assets' listings partial, never the account's lists of
+                # owners: what is under an owner they no longer name is gone.
+                stats.gone = await self._call(self.store.mark_gone_owners, job.name,
+                                              self.run_id, record_patterns(job))
 
     async def _finish(self) -> None:
         self.result.finished = datetime.now(UTC)

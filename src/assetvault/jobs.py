@@ -16,6 +16,8 @@ SPECTRUM_RATE_LIMIT = 1.5
 SPECTRUM_BURST = 5
 
 ONPREMISE_KINDS = ("products", "beers", "restaurants", "menu_items")
+# The kinds an account can list whole (api/onpremise-products.md): restaurants have no list.
+LISTABLE_KINDS = ("products", "beers", "menu_items")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +82,16 @@ class OnpremiseJob(JobBase):
     versions: frozenset[str] | None = None  # version names to keep; None = all
     include_deleted: bool = False
     since: str | None = None  # "last-run" or "YYYY-MM-DD HH:MM:SS"
+    whole: frozenset[str] = frozenset()  # kinds written as "all": listed from the account
+    page_size: int = 100  # per_page of /products.json
 
     @property
     def source(self) -> str:
         return "onpremise"
 
     def owners(self) -> tuple[tuple[str, str], ...]:
-        """(kind, id) for every listing of the job, in manifest order."""
+        """(kind, id) for every explicit id of the job, in manifest order (the owners of a
+        kind in ``whole`` are only known once the account's list is read)."""
         return tuple((kind, i) for kind in ONPREMISE_KINDS for i in getattr(self, kind))
 
 

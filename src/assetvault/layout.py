@@ -167,9 +167,27 @@ def spectrum_job_dir(job_id: str, reference: str | None) -> str:
     return safe_segment(f"{job_id}-{reference}" if reference else job_id)
 
 
+# The file of an owner's own record, beside its assets' folders (``products: all``).
+OWNER_RECORDS = {"products": "product.json", "beers": "beer.json", "menu_items": "menu_item.json"}
+_RECORD_NAMES = frozenset(OWNER_RECORDS.values())
+
+
+def onpremise_owner_dir(kind: str, owner: str) -> str:
+    """``onpremise/{kind}/{id}``: the folder of one product (beer, restaurant, menu item)."""
+    return f"onpremise/{safe_segment(kind)}/{safe_segment(owner)}"
+
+
 def onpremise_dir(kind: str, owner: str, asset_id: str) -> str:
     """``onpremise/{kind}/{id}/{asset id}``: the folder of one OnPremise asset."""
-    return f"onpremise/{safe_segment(kind)}/{safe_segment(owner)}/{safe_segment(asset_id)}"
+    segment = safe_segment(asset_id)
+    if segment in _RECORD_NAMES:  # an asset id "product.json" must not take the record's place
+        segment = tagged(segment, short_hash(asset_id))
+    return f"{onpremise_owner_dir(kind, owner)}/{segment}"
+
+
+def onpremise_record(kind: str, owner: str) -> str:
+    """``onpremise/{kind}/{id}/{product|beer|menu_item}.json``: an owner's own record."""
+    return f"{onpremise_owner_dir(kind, owner)}/{OWNER_RECORDS[kind]}"
 
 
 def suffix(path: str) -> str:

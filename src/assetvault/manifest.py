@@ -21,6 +21,7 @@ from typing import Any, TypedDict, TypeVar
 from assetvault import manifest_checks as check
 from assetvault.errors import ManifestError
 from assetvault.jobs import (
+    LISTABLE_KINDS,
     ONPREMISE_KINDS,
     SPECTRUM_BURST,
     SPECTRUM_RATE_LIMIT,
@@ -60,7 +61,7 @@ SOURCE_KEYS: Mapping[str, frozenset[str]] = {
     "spectrum": _API_KEYS | {"token", "client", "organizations", "include", "formats",
                              "include_inactive", "page_size"},
     "onpremise": _API_KEYS | {"api_key", *ONPREMISE_KINDS, "include", "versions",
-                              "include_deleted", "since"},
+                              "include_deleted", "since", "page_size"},
     "urls": frozenset({"urls_file"}),
 }
 SECRET_KEYS = frozenset({"token", "api_key"})
@@ -335,19 +336,35 @@ def _spectrum(fields: _Fields, base: _Common) -> SpectrumJob:
 def _onpremise(fields: _Fields, base: _Common) -> OnpremiseJob:
     job = OnpremiseJob(**base, api_key=fields.need(
         "api_key", check.credential, "the OnPremise API key, e.g. api_key: ${ONPREMISE_API_KEY}"))
-    job = replace(job, **fields.optional({
-        "base_url": check.base_url,
-        **{kind: check.ids for kind in ONPREMISE_KINDS},
-        "include": partial(check.choices, allowed=("original", "versions")),
-        "versions": _versions,
-        "include_deleted": check.boolean,
-        "since": check.since,
-    }))
-    if not job.owners():
+    owners = fields.optional({kind: check.ids_or_all if kind in LISTABLE_KINDS else _unlisted
+                              for kind in ONPREMISE_KINDS})
+    whole = frozenset(kind for kind, value in owners.items() if value == check.ALL)
+    job = replace(job, whole=whole, **{k: v for k, v in owners.items() if k not in whole},
+                  **fields.optional({
+                      "base_url": check.base_url,
+                      "include": partial(check.choices, allowed=("original", "versions")),
+                      "versions": _versions,
+                      "include_deleted": check.boolean,
+                      "since": check.since,
+                      "page_size": partial(check.whole, minimum=1, maximum=1000),
+                  }))
+    if not job.owners() and not job.whole:
         raise fields.where.at("products").error(
             "the job lists no ids; give at least one under products, beers, restaurants or "
-            "menu_items, e.g. products: [1001, 1002]", fields.node.line)
+            "menu_items, e.g. products: [1001, 1002], or archive the whole account with "
+            "products: all", fields.node.line)
     return job
+
+
+def _unlisted(node: Node, where: Where) -> tuple[str, ...]:
+    """The ids of a kind that the API cannot list (restaurants): ``all`` is refused."""
+    if isinstance(node, Scalar) and node.tag == "str" and check.scalar(
+            node, where, "a list of ids").text.strip() == check.ALL:
+        raise where.error(
+            f"{where.key} cannot be 'all': the OnPremise API has no list of them (a "
+            "restaurant's id is the account's own); list the ids instead, e.g. "
+            f"{where.key}: [3001]", node.line)
+    return check.ids(node, where)
 
 
 def _organizations(node: Node, where: Where) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TypeVar
+from typing import Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from assetvault.errors import ManifestError
@@ -266,6 +266,21 @@ def ids(node: Node, where: Where) -> tuple[str, ...]:
     """Numeric ids, written as numbers or digit strings, kept as text (leading zeros too)."""
     found = items(node, where, "[1001, 1002]")
     return unique([text(n, where, pattern=DIGITS, expected="an id made of digits") for n in found])
+
+
+ALL: Final = "all"
+
+
+def ids_or_all(node: Node, where: Where) -> tuple[str, ...] | Literal["all"]:
+    """An id list (see :func:`ids`), or the word ``all``: every owner the account lists."""
+    if not isinstance(node, Scalar) or node.tag != "str":
+        return ids(node, where)
+    expected = "a list of ids such as [1001, 1002], or the word all"
+    value = text(node, where, expected=expected)
+    if value == ALL:
+        return ALL
+    hint = "; write it in lower case: all" if value.lower() == ALL else ""
+    raise where.error(f"expected {expected}, got {describe(node, where)}{hint}", _line(node))
 
 
 def choices(node: Node, where: Where, allowed: Collection[str]) -> frozenset[str]:

@@ -300,6 +300,35 @@ class Store:
                 "AND key NOT IN (SELECT key FROM temp.seen)", (job, run_id))
         return cur.rowcount
 
+    def mark_gone_owners(self, job: str, run_id: int, records: Sequence[tuple[str, str]]) -> int:
+        """Everything under each owner of ``job`` whose record this run did not see: the owners
+        a complete list of the account no longer names. ``records`` is (folder prefix, record
+        file name) per kind: ``("onpremise/products/", "product.json")``."""
+        with self._db:
+            folders = [folder for prefix, name in records
+                       for folder in self._unseen_records(job, run_id, prefix, name)]
+            count = 0
+            for folder in folders:
+                # '0' follows '/': every key under "folder/" sorts in [folder/, folder0).
+                count += self._db.execute(
+                    "UPDATE items SET status = 'gone', outcome = NULL WHERE job = ? "
+                    "AND key >= ? AND key < ? AND status = 'complete' "
+                    "AND (seen_run IS NULL OR seen_run != ?) "
+                    "AND key NOT IN (SELECT key FROM temp.seen)",
+                    (job, folder + "/", folder + "0", run_id)).rowcount
+        return count
+
+    def _unseen_records(self, job: str, run_id: int, prefix: str, name: str) -> list[str]:
+        """Folders ``prefix{id}`` whose ``/{name}`` is archived but was not seen in this run."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        cursor = self._db.execute(
+            "SELECT key FROM items WHERE job = ? AND kind = 'doc' AND status = 'complete' "
+            "AND key >= ? AND key < ? AND substr(key, -?) = ? "
+            "AND (seen_run IS NULL OR seen_run != ?) AND key NOT IN (SELECT key FROM temp.seen)",
+            (job, prefix, upper, len(name) + 1, "/" + name, run_id))
+        folders = (str(key).rpartition("/")[0] for (key,) in cursor)
+        return [f for f in folders if "/" not in f[len(prefix):]]
+
     # the bag's seal -----------------------------------------------------------------------
 
     def sealed_by(self) -> str | None:

@@ -1,4 +1,4 @@
-"""The two listing APIs: Spectrum's saved assets and OnPremise's product assets."""
+"""The two listing APIs: Spectrum's saved assets, OnPremise's product assets and account lists."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
-from . import hostile
+from . import hostile, onpremise
 from .detrand import envelope_date
 from .faults import NO_FAULT
 from .keys import DECISION, STATE
 from .send import send_json_bytes
+from .state import SandboxState
 
-__all__ = ["onpremise_listing", "spectrum_listing"]
+__all__ = ["onpremise_listing", "owner_list", "spectrum_listing"]
 
 API_VERSION = "3.0.23173.1"
 TASTEVIN_VERSION = "1.2"
@@ -86,10 +87,9 @@ async def onpremise_listing(request: web.Request) -> web.StreamResponse:
     """``GET /{products|beers|restaurants|menu_items}/{id}/assets.json?api_key=…``."""
     state = request.app[STATE]
     cfg = state.dataset.config
-    if request.query.get("api_key") != cfg.onpremise_api_key:
-        return await _reply(request, 412, {"error": "Invalid or missing api_key"})
-    if request.headers.get("X-TASTEVIN-VERSION") != TASTEVIN_VERSION:
-        return await _reply(request, 412, {"error": "Missing or unsupported X-TASTEVIN-VERSION"})
+    refused = _refusal(state, request)
+    if refused is not None:
+        return await _reply(request, 412, refused)
     kind, owner = request.match_info["kind"], request.match_info["id"]
     special = hostile.special_listing(cfg, owner) if cfg.hostile else None
     if special is not None:
@@ -104,6 +104,61 @@ async def onpremise_listing(request: web.Request) -> web.StreamResponse:
     except KeyError:
         return await _reply(request, 404, {"error": f"No such {kind[:-1]}: {owner}"})
     return await _reply(request, 200, {"assets": assets})
+
+
+def _refusal(state: SandboxState, request: web.Request) -> dict[str, str] | None:
+    """Why OnPremise answers 412 (a bad api_key or X-TASTEVIN-VERSION), or None."""
+    if request.query.get("api_key") != state.dataset.config.onpremise_api_key:
+        return {"error": "Invalid or missing api_key"}
+    if request.headers.get("X-TASTEVIN-VERSION") != TASTEVIN_VERSION:
+        return {"error": "Missing or unsupported X-TASTEVIN-VERSION"}
+    return None
+
+
+async def owner_list(request: web.Request) -> web.StreamResponse:
+    """``GET /{products|beers|menu_items}.json?api_key=…[&per_page=N&page=P][&last_updated_at=…]``.
+
+    Only products are paged, and only with ``per_page``; a page after the first needs a
+    ``last_updated_at`` (the API's paging rules), else 400.
+    """
+    state = request.app[STATE]
+    refused = _refusal(state, request)
+    if refused is not None:
+        return await _reply(request, 412, refused)
+    kind = request.match_info["kind"]
+    answer = state.dataset.list_answer(kind)
+    if answer is not None:
+        status, content_type, body = answer
+        fault = request.get(DECISION, NO_FAULT).body
+        return await send_json_bytes(request, status, body, fault, {"Content-Type": content_type})
+    since = None
+    if "last_updated_at" in request.query:
+        since = _parse_since(request.query["last_updated_at"])
+        if since is None:
+            return await _reply(request, 400, {"error": "last_updated_at: YYYY-MM-DD HH:MM:SS"})
+    window = _window(request, kind, since is not None)
+    if isinstance(window, str):
+        return await _reply(request, 400, {"error": window})
+    records = state.dataset.owner_records(kind, since, *window)
+    shape = state.dataset.config.owner_list_shape
+    return await _reply(request, 200, onpremise.list_body(kind, records, shape))
+
+
+def _window(request: web.Request, kind: str, has_since: bool) -> tuple[int, int | None] | str:
+    """(offset, limit) of the records a list request asks for, or why it is refused."""
+    if kind != "products" or "per_page" not in request.query:
+        return 0, None  # page is ignored without per_page, as the API documents
+    try:
+        per_page = int(request.query["per_page"])
+        page = int(request.query.get("page", "1"))
+    except ValueError:
+        return "per_page and page must be integers"
+    if per_page < 1 or page < 1:
+        return "per_page and page must be at least 1"
+    if page > 1 and not has_since:
+        return (f"page {page} asked for without last_updated_at: every request after page 1 "
+                "must send one (1970-01-01 00:00:00 for a full listing)")
+    return (page - 1) * per_page, per_page
 
 
 def _parse_since(value: str) -> datetime | None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .apis import onpremise_listing, spectrum_listing
+from .apis import onpremise_listing, owner_list, spectrum_listing
 from .faults import NO_FAULT
 from .filehost import redirect, serve_file
 from .keys import DECISION, STATE
@@ -16,7 +16,8 @@ from .state import SandboxState
 __all__ = ["make_app", "scope_of"]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_ONPREMISE = re.compile(r"^/(products|beers|restaurants|menu_items)/[^/]+/assets\.json$")
+_ONPREMISE = re.compile(r"^/(?:(products|beers|restaurants|menu_items)/[^/]+/assets"
+                        r"|products|beers|menu_items)\.json$")
 _FILE_PREFIXES = ("/blob/", "/cdn/", "/rackcdn/", "/redirect")
 
 
@@ -71,6 +72,7 @@ def make_app(state: SandboxState, *, apis: bool) -> web.Application:
                            spectrum_listing)
         app.router.add_get(r"/{kind:products|beers|restaurants|menu_items}/{id}/assets.json",
                            onpremise_listing)
+        app.router.add_get(r"/{kind:products|beers|menu_items}.json", owner_list)
     for prefix in ("blob", "cdn", "rackcdn"):
         # Hostile names hold CR/LF, which ``.`` would not match.
         app.router.add_get(f"/{prefix}/{{tail:[\\s\\S]+}}", serve_file)

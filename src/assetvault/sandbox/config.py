@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FIRST_ORGANIZATION", "OWNER_BASES", "OWNER_KINDS", "DatasetConfig"]
+__all__ = ["FIRST_ORGANIZATION", "LIST_SHAPES", "LISTED_KINDS", "OWNER_BASES", "OWNER_KINDS",
+           "DatasetConfig"]
 
 FIRST_ORGANIZATION = 7000000000000300322
 OWNER_KINDS = ("products", "beers", "restaurants", "menu_items")
 OWNER_BASES = {"products": 1001, "beers": 2001, "restaurants": 3001, "menu_items": 4001}
+LISTED_KINDS = ("products", "beers", "menu_items")  # restaurants have no list upstream
+# How /products.json (beers, menu_items) answers: {"products": [{...}]}, each element wrapped
+# as {"products": [{"product": {...}}]}, or a bare JSON array.
+LIST_SHAPES = ("object", "wrapped", "bare")
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,7 @@ class DatasetConfig:
 
     Organization ids start at ``7000000000000300322`` and are consecutive. OnPremise owner ids
     start at 1001 (products), 2001 (beers), 3001 (restaurants) and 4001 (menu_items).
+    ``owner_list_shape`` is the shape of the account's lists (``LIST_SHAPES``).
     """
 
     seed: int = 1
@@ -35,6 +41,7 @@ class DatasetConfig:
     spectrum_limit: int = 100
     spectrum_window: float = 60.0
     default_page_size: int = 25
+    owner_list_shape: str = "object"
     hostile: bool = False
 
     def __post_init__(self) -> None:
@@ -46,6 +53,8 @@ class DatasetConfig:
             raise ValueError("need 0 <= file_size_min <= file_size_max")
         if self.default_page_size < 1:
             raise ValueError("default_page_size must be at least 1")
+        if self.owner_list_shape not in LIST_SHAPES:
+            raise ValueError(f"owner_list_shape must be one of {', '.join(LIST_SHAPES)}")
 
     def owner_count(self, kind: str) -> int:
         """How many owners of ``kind`` (products, beers, restaurants, menu_items) exist."""

@@ -1,20 +1,23 @@
 """The sandbox's world: deterministic records, plus the few upstream changes tests make.
 
 Nothing is materialised: a listing page is generated in O(page size) and a file is resolved from
-its URL in O(1). The only state is what tests changed (touched, removed, processed), per record.
+its URL in O(1). The only state is what tests changed (touched, removed, processed), per record, and the
+lists of owners a test made answer something else.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import hostile, onpremise, spectrum
 from .config import DatasetConfig
-from .detrand import seconds_ceil, spread_date
+from .detrand import EARLIEST, seconds_ceil, spread_date
 from .files import FileSpec, make_spec, read
 
 __all__ = ["Dataset"]
@@ -31,6 +34,8 @@ class Dataset:
         self._removed_assets: set[int] = set()
         self.version = 0  # bumped by every upstream change: caches of listings key on it
         self._processed: dict[int, bool] = {}
+        self._removed_owners: dict[str, list[int]] = {}  # kind -> sorted owner indices
+        self._list_answers: dict[str, tuple[int, str, bytes]] = {}
 
     # -- identities -------------------------------------------------------------------------
 
@@ -39,7 +44,10 @@ class Dataset:
         return ids + (list(hostile.SPECIAL_ORGS) if self.config.hostile else [])
 
     def owner_ids(self, kind: str) -> list[str]:
-        ids = [onpremise.owner_id(kind, i) for i in range(self.config.owner_count(kind))]
+        """The owners of ``kind`` that exist (removed ones are not)."""
+        removed = self._removed_owners.get(kind, [])
+        ids = [onpremise.owner_id(kind, i) for i in range(self.config.owner_count(kind))
+               if not _contains(removed, i)]
         return ids + (list(hostile.SPECIAL_OWNERS) if self.config.hostile else [])
 
     def content_ids(self, org: str) -> list[int]:
@@ -81,6 +89,26 @@ class Dataset:
         self._asset_position(kind, owner, asset_id)
         self.version += 1
         self._removed_assets.add(asset_id)
+
+    def remove_owner(self, kind: str, owner: str) -> None:
+        """The owner leaves its kind's list; its assets listing and its files answer 404."""
+        index = self._owner_index(kind, owner)
+        self.version += 1
+        with self._lock:
+            bisect.insort(self._removed_owners.setdefault(kind, []), index)
+
+    def set_list_answer(self, kind: str, answer: tuple[int, str, bytes] | None) -> None:
+        """Answer every request for ``kind``'s list (``/products.json``...) with (status,
+        content type, body), whatever its parameters; None goes back to the generated list."""
+        self.version += 1
+        with self._lock:
+            if answer is None:
+                self._list_answers.pop(kind, None)
+            else:
+                self._list_answers[kind] = answer
+
+    def list_answer(self, kind: str) -> tuple[int, str, bytes] | None:
+        return self._list_answers.get(kind)
 
     def set_processed(self, kind: str, owner: str, asset_id: int, processed: bool) -> None:
         """Mark an asset (un)processed; like a Rails save, this bumps ``updated_at`` (not bytes)."""
@@ -130,6 +158,22 @@ class Dataset:
             start = max(0, offset - alive)
             out += extra[start:start + limit - len(out)]
         return out
+
+    def owner_records(self, kind: str, since: datetime | None, offset: int,
+                      limit: int | None) -> list[dict[str, Any]]:
+        """Owners ``[offset, offset + limit)`` of ``kind``'s list, edited after ``since``."""
+        count = self.config.owner_count(kind)
+        removed = self._removed_owners.get(kind, [])
+        limit = count if limit is None else limit
+        if since is None or since < EARLIEST:  # nothing to filter: straight to the offset
+            alive = count - len(removed)
+            i = _nth_alive(removed, offset) if offset < alive else count
+            indices: Iterable[int] = (j for j in range(i, count) if not _contains(removed, j))
+        else:
+            indices = islice((j for j in range(count) if not _contains(removed, j)
+                              and onpremise.owner_updated_at(self.config, kind, j) > since),
+                             offset, None)
+        return [onpremise.render_owner(self.config, kind, j) for j in islice(indices, limit)]
 
     def onpremise_assets(self, kind: str, owner: str, since: datetime | None,
                          files_url: str) -> list[Any]:
@@ -203,7 +247,8 @@ class Dataset:
     def _asset_file_owner(self, path: str) -> tuple[tuple[str, int], datetime] | None:
         asset_id = onpremise.asset_path_id(path)
         where = None if asset_id is None else onpremise.locate(self.config, asset_id)
-        if where is None or asset_id in self._removed_assets:
+        if (where is None or asset_id in self._removed_assets
+                or _contains(self._removed_owners.get(where[0], []), where[1])):
             return None
         plan = onpremise.plan_asset(self.config, *where)
         processed = self._processed.get(plan.asset_id, plan.processed)
@@ -224,7 +269,7 @@ class Dataset:
 
     def _owner_index(self, kind: str, owner: str) -> int:
         index = onpremise.owner_index(self.config, kind, owner)
-        if index is None:
+        if index is None or _contains(self._removed_owners.get(kind, []), index):
             raise KeyError(f"{kind}/{owner}")
         return index
 

@@ -12,9 +12,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .config import OWNER_BASES, OWNER_KINDS, DatasetConfig
-from .detrand import hnum, spread_date
+from .detrand import hnum, rng, spread_date
 
-__all__ = ["AssetPlan", "asset_path_id", "locate", "owner_id", "plan_asset"]
+__all__ = ["AssetPlan", "asset_path_id", "list_body", "locate", "owner_id", "owner_updated_at",
+           "plan_asset", "render_owner"]
 
 FIRST_ASSET_ID = 60_001
 _PATH = re.compile(r"^/rackcdn/uploads/beer_label_asset/(\d+)/")
@@ -121,3 +122,43 @@ def render_asset(plan: AssetPlan, updated_at: datetime, processed: bool, origina
         "original_url": files_url + plan.original_path(),
         "product_id": int(owner_id(plan.kind, plan.owner_index)),
     }
+
+
+# -- the account's lists of owners (/products.json, /beers.json, /menu_items.json) -----------
+
+_SINGULAR = {"products": "product", "beers": "beer", "menu_items": "menu_item"}
+_WORDS = ("Reserve", "Estate", "Valley", "Old Vine", "Hoppy", "Amber", "Stout", "Rosé", "Crisp",
+          "Barrel", "Harvest", "Summit")
+_ACCOLADES = ("90 points", "Gold medal", "Editor's choice", "Best buy")
+
+
+def owner_updated_at(cfg: DatasetConfig, kind: str, index: int) -> datetime:
+    """When an owner's own record was last edited (whole seconds, as the API writes it)."""
+    hours = _OFFSETS[hnum(cfg.seed, "owner-tz", kind, index) % len(_OFFSETS)]
+    moment = spread_date(cfg.seed, "owner-updated", kind, index).replace(microsecond=0)
+    return moment.astimezone(timezone(timedelta(hours=hours)))
+
+
+def render_owner(cfg: DatasetConfig, kind: str, index: int) -> dict[str, Any]:
+    """An owner's record as its list gives it: id, updated_at and descriptive fields."""
+    draw = rng(cfg.seed, "owner", kind, index)
+    name = " ".join(draw.sample(_WORDS, 2))
+    return {
+        "id": int(owner_id(kind, index)),
+        "name": f"{name} {index + 1}",
+        "updated_at": owner_updated_at(cfg, kind, index).isoformat(timespec="seconds"),
+        "accolades": draw.sample(_ACCOLADES, draw.randint(0, 2)),
+        "characteristics": {"vintage": 1990 + draw.randint(0, 33),
+                            "abv": round(draw.uniform(4.0, 15.0), 1)},
+        "details": f"{_SINGULAR[kind].replace('_', ' ').title()} number {index + 1}.",
+        "hidden_search_terms": name.lower(),
+    }
+
+
+def list_body(kind: str, records: list[dict[str, Any]], shape: str) -> Any:
+    """A list answer in one of the shapes the API uses (config.LIST_SHAPES)."""
+    if shape == "bare":
+        return records
+    if shape == "wrapped":
+        return {kind: [{_SINGULAR[kind]: record} for record in records]}
+    return {kind: records}

@@ -46,15 +46,16 @@ class JsonApi(Protocol):
 
 
 def document(job: str, folder: str, record: Any, redactor: Redactor,
-             upstream_version: str | None) -> Document:
-    """The ``asset.json`` of one record: the record as the API gave it, secrets scrubbed.
+             upstream_version: str | None, name: str = ASSET_JSON) -> Document:
+    """The ``asset.json`` (or ``name``) of one record: the record as the API gave it, secrets
+    scrubbed.
 
     Serialised by msgspec (8x the stdlib's C encoder here; a re-run of an unchanged archive
     spends much of its time making these), then scrubbed as text in one pass: at a million
     records, walking every string of every record through the redactor was most of a
     listing's cost.
     """
-    path = f"{folder}/{ASSET_JSON}"
+    path = f"{folder}/{name}"
     try:
         text = _JSON.encode(record).decode("utf-8")
     except UnicodeEncodeError:

@@ -1,7 +1,8 @@
 """OnPremise assets of products, beers, restaurants and menu items: listings and assets → entries.
 
-The API layer (:class:`OnpremiseSource`) fetches one listing per owner and maps errors; the
-mapping (:func:`map_asset`) is pure.
+The API layer (:class:`OnpremiseSource`) fetches the account's lists of owners (for a kind
+written ``all``), one listing per owner, and maps errors; the mappings (:func:`map_asset`,
+``onpremise_owners``) are pure.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .. import errors, layout
-from ..jobs import OnpremiseJob
+from ..jobs import ONPREMISE_KINDS, OnpremiseJob
 from ..models import Entry, Item, ListingFailure, Pending
 from ..redact import Redactor, redact_url
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
+from .onpremise_owners import OwnerList, list_elements, map_owner
 
 API_HEADERS = {"X-TASTEVIN-VERSION": "1.2"}
 REFUSED = frozenset({401, 403, 412})  # 412 is OnPremise's answer to a missing or bad api_key
 DELETED = 1
 NOT_PROCESSED = "not processed upstream yet"
+MAX_PAGES = 1_000_000  # a last guard; a page without a new id already ends a list
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,32 +201,65 @@ def _version_url(value: Any) -> str | None:
 
 
 class OnpremiseSource:
-    """Fetches the listing of every owner of a job and maps its assets."""
+    """Fetches the listing of every owner of a job and maps its assets; for a kind listed
+    whole, the account's list of owners first (see ``onpremise_owners``)."""
 
     def __init__(self, job: OnpremiseJob, api: JsonApi, since: str | None = None) -> None:
         self.job = job
         self.api = api
         self.since = since
         self.redactor = job_redactor(job)
+        self.headers = {**API_HEADERS, **dict(job.headers)}
 
     async def batches(self) -> AsyncIterator[list[Entry]]:
-        """Every entry of every owner, an owner at a time; a failed listing does not stop the
-        others."""
-        for kind, owner_id in self.job.owners():
-            owner = Owner(self.job, kind, owner_id, self.redactor, self.since)
-            yield await self.owner(owner)
+        """Every entry of every owner, an owner at a time (explicit ids first, then those the
+        account lists); a failed listing does not stop the others."""
+        for kind in ONPREMISE_KINDS:
+            explicit: tuple[str, ...] = getattr(self.job, kind)
+            for owner_id in explicit:
+                yield await self.owner(self._owner(kind, owner_id))
+            if kind in self.job.whole:
+                async for batch in self.account(OwnerList(self.job, kind, self.redactor),
+                                                frozenset(explicit)):
+                    yield batch
+
+    def _owner(self, kind: str, owner_id: str) -> Owner:
+        return Owner(self.job, kind, owner_id, self.redactor, self.since)
+
+    async def account(self, listing: OwnerList, explicit: frozenset[str]
+                      ) -> AsyncIterator[list[Entry]]:
+        """A page of the account's owners (their records), then each new owner's entries.
+
+        Pages go strictly in order: the next is asked for only once every owner of this one is
+        listed, as the API asks. A short or empty page ends the list, and so does a page with
+        no id not seen before (a server that ignores paging repeats itself).
+        """
+        seen: set[str] = set()
+        for page in range(1, MAX_PAGES + 1):
+            try:
+                body = await self._get(listing.url, listing.params(page), listing.shown_url(page))
+            except errors.FetchError as exc:
+                yield [listing.failure(str(exc), page)]
+                return
+            elements = list_elements(listing.kind, body)
+            if isinstance(elements, str):
+                yield [listing.failure(elements, page)]
+                return
+            fresh, records = _page_owners(listing, elements, page, seen)
+            if records:
+                yield records
+            for owner_id in fresh:
+                if owner_id not in explicit:
+                    yield await self.owner(self._owner(listing.kind, owner_id))
+            if not listing.paged or len(elements) < self.job.page_size or not fresh:
+                return
+        yield [listing.failure(f"stopped after {MAX_PAGES} pages", MAX_PAGES)]
 
     async def owner(self, owner: Owner) -> list[Entry]:
         """The entries of one owner's listing (a ListingFailure when it failed)."""
         try:
-            body = await self.api.get_json(owner.url, params=owner.params,
-                                           headers={**API_HEADERS, **dict(self.job.headers)})
+            body = await self._get(owner.url, owner.params, owner.shown_url)
         except errors.FetchError as exc:
-            status = getattr(exc, "status", None)
-            if status in REFUSED:
-                raise errors.CredentialsError(
-                    f"job {self.job.name!r}: OnPremise refused the api_key (HTTP {status} at "
-                    f"{owner.shown_url}): check the job's api_key") from None
             return [owner.failure(str(exc))]
         assets = listing_assets(body)
         if isinstance(assets, str):
@@ -238,3 +274,34 @@ class OnpremiseSource:
                 seen.add(asset_id)
             entries.extend(map_asset(owner, asset, position))
         return entries
+
+    async def _get(self, url: str, params: dict[str, str], shown_url: str) -> Any:
+        """The JSON at ``url``; a refused api_key raises CredentialsError, any other trouble
+        a FetchError."""
+        try:
+            return await self.api.get_json(url, params=params, headers=self.headers)
+        except errors.FetchError as exc:
+            status = getattr(exc, "status", None)
+            if status in REFUSED:
+                raise errors.CredentialsError(
+                    f"job {self.job.name!r}: OnPremise refused the api_key (HTTP {status} at "
+                    f"{shown_url}): check the job's api_key") from None
+            raise
+
+
+def _page_owners(listing: OwnerList, elements: list[Any], page: int, seen: set[str]
+                 ) -> tuple[list[str], list[Entry]]:
+    """The ids of a page not seen before (now seen), and the records and failures of its
+    elements; positions count from the start of the list."""
+    fresh: list[str] = []
+    entries: list[Entry] = []
+    for offset, element in enumerate(elements, 1):
+        position = (page - 1) * listing.job.page_size + offset if listing.paged else offset
+        owner_id, entry = map_owner(listing, element, page, position)
+        if owner_id is not None:
+            if owner_id in seen:
+                continue
+            seen.add(owner_id)
+            fresh.append(owner_id)
+        entries.append(entry)
+    return fresh, entries
