@@ -12,10 +12,12 @@ from pathlib import Path
 
 import bagit
 import pytest
+from aiohttp import web
 
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
 from .conftest import onpremise_job, run_cli, spectrum_job, write_manifest
+from .loopback import Loopback, forward
 
 BUSY = DatasetConfig(organizations=2, assets_per_org=10, products=4, beers=2,
                      file_size_min=20_000, file_size_max=300_000)
@@ -106,11 +108,111 @@ def test_no_retry_before_retry_after(tmp_path: Path) -> None:
         assert times[1] - times[0] >= 1.0, path
 
 
+# Retry-After is 3 here, not the 1 s every other test sends: 1 s is also what the client falls
+# back to without the header, so a client ignoring it would pass those. One request a second
+# (burst 1) spaces the client's sends, so the one after the refusal leaves a second after it:
+# the refusal has long been read by then, and that request must wait for the origin.
+RETRY_AFTER = 3
+HELD = 2.5  # seconds at least between the refusal and any later request to that origin
+
+
+def body_of(path: str) -> bytes:
+    return hashlib.sha256(path.encode()).digest() * 300
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_on_a_file_holds_that_origin_for_every_request(tmp_path: Path,
+                                                                   status: int) -> None:
+    refused: list[str] = []
+
+    async def files(request: web.Request) -> web.StreamResponse:
+        if not refused:  # only the very first request: the others must be held, not refused
+            refused.append(request.path)
+            return web.Response(status=status, headers={"Retry-After": str(RETRY_AFTER)})
+        return web.Response(body=body_of(request.path))
+
+    names = [f"f{i}.bin" for i in range(3)]
+    with Loopback(files) as server:
+        (tmp_path / "urls.txt").write_text("".join(f"{server.url}/{n}\n" for n in names))
+        job = {"name": "files", "source": "urls", "urls_file": "urls.txt", "file_rate_limit": 1,
+               "file_burst": 1, "concurrency": 4, "per_host": 4}
+        result = run_cli("run", write_manifest(tmp_path, [job]), "--no-progress")
+        arrivals = list(server.arrivals)
+    assert result.code == 0, result.err
+    first, *later = arrivals
+    assert first.path == refused[0]
+    # Every file once, the refused one twice: the refusal was retried, nothing else was.
+    assert sorted(a.path for a in later) == [f"/{n}" for n in names]
+    early = [(a.path, round(a.time - first.time, 2)) for a in later if a.time - first.time < HELD]
+    assert not early, f"asked before the {RETRY_AFTER} s the server asked for: {early}"
+    host = server.url.removeprefix("http://").replace(":", "_")
+    for n in names:
+        path = tmp_path / "archive/data/urls/files" / host / n
+        assert path.read_bytes() == body_of(f"/{n}")
+    bagit.Bag(str(tmp_path / "archive")).validate()
+
+
+def test_retry_after_on_a_listing_holds_that_origin_for_every_job(tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=1, assets_per_org=1, products=2, beers=0)
+    with SandboxThread(config) as box:
+        refused: list[str] = []
+
+        async def api(request: web.Request) -> web.StreamResponse:
+            if not refused:
+                refused.append(request.path)
+                return web.json_response({"error": "slow down"}, status=429,
+                                         headers={"Retry-After": str(RETRY_AFTER)})
+            return await forward(request, box.api_url)
+
+        with Loopback(api) as proxy:
+            # Two jobs on one API origin: one listing is refused, the other job's must wait.
+            owners = box.dataset.owner_ids("products")
+            jobs = [onpremise_job(box, name=f"onp{i}", base_url=proxy.url, products=[owner],
+                                  beers=[], rate_limit=1, burst=1)
+                    for i, owner in enumerate(owners)]
+            result = run_cli("run", write_manifest(tmp_path, jobs), "--no-progress")
+            arrivals = list(proxy.arrivals)
+    assert result.code == 0, result.err
+    first, *later = arrivals
+    listings = sorted(f"/products/{owner}/assets.json" for owner in owners)
+    assert first.path.split("?")[0] == refused[0]
+    assert sorted(a.path.split("?")[0] for a in later) == listings
+    early = [(a.path, round(a.time - first.time, 2)) for a in later if a.time - first.time < HELD]
+    assert not early, f"asked before the {RETRY_AFTER} s the server asked for: {early}"
+    reported = report(tmp_path / "archive")["jobs"]
+    assert isinstance(reported, list)
+    assert all(j["failed"] == 0 and j["found"] > 0 for j in reported)
+    bagit.Bag(str(tmp_path / "archive")).validate()
+
+
 def test_spectrum_403_is_backed_off_and_retried(tmp_path: Path) -> None:
     with SandboxThread(DatasetConfig(), faults="spectrum:403@first2:retry-after=1") as box:
         manifest = write_manifest(tmp_path, [spectrum_job(box)])
         result = run_cli("run", manifest, "--no-progress")
         assert result.code == 0, result.err
+        orgs = box.dataset.organization_ids()
+        listed = {org: [r for r in box.requests if r.path.endswith(f"/organization/{org}")]
+                  for org in orgs}
+        fetched = {r.path for r in box.requests if r.port == port_of(box.files_url)}
+        records = {org: box.dataset.content_ids(org) for org in orgs}
+    archive = tmp_path / "archive"
+    for org, asked in listed.items():
+        # One page each (6 records, pages of 100): refused twice, then answered.
+        assert len(asked) == 3, (org, [r.query for r in asked])
+        assert all("page=1" in r.query.split("&") for r in asked)
+        first, second, third = (r.time for r in asked)
+        assert second - first >= 1.0 and third - second >= 1.0, "retried before Retry-After"
+        for content_id in records[org]:
+            assert (archive / f"data/spectrum/carhartt/{org}/{content_id}/asset.json").is_file()
+    done = complete(archive)
+    assert done and {url.removeprefix(box.files_url) for _, url, _ in done} == fetched
+    for path, url, sha in done:
+        served = box.dataset.file_bytes(url.removeprefix(box.files_url))
+        assert hashlib.sha256((archive / "data" / path).read_bytes()).hexdigest() == sha, path
+        assert hashlib.sha256(served).hexdigest() == sha, path
+    jobs = report(archive)["jobs"]
+    assert isinstance(jobs, list) and jobs[0]["failed"] == 0 and jobs[0]["downloaded"] > 0
+    bagit.Bag(str(archive)).validate()
 
 
 def test_persistent_spectrum_403_names_both_causes(tmp_path: Path) -> None:
