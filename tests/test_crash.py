@@ -14,6 +14,7 @@ from pathlib import Path
 
 import bagit
 
+from assetvault.journal import Journal, Placed
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
 from .conftest import onpremise_job, run_cli, spectrum_job, write_manifest
@@ -157,6 +158,53 @@ def test_journal_replay_records_placed_files_without_fetching(tmp_path: Path) ->
         assert len(rows(archive)) >= len(lost)
         assert not (archive / ".assetvault/journal").exists() or not (
             archive / ".assetvault/journal").read_text()
+
+
+def journal_lost_rows(archive: Path, where: str, count: int) -> list[Placed]:
+    """What a crash between rename and commit leaves: files in data/, journaled, no rows."""
+    db = sqlite3.connect(archive / ".assetvault/state.sqlite")
+    try:
+        lost = [Placed(*r) for r in db.execute(
+            "SELECT key, job, url, path, size, sha256, version, etag, last_modified, kind "
+            f"FROM items WHERE status = 'complete' AND {where} ORDER BY path LIMIT ?", (count,))]
+        with db:
+            db.executemany("DELETE FROM items WHERE key = ?", [(p.key,) for p in lost])
+    finally:
+        db.close()
+    journal = Journal(archive / ".assetvault/journal")
+    journal.open()
+    for placed in lost:
+        journal.append(placed)
+    journal.close()
+    return lost
+
+
+def test_journal_replay_rehashes_and_never_records_changed_bytes(tmp_path: Path) -> None:
+    with SandboxThread(DatasetConfig()) as box:
+        manifest = write_manifest(tmp_path, [onpremise_job(box)])
+        archive = tmp_path / "archive"
+        assert run_cli("run", manifest, "--no-progress").code == 0
+        lost = journal_lost_rows(archive, "kind = 'file'", 3)
+        [doc] = journal_lost_rows(archive, "kind = 'doc'", 1)
+        same_size, longer, intact = (archive / "data" / p.path for p in lost)
+        good = same_size.read_bytes()
+        same_size.write_bytes(bytes([good[0] ^ 1]) + good[1:])  # a flipped bit: size unchanged
+        longer.write_bytes(longer.read_bytes() + b"\0")
+        doc_file = archive / "data" / doc.path
+        doc_file.write_bytes(doc_file.read_bytes().replace(b'"', b"'", 1))
+        box.reset_counts()
+        result = run_cli("run", manifest, "--no-progress")
+        assert result.code == 0, result.err
+        known = rows(archive)
+        for placed, path in zip(lost, (same_size, longer, intact), strict=True):
+            served = box.dataset.file_bytes(url_path(box, placed.url))
+            assert path.read_bytes() == served, placed.path
+            assert known[placed.path][1] == hashlib.sha256(served).hexdigest() == placed.sha256
+        # The changed files were fetched again; the intact one was recorded from the journal.
+        assert [box.counts[url_path(box, p.url)] for p in lost] == [1, 1, 0]
+        assert hashlib.sha256(doc_file.read_bytes()).hexdigest() == doc.sha256
+        assert_complete_and_valid(box, archive)
+    assert run_cli("verify", archive).code == 0
 
 
 def test_sigterm_winds_down_records_seals_and_exits_130(tmp_path: Path) -> None:
