@@ -95,4 +95,5 @@ class Downloads:
 def job_fetch(job: Job) -> JobFetch:
     """What a job's settings say about fetching its files."""
     s = job.settings
-    return JobFetch(s.retries, s.timeout, s.max_file_size, credentials_for(job), job.allow_hosts)
+    return JobFetch(s.retries, s.timeout, s.max_file_size, credentials_for(job), job.allow_hosts,
+                    s.min_speed)

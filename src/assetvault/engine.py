@@ -39,7 +39,7 @@ from .archive import (
 from .credentials import api_origin_url, credentials_for
 from .downloads import Downloads
 from .fetch import Fetcher
-from .http import Bandwidth, Http, JobApi, Limits, origin_of
+from .http import Bandwidth, GuardedResolver, Http, JobApi, Limits, origin_of
 from .jobs import Job, Manifest, OnpremiseJob
 from .journal import Journal
 from .models import (
@@ -220,7 +220,8 @@ class Run:
 
     async def _pipeline(self) -> None:
         limits = self._limits()
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300,
+                                         resolver=GuardedResolver(self._named_hosts()))
         # 1 MiB reads: large set 1.63 s against 1.95 s with 256 KiB (medians of 3, same run).
         async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
                                          read_bufsize=1 << 20) as session:
@@ -242,6 +243,14 @@ class Run:
                 tg.create_task(self._end_results([*planners, *workers]))
                 tg.create_task(self._write())
 
+    def _named_hosts(self) -> frozenset[str]:
+        """Hosts the manifest names itself (API hosts, allow_hosts): these may resolve to a
+        link-local address; any other name that does is refused."""
+        hosts = {host.lower() for job in self.jobs for host in job.allow_hosts}
+        hosts |= {origin_of(base)[1] for job in self.jobs
+                  if (base := api_origin_url(job)) is not None}
+        return frozenset(hosts)
+
     def _limits(self) -> Limits:
         settings = [job.settings for job in self.jobs]
         limits = Limits(lowest_rate([s.file_rate_limit for s in settings]),
@@ -261,6 +270,7 @@ class Run:
         stats = self.stats[job.name]
         self._job_started[job.name] = time.monotonic()
         api = JobApi(http, retries=job.settings.retries, timeout=job.settings.timeout,
+                     min_speed=job.settings.min_speed,
                      credentials=credentials_for(job))
         try:
             since = await self._since(job)

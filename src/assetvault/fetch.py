@@ -12,6 +12,7 @@ import binascii
 import errno
 import hashlib
 import json
+import logging
 import random
 import re
 from collections.abc import Callable
@@ -21,20 +22,29 @@ from pathlib import Path
 
 import aiohttp
 
-from . import errors, retry
-from .http import Bandwidth, Credentials, Http, network_error, origin_of, status_error
+from . import errors, resume, retry
+from .http import (
+    Bandwidth,
+    Credentials,
+    Http,
+    SpeedGuard,
+    network_error,
+    origin_of,
+    status_error,
+)
 from .journal import Placed
 from .layout import extension_for
 from .models import Item, Outcome, Status
 from .paths import ArchivePaths
 from .placer import Placer
 from .redact import redact_url
+from .resume import Held
 from .sink import Digests, Sink
 
 CHUNK = 1 << 20
 SMALL = 1 << 20  # bodies up to this size are read whole and placed in one step
 INLINE = 256 * 1024  # ... and up to this size on the event loop itself
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+log = logging.getLogger("assetvault")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 
 
@@ -47,6 +57,7 @@ class JobFetch:
     max_file_size: int
     credentials: Credentials | None = None
     allow_hosts: tuple[str, ...] = ()
+    min_speed: float = 0.0  # bytes/s over `timeout` seconds; below it an attempt is stalled
 
 
 @dataclass(slots=True)
@@ -57,7 +68,7 @@ class _Partial:
     name: str
     url: str
     shown: str  # the URL redacted, once per item rather than once per use
-    validator: str | None = None  # ETag, else Last-Modified: sent as If-Range to resume
+    held: Held | None = None  # the representation the partial file holds the start of
     fetched: int = 0  # bytes received over every attempt
     touched: bool = False  # a partial file or sidecar may exist on disk
 
@@ -70,32 +81,47 @@ class _Partial:
         return Path(self.folder, self.name + ".json")
 
     def offset(self) -> int:
-        if self.validator is None:
+        """Where a resumed request starts: 0 unless the partial can be named to the server."""
+        if self.held is None or self.held.if_range is None:
             return 0
         try:
-            return self.path.stat().st_size
+            size = self.path.stat().st_size
         except FileNotFoundError:
             return 0
+        total = self.held.total
+        return 0 if total is not None and size >= total else size
 
     def load(self) -> None:
-        """Pick up a validator a crashed run left beside its partial file."""
+        """Pick up what a crashed run left beside its partial file."""
         try:
             meta = json.loads(self.meta.read_text())
         except (OSError, ValueError):
             return
         self.touched = True
         if isinstance(meta, dict) and meta.get("url") == self.url:
-            validator = meta.get("validator")
-            self.validator = validator if isinstance(validator, str) else None
+            self.held = _held_of(meta)
 
     def save(self) -> None:
         self.touched = True
-        self.meta.write_text(json.dumps({"url": self.url, "validator": self.validator}))
+        held = self.held or Held()
+        self.meta.write_text(json.dumps({"url": self.url, "etag": held.etag,
+                                         "last_modified": held.last_modified,
+                                         "total": held.total}))
 
     def discard(self) -> None:
-        self.validator = None
+        self.held = None
         for p in (self.path, self.meta):
             p.unlink(missing_ok=True)
+
+
+def _held_of(meta: dict[str, object]) -> Held | None:
+    """The sidecar's representation; None (start over) if any field has the wrong type."""
+    etag, modified, total = meta.get("etag"), meta.get("last_modified"), meta.get("total")
+    if not all(v is None or isinstance(v, str) for v in (etag, modified)):
+        return None
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool)):
+        return None
+    return Held(etag, modified, total)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +196,7 @@ class Fetcher:
                     raise errors.RunFatalError("the disk is full") from exc
                 last = errors.FetchError(f"file system error: {exc.strerror}", url=shown)
                 break
-        if partial.validator is None and partial.touched:
+        if partial.held is None and partial.touched:
             await asyncio.to_thread(partial.discard)
         assert last is not None
         return Outcome(item.key, item.job, Status.FAILED, shown, item.path, error=last.message,
@@ -182,41 +208,67 @@ class Fetcher:
 
     async def _attempt(self, item: Item, job: JobFetch, partial: _Partial,
                        previous: str | None) -> _Fetched:
-        offset = partial.offset()
-        headers = {"Accept-Encoding": "identity"}
-        if offset > 0 and partial.validator:
-            headers["Range"] = f"bytes={offset}-"
-            headers["If-Range"] = partial.validator
-        async with self._http.request(item.url, headers=headers, credentials=job.credentials,
-                                      timeout=job.timeout, allow_hosts=job.allow_hosts) as resp:
-            start, total = await self._start_of(resp, item, partial, offset)
-            expected_md5 = _expected_md5(resp, item, whole=start == 0 and resp.status == 200)
-            _check_size_allowed(total, job.max_file_size, item.url)
-            encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
-            if start == 0 and total is not None and total <= SMALL and not encoded:
-                return await self._small(resp, item, partial, total, expected_md5, previous)
-            validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
-            if start == 0 and validator != partial.validator:
-                partial.validator = validator
-                if total is None or total > CHUNK:
-                    await asyncio.to_thread(partial.save)
-            sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None)
-            partial.touched = True
-            await sink.start(start)
-            await self._stream(resp, sink, partial, job.max_file_size)
-            digests = await sink.finish()
-            _check(digests, item, total if not encoded else None, expected_md5, partial.shown)
-            return _Fetched(digests, resp.headers.get("ETag"), resp.headers.get("Last-Modified"),
-                            resp.headers.get("Content-Type"))
+        # A resumed answer that does not continue the partial's representation starts the file
+        # over at once: the second request has no Range, so it cannot be refused that way.
+        for _ in range(2):
+            offset = partial.offset()
+            headers = {"Accept-Encoding": "identity"}
+            if offset > 0 and partial.held is not None and partial.held.if_range is not None:
+                headers["Range"] = f"bytes={offset}-"
+                headers["If-Range"] = partial.held.if_range
+            async with self._http.request(item.url, headers=headers, credentials=job.credentials,
+                                          timeout=job.timeout, allow_hosts=job.allow_hosts,
+                                          decompress=False) as resp:
+                decision = resume.decide(offset, partial.held, resp.status, resp.headers,
+                                         resp.content_length)
+                if isinstance(decision, resume.Restart):
+                    log.info("%s: %s; starting over", partial.shown, decision.reason)
+                    await asyncio.to_thread(partial.discard)
+                    continue
+                if isinstance(decision, resume.Refuse):
+                    raise errors.RetryableError(decision.reason, url=partial.shown)
+                if decision is None:
+                    raise status_error(resp, item.url, frozenset())
+                return await self._receive(resp, item, job, partial, decision, previous)
+        raise errors.RetryableError("the server would not send the file from its start",
+                                    url=partial.shown)
+
+    async def _receive(self, resp: aiohttp.ClientResponse, item: Item, job: JobFetch,
+                       partial: _Partial, start: resume.Start, previous: str | None) -> _Fetched:
+        total = start.total
+        expected_md5 = _expected_md5(resp, item, whole=start.offset == 0 and resp.status == 200)
+        _check_size_allowed(total, job.max_file_size, item.url)
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            # Asked for identity, got an encoding: its bytes are what the server sent, and
+            # they are stored (and checked) as sent, never decoded (SPEC section 10).
+            log.warning("%s: the server sent Content-Encoding %r unasked; storing its bytes "
+                        "as sent", partial.shown, encoding[:40])
+        guard = SpeedGuard(job.min_speed, job.timeout)
+        if start.offset == 0 and total is not None and total <= SMALL:
+            return await self._small(resp, item, partial, total, expected_md5, previous, guard)
+        etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+        if start.offset == 0:
+            partial.held = Held(etag, modified, total)
+            if total is None or total > CHUNK:
+                await asyncio.to_thread(partial.save)
+        sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None)
+        partial.touched = True
+        await sink.start(start.offset)
+        await self._stream(resp, sink, partial, job.max_file_size, guard)
+        digests = await sink.finish()
+        _check(digests, item, total, expected_md5, partial.shown)
+        return _Fetched(digests, etag, modified, resp.headers.get("Content-Type"))
 
     async def _small(self, resp: aiohttp.ClientResponse, item: Item, partial: _Partial,
-                     total: int, expected_md5: str | None, previous: str | None) -> _Fetched:
+                     total: int, expected_md5: str | None, previous: str | None,
+                     guard: SpeedGuard) -> _Fetched:
         """A body that fits in memory: read it whole, then hash, check, write and place it in
         one step (on the loop itself when small; see INLINE)."""
-        body = await resp.read()
+        body = await self._read_small(resp, partial, total, guard)
         partial.fetched += len(body)
         self._on_bytes(len(body))
-        await self._bandwidth.consume(len(body))
+        guard.credit(await self._bandwidth.consume(len(body)))
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         path = _final_path(item, resp.headers.get("Content-Type"))
         args = (body, item, total, expected_md5, path, etag, modified, previous, partial.shown)
@@ -241,34 +293,31 @@ class Fetcher:
         self._placer.place_bytes(body, placed, previous, item.url)
         return digests
 
-    async def _start_of(self, resp: aiohttp.ClientResponse, item: Item, partial: _Partial,
-                        offset: int) -> tuple[int, int | None]:
-        """Where this response's body starts in the file, and the file's whole size if known."""
-        if resp.status == 200:
-            return 0, resp.content_length
-        if resp.status == 206 and offset > 0:
-            match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
-            if match and int(match.group(1)) == offset:
-                total = None if match.group(3) == "*" else int(match.group(3))
-                return offset, total
-            await asyncio.to_thread(partial.discard)
-            raise errors.RetryableError("the server resumed at another offset than asked; "
-                                        "starting over", url=partial.shown)
-        if resp.status == 416 and offset > 0:
-            # Never assume a 416 means "already complete": fetch the whole file again.
-            await asyncio.to_thread(partial.discard)
-            raise errors.RetryableError("HTTP 416 on resume; fetching again from the start",
-                                        url=partial.shown, status=416)
-        raise status_error(resp, item.url, frozenset())
+    @staticmethod
+    async def _read_small(resp: aiohttp.ClientResponse, partial: _Partial, total: int,
+                          guard: SpeedGuard) -> bytes:
+        """The whole body, watched for trickling (most small bodies are one chunk)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_any():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > total:
+                break  # a lie about the length: the size check reports it
+            guard.check(size, partial.url)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, partial: _Partial,
-                      limit: int) -> None:
+                      limit: int, guard: SpeedGuard) -> None:
+        fetched = 0
         try:
             async for chunk in resp.content.iter_any():
                 await sink.write(chunk)
+                fetched += len(chunk)
                 partial.fetched += len(chunk)
                 self._on_bytes(len(chunk))
-                await self._bandwidth.consume(len(chunk))
+                guard.credit(await self._bandwidth.consume(len(chunk)))
+                guard.check(fetched, partial.url)
                 if sink.size > limit:
                     raise errors.FetchError(f"file grew past max_file_size ({limit} bytes)",
                                             url=partial.shown)
@@ -289,7 +338,7 @@ class Fetcher:
     def _move(self, partial: _Partial, placed: Placed, previous: str | None) -> None:
         self._placer.place_file(partial.path, placed, previous, partial.url)
         partial.meta.unlink(missing_ok=True)
-        partial.validator = None
+        partial.held = None
 
 
 def _final_path(item: Item, content_type: str | None) -> str:

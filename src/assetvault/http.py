@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import json
 import logging
 import random
+import socket
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
 import msgspec
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from . import errors, retry
 from .circuit import DEFAULT_THRESHOLD, Breaker
@@ -65,8 +69,10 @@ def _origin(url: str) -> Origin:
     return scheme, host, port or DEFAULT_PORTS.get(scheme, 0)
 
 
-def check_url(url: str, allow_hosts: tuple[str, ...] = ()) -> None:
-    """Refuse what we never fetch: other schemes, no host, hosts outside ``allow_hosts``."""
+def check_url(url: str, allow_hosts: tuple[str, ...] = (), trusted: str | None = None) -> None:
+    """Refuse what we never fetch: other schemes, no host, hosts outside ``allow_hosts``, and
+    link-local addresses that neither ``allow_hosts`` nor ``trusted`` (the job's own API host,
+    which the manifest chose) names."""
     scheme, host, _ = origin_of(url)
     if not scheme and not host and _unparsable(url):
         raise errors.UnsafeURLError("refused to fetch a URL that cannot be parsed",
@@ -79,6 +85,50 @@ def check_url(url: str, allow_hosts: tuple[str, ...] = ()) -> None:
         raise errors.UnsafeURLError("refused to fetch a URL without a host", url=redact_url(url))
     if allow_hosts and host not in allow_hosts:
         raise errors.UnsafeURLError(f"host {host!r} is not in allow_hosts", url=redact_url(url))
+    if is_link_local(host) and host != trusted and host not in allow_hosts:
+        raise errors.UnsafeURLError(_LINK_LOCAL.format(host=host), url=redact_url(url))
+
+
+_LINK_LOCAL = ("refused to fetch the link-local address {host} (169.254.0.0/16 and fe80::/10 "
+               "hold cloud metadata services); name it in the job's allow_hosts to fetch it")
+
+
+def is_link_local(host: str) -> bool:
+    """True for a literal link-local address, IPv4 (also mapped into IPv6) or IPv6."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_link_local
+
+
+class GuardedResolver(AbstractResolver):
+    """DNS that never hands aiohttp a link-local address for a name not in ``allowed``.
+
+    Literal addresses are checked per request by :func:`check_url` (aiohttp does not resolve
+    them); a name is checked here, after resolution, so neither a DNS record nor a redirect
+    nor a numeric form such as ``http://2852039166/`` reaches a metadata service.
+    """
+
+    def __init__(self, allowed: frozenset[str] = frozenset()) -> None:
+        self._inner = aiohttp.DefaultResolver()
+        self._allowed = allowed
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        if host.lower() in self._allowed:
+            return found
+        kept = [r for r in found if not is_link_local(r["host"])]
+        if not kept and found:
+            raise errors.UnsafeURLError(_LINK_LOCAL.format(host=f"{found[0]['host']} (from "
+                                                          f"{host})"), url=host)
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 def _unparsable(url: str) -> bool:
@@ -176,11 +226,52 @@ class Bandwidth:
         # A quarter second of burst keeps the rate smooth without a sleep per small chunk.
         self._bucket = TokenBucket(rate=rate, burst=max(rate / 4, 64 * 1024)) if rate > 0 else None
 
-    async def consume(self, n: int) -> None:
+    async def consume(self, n: int) -> float:
+        """Take ``n`` bytes from the budget; the seconds this waited for them."""
         if self._bucket is not None:
             wait = self._bucket.reserve(asyncio.get_running_loop().time(), n)
             if wait > 0:
                 await asyncio.sleep(wait)
+                return wait
+        return 0.0
+
+
+class SpeedGuard:
+    """curl's ``--speed-limit``/``--speed-time``: a body that brings fewer than ``limit``
+    bytes a second over ``window`` seconds is stalled, however steadily it trickles.
+
+    Checked as bytes arrive (one clock read per chunk); silence itself is the socket read
+    timeout's business. Time spent in our own throttling is not the server's: see
+    :meth:`credit`.
+    """
+
+    __slots__ = ("_base", "_clock", "_start", "limit", "window")
+
+    def __init__(self, limit: float, window: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._start = clock()
+        self._base = 0
+
+    def check(self, total: int, url: str) -> None:
+        """``total`` bytes have arrived so far; raise RetryableError if too slowly."""
+        if self.limit <= 0:
+            return
+        now = self._clock()
+        elapsed = now - self._start
+        if elapsed < self.window:
+            return
+        if total - self._base < self.limit * elapsed:
+            raise errors.RetryableError(
+                f"too slow: {total - self._base} bytes in {elapsed:.0f} s, below min_speed "
+                f"({self.limit:g} bytes/s over {self.window:g} s)", url=redact_url(url))
+        self._start, self._base = now, total
+
+    def credit(self, seconds: float) -> None:
+        """Do not count ``seconds`` we spent waiting on our own bandwidth budget."""
+        self._start += seconds
 
 
 def client_timeout(seconds: float) -> aiohttp.ClientTimeout:
@@ -206,16 +297,28 @@ class Http:
         timeout: float = 60.0,
         allow_hosts: tuple[str, ...] = (),
         refusals: frozenset[int] = REFUSALS,
+        decompress: bool = True,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET ``url``, following redirects ourselves so credentials never leave their origin.
 
         ``refusals`` are the statuses that mean "not now" from this origin (they feed its
-        circuit breaker; Spectrum adds its 403).
+        circuit breaker; Spectrum adds its 403). ``decompress=False`` hands over the body as
+        the server sent it, whatever its ``Content-Encoding`` (files: we asked for identity,
+        and decoded bytes are never the file).
+
+        A redirect loop, or more than ``MAX_REDIRECTS`` hops, is a FetchError that no retry
+        cures: the next attempt would walk the same chain.
         """
         current = url
         first = origin_of(url)
+        trusted = credentials.origin[1] if credentials is not None else None
+        visited: set[str] = set()
         for _hop in range(MAX_REDIRECTS + 1):
-            check_url(current, allow_hosts)
+            check_url(current, allow_hosts, trusted)
+            if current in visited:
+                raise errors.FetchError("redirect loop: the server sent us back to a URL it "
+                                        "had already redirected", url=redact_url(url))
+            visited.add(current)
             origin = origin_of(current)
             self.limits.check_open(origin, current)
             # The caller's headers may carry credentials (the Spectrum token, a job's
@@ -227,13 +330,22 @@ class Http:
                 send_headers.update(credentials.headers)
                 send_params.update(credentials.params)
             await self.limits.acquire(origin)
-            resp = await self.session.get(
-                current,
-                headers=send_headers,
-                params=send_params or None,
-                allow_redirects=False,
-                timeout=client_timeout(timeout),
-            )
+            # Connect and headers together are bounded too: sock_read alone would let a
+            # server that trickles its header lines hold the request forever.
+            try:
+                async with asyncio.timeout(2 * timeout):
+                    resp = await self.session.get(
+                        current,
+                        headers=send_headers,
+                        params=send_params or None,
+                        allow_redirects=False,
+                        timeout=client_timeout(timeout),
+                        auto_decompress=decompress,
+                    )
+            except aiohttp.InvalidURL:
+                # What yarl refuses no retry will mend (e.g. the numeric host 2852039166).
+                raise errors.UnsafeURLError("refused to fetch a URL that cannot be parsed",
+                                            url=redact_url(current)) from None
             self.limits.answered(origin, resp.status in refusals)
             location = resp.headers.get("Location")
             if resp.status in REDIRECTS and location:
@@ -248,7 +360,7 @@ class Http:
             finally:
                 resp.release()
             return
-        raise errors.RetryableError(f"more than {MAX_REDIRECTS} redirects", url=redact_url(url))
+        raise errors.FetchError(f"more than {MAX_REDIRECTS} redirects", url=redact_url(url))
 
 
 def strip_params(url: str, credentials: Credentials | None) -> str:
@@ -292,12 +404,14 @@ class JobApi:
         *,
         retries: int,
         timeout: float,
+        min_speed: float = 0.0,
         credentials: Credentials | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._http = http
         self._retries = retries
         self._timeout = timeout
+        self._min_speed = min_speed
         self._credentials = credentials
         self._rand = rand
 
@@ -354,13 +468,14 @@ class JobApi:
                     if isinstance(err, errors.RetryableError) and resp.status in (403, 429, 503):
                         self._http.limits.slow_down(origin_of(url), err.retry_after or 1.0)
                     raise err
-                body = await _read_capped(resp, url)
+                body = await _read_capped(resp, url,
+                                          SpeedGuard(self._min_speed, self._timeout))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise network_error(exc, url) from None
         return body, resp.headers.get("Content-Type", "")
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, url: str) -> bytes:
+async def _read_capped(resp: aiohttp.ClientResponse, url: str, guard: SpeedGuard) -> bytes:
     length = resp.content_length
     if length is not None and length > MAX_LISTING_BYTES:
         raise errors.BadResponseError(f"listing of {length} bytes is over the {MAX_LISTING_BYTES} "
@@ -373,6 +488,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, url: str) -> bytes:
             raise errors.BadResponseError(f"listing is over the {MAX_LISTING_BYTES} byte cap",
                                           url=redact_url(url))
         chunks.append(chunk)
+        guard.check(total, url)
     return b"".join(chunks)
 
 

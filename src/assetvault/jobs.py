@@ -33,6 +33,7 @@ class Settings:
     bandwidth: int = 0  # bytes/s over all downloads; 0 = unlimited
     retries: int = 5
     timeout: float = 60.0  # seconds without progress before an attempt is abandoned
+    min_speed: int = 1024  # bytes/s over `timeout` seconds, below which a body is stalled
     max_file_size: int = 10 * GIB
 
 

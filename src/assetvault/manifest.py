@@ -52,6 +52,7 @@ SETTINGS: Mapping[str, Check[Any]] = {
     "bandwidth": partial(check.size, minimum=0),
     "retries": partial(check.whole, minimum=0),
     "timeout": partial(check.number, minimum=0, inclusive=False),
+    "min_speed": partial(check.size, minimum=0),
     "max_file_size": partial(check.size, minimum=1),
 }
 TOP_KEYS = frozenset({"version", "archive", "defaults", "jobs"})

@@ -16,14 +16,17 @@ from email.utils import format_datetime
 
 from .detrand import hnum
 
-__all__ = ["BODY_KINDS", "STATUS_KINDS", "Decision", "FaultPlan", "FaultRule"]
+__all__ = ["BODY_KINDS", "FILE_KINDS", "STATUS_KINDS", "Decision", "FaultPlan", "FaultRule"]
 
 SCOPES = ("spectrum", "onpremise", "files", "api", "*")
 STATUS_KINDS = ("500", "503", "429", "403")
-BODY_KINDS = ("reset", "truncate", "stall", "slow")
-KINDS = (*STATUS_KINDS, *BODY_KINDS, "badmd5", "change")
+BODY_KINDS = ("reset", "truncate", "stall", "slow", "trickle")
+# Hostile upstreams (files): each changes how a file is answered, not whether.
+REDIRECT_KINDS = ("redirect-loop", "linklocal")
+FILE_KINDS = ("badmd5", "change", "gzip", "ignore-if-range", *REDIRECT_KINDS)
+KINDS = (*STATUS_KINDS, *BODY_KINDS, *FILE_KINDS)
 _PARAMS = {
-    "retry-after": STATUS_KINDS, "seconds": ("stall",), "rate": ("slow",),
+    "retry-after": STATUS_KINDS, "seconds": ("stall", "trickle"), "rate": ("slow",),
     "fraction": ("reset", "truncate", "stall"),
 }
 
@@ -63,6 +66,9 @@ class Decision:
     body: FaultRule | None = None
     badmd5: bool = False
     variant: int = 0
+    gzip: bool = False
+    ignore_if_range: bool = False
+    redirect: str | None = None  # one of REDIRECT_KINDS
 
 
 NO_FAULT = Decision()
@@ -101,6 +107,9 @@ class FaultPlan:
             body=next((r for _, r in fired if r.kind in BODY_KINDS), None),
             badmd5=any(r.kind == "badmd5" for _, r in fired),
             variant=nth if any(r.kind == "change" for _, r in fired) else 0,
+            gzip=any(r.kind == "gzip" for _, r in fired),
+            ignore_if_range=any(r.kind == "ignore-if-range" for _, r in fired),
+            redirect=next((r.kind for _, r in fired if r.kind in REDIRECT_KINDS), None),
         )
 
     def _fires(self, index: int, rule: FaultRule, path: str, nth: int) -> bool:

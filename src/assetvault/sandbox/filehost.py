@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 from datetime import UTC
 from email.utils import format_datetime
@@ -15,7 +16,9 @@ from .keys import DECISION, STATE
 from .ranges import RangeNotSatisfiable, if_range_holds, parse_range
 from .send import send
 
-__all__ = ["redirect", "serve_file"]
+__all__ = ["METADATA_URL", "redirect", "serve_file"]
+
+METADATA_URL = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
 
 # Hashing more than this blocks the loop for too long: do it in a worker thread.
 _INLINE_MD5_BYTES = 4 * 1024 * 1024
@@ -28,8 +31,14 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     spec = state.dataset.file_spec(request.path, decision.variant)
     if spec is None:
         raise web.HTTPNotFound(text="Not Found")
+    if decision.redirect is not None:
+        # A loop back to this very URL, or a hop to the cloud metadata service.
+        raise web.HTTPFound(location=str(request.rel_url) if decision.redirect ==
+                            "redirect-loop" else METADATA_URL)
     md5 = await _md5_if_published(spec, decision)
     headers = _headers(spec, md5, decision)
+    if decision.gzip:
+        return await _send_gzip(request, spec, headers, decision)
     try:
         span = parse_range(request.headers.get("Range"), spec.size)
     except RangeNotSatisfiable:
@@ -38,8 +47,8 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         body = b"Requested range not satisfiable"
         headers["Content-Type"] = "text/plain"
         return await send(request, 416, headers, len(body), [body])
-    if span is not None and not if_range_holds(request.headers.get("If-Range"), headers["ETag"],
-                                               spec.modified):
+    if span is not None and not decision.ignore_if_range and not if_range_holds(
+            request.headers.get("If-Range"), headers["ETag"], spec.modified):
         span = None
     start, stop = span if span is not None else (0, spec.size)
     status = 200
@@ -49,6 +58,18 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{spec.size}"
     return await send(request, status, headers, stop - start, iter_chunks(spec, start, stop),
                       decision.body)
+
+
+async def _send_gzip(request: web.Request, spec: FileSpec, headers: dict[str, str],
+                     decision: Decision) -> web.StreamResponse:
+    """The whole file gzip-encoded although the client asked for identity; Range ignored.
+
+    Checksums stay those of the file itself, as a misconfigured CDN would send them.
+    """
+    body = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: gzip.compress(b"".join(iter_chunks(spec, 0, spec.size)), mtime=0))
+    headers["Content-Encoding"] = "gzip"
+    return await send(request, 200, headers, len(body), [body], decision.body)
 
 
 async def _md5_if_published(spec: FileSpec, decision: Decision) -> bytes | None:

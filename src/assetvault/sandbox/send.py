@@ -51,8 +51,10 @@ async def send_json_bytes(request: web.Request, status: int, body: bytes,
 
 async def _send_faulty(request: web.Request, response: web.StreamResponse, length: int,
                        chunks: Iterable[bytes], fault: FaultRule) -> None:
-    if fault.kind == "slow":
-        await _drip(response, chunks, fault.rate)
+    if fault.kind in ("slow", "trickle"):
+        # trickle: one byte every SECONDS, for ever if the client lets it (no run may hang).
+        rate = fault.rate if fault.kind == "slow" else 1 / max(fault.seconds, 1e-3)
+        await _drip(response, chunks, rate)
         await response.write_eof()
         return
     cut = min(length - 1, int(length * fault.fraction)) if fault.kind != "stall" else int(

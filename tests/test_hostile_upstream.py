@@ -1,0 +1,366 @@
+"""SPEC section 10 against real loopback servers that misbehave on purpose.
+
+Each test here failed on the code before section 10 was built: a resumed partial spliced onto
+another version's bytes, a trickle that kept a run alive for ever, gzip bytes decoded into the
+archive, link-local targets fetched, a redirect loop walked to the limit on every retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from assetvault import errors
+from assetvault.fetch import Fetcher, JobFetch
+from assetvault.http import (
+    Bandwidth,
+    GuardedResolver,
+    Http,
+    JobApi,
+    Limits,
+    check_url,
+    is_link_local,
+)
+from assetvault.models import Outcome, Status
+from assetvault.paths import ArchivePaths
+from tests.test_fetch import BODY, Server, item, partial_bytes, until
+
+NEW = bytes(reversed(BODY))  # another version of the same length
+NEW_SHA = hashlib.sha256(NEW).hexdigest()
+OLD_SHA = hashlib.sha256(BODY).hexdigest()
+
+
+async def fetch(tmp: Path, url: str, *, retries: int = 3, timeout: float = 5.0,
+                min_speed: float = 0.0, allow_hosts: tuple[str, ...] = (),
+                bandwidth: float = 0.0, expected_size: int | None = None) -> Outcome:
+    """One item through the real fetcher, with the run's resolver guard."""
+    paths = ArchivePaths(tmp)
+    paths.create()
+    with ThreadPoolExecutor(2) as pool:
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(frozenset(allow_hosts)))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            fetcher = Fetcher(Http(session, Limits()), paths, pool, rand=lambda: 0.0,
+                              bandwidth=Bandwidth(bandwidth))
+            job = JobFetch(retries, timeout, 1 << 30, None, allow_hosts, min_speed)
+            return await fetcher.fetch(item(url, expected_size=expected_size), job)
+
+
+def archived(tmp: Path, url: str) -> Path:
+    return tmp / "data/files" / url.rsplit("/", 1)[-1]
+
+
+async def half_then_drop(request: web.Request, tmp: Path, etag: str = '"v1"'
+                         ) -> web.StreamResponse:
+    """Promise the whole old version, send half, and once it is on disk drop the connection."""
+    resp = web.StreamResponse(headers={"ETag": etag, "Content-Length": str(len(BODY))})
+    await resp.prepare(request)
+    await resp.write(BODY[: len(BODY) // 2])
+    await until(lambda: partial_bytes(tmp) > 0)
+    assert request.transport is not None
+    request.transport.close()
+    return resp
+
+
+def resumed_range(request: web.Request) -> int:
+    return int(request.headers["Range"].removeprefix("bytes=").rstrip("-"))
+
+
+def whole_new(etag: str = '"v2"') -> web.Response:
+    return web.Response(body=NEW, headers={"ETag": etag})
+
+
+# --- resume: a 206 must continue the same representation ----------------------------------------
+
+
+def run_resume(tmp: Path, answer_resume: object) -> tuple[Outcome, list[dict[str, str]]]:
+    """First request drops half way; the resumed request gets ``answer_resume``; any later
+    request gets the new version whole."""
+    async def go() -> tuple[Outcome, list[dict[str, str]]]:
+        calls = {"n": 0}
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                return await half_then_drop(request, tmp)
+            if "Range" in request.headers:
+                return answer_resume(request)  # type: ignore[operator, no-any-return]
+            return whole_new()
+
+        async with Server({"/f.bin": handler}) as srv:
+            out = await fetch(tmp, srv.url + "/f.bin")
+            return out, srv.seen
+    return asyncio.run(go())
+
+
+def test_206_with_another_etag_ignoring_if_range_restarts_from_zero(tmp_path: Path) -> None:
+    def answer(request: web.Request) -> web.Response:
+        start = resumed_range(request)  # the server ignores If-Range: the new version's bytes
+        return web.Response(status=206, body=NEW[start:], headers={
+            "ETag": '"v2"', "Content-Range": f"bytes {start}-{len(NEW) - 1}/{len(NEW)}"})
+    out, seen = run_resume(tmp_path, answer)
+    assert out.status is Status.DOWNLOADED and out.sha256 == NEW_SHA
+    assert archived(tmp_path, "f.bin").read_bytes() == NEW
+    assert "Range" in seen[1] and "Range" not in seen[2]  # restarted at once, from zero
+
+
+def test_206_naming_another_total_restarts_from_zero(tmp_path: Path) -> None:
+    longer = NEW + b"tail"
+
+    def answer(request: web.Request) -> web.Response:
+        # Same ETag (a server that never changes it), but the total gives the new version away.
+        start = resumed_range(request)
+        return web.Response(status=206, body=longer[start:], headers={
+            "ETag": '"v1"', "Content-Range": f"bytes {start}-{len(longer) - 1}/{len(longer)}"})
+    out, seen = run_resume(tmp_path, answer)
+    assert out.status is Status.DOWNLOADED and out.sha256 == NEW_SHA
+    assert archived(tmp_path, "f.bin").read_bytes() == NEW
+    assert "Range" not in seen[2]
+
+
+def test_206_from_zero_with_unknown_total_is_not_a_continuation(tmp_path: Path) -> None:
+    def answer(request: web.Request) -> web.Response:
+        # The whole old file again, as a 206 from byte 0 of a total it does not name: appended
+        # to the partial it would double its first half, and nothing could count the bytes.
+        return web.Response(status=206, body=BODY, headers={
+            "ETag": '"v1"', "Content-Range": f"bytes 0-{len(BODY) - 1}/*"})
+    out, _ = run_resume(tmp_path, answer)
+    assert out.status is Status.DOWNLOADED and out.sha256 == NEW_SHA
+    assert archived(tmp_path, "f.bin").read_bytes() == NEW
+
+
+def test_206_without_a_validator_is_not_trusted(tmp_path: Path) -> None:
+    def answer(request: web.Request) -> web.Response:
+        start = resumed_range(request)
+        return web.Response(status=206, body=NEW[start:], headers={
+            "Content-Range": f"bytes {start}-{len(NEW) - 1}/{len(NEW)}"})
+    out, _ = run_resume(tmp_path, answer)
+    assert out.sha256 == NEW_SHA and archived(tmp_path, "f.bin").read_bytes() == NEW
+
+
+def test_a_true_continuation_is_still_resumed(tmp_path: Path) -> None:
+    def answer(request: web.Request) -> web.Response:
+        start = resumed_range(request)
+        assert request.headers["If-Range"] == '"v1"'
+        return web.Response(status=206, body=BODY[start:], headers={
+            "ETag": '"v1"', "Content-Range": f"bytes {start}-{len(BODY) - 1}/{len(BODY)}"})
+    out, seen = run_resume(tmp_path, answer)
+    assert out.status is Status.DOWNLOADED and out.sha256 == OLD_SHA
+    assert len(seen) == 2 and out.fetched_bytes < 2 * len(BODY)
+
+
+def test_a_crashed_runs_sidecar_keeps_the_total(tmp_path: Path) -> None:
+    """A resumed run knows the total its partial was started from (the sidecar keeps it)."""
+    async def go() -> None:
+        paths = ArchivePaths(tmp_path)
+        paths.create()
+        it = item("http://127.0.0.1:9/f.bin")
+        name = hashlib.sha256(it.key.encode()).hexdigest()[:40]
+        (paths.partial / f"{name}.part").write_bytes(BODY[:1000])
+        (paths.partial / f"{name}.json").write_text(json.dumps(
+            {"url": "X", "etag": '"v1"', "last_modified": None, "total": len(BODY)}))
+        calls: list[str | None] = []
+
+        async def handler(request: web.Request) -> web.Response:
+            calls.append(request.headers.get("Range"))
+            if "Range" in request.headers:
+                return web.Response(status=206, body=NEW[1000:], headers={
+                    "ETag": '"v1"', "Content-Range": f"bytes 1000-{len(NEW) - 1}/{len(NEW) + 1}"})
+            return whole_new()
+        async with Server({"/f.bin": handler}) as srv:
+            url = srv.url + "/f.bin"
+            (paths.partial / f"{name}.json").write_text(json.dumps(
+                {"url": url, "etag": '"v1"', "last_modified": None, "total": len(BODY)}))
+            with ThreadPoolExecutor(2) as pool:
+                async with aiohttp.ClientSession() as session:
+                    fetcher = Fetcher(Http(session, Limits()), paths, pool, rand=lambda: 0.0)
+                    out = await fetcher.fetch(item(url), JobFetch(2, 5.0, 1 << 30))
+        assert calls == ["bytes=1000-", None]
+        assert out.sha256 == NEW_SHA
+    asyncio.run(go())
+
+
+# --- trickles ------------------------------------------------------------------------------------
+
+
+async def trickle(request: web.Request) -> web.StreamResponse:
+    """A byte every 0.2 s of a body that promises 2 MiB: never silent long enough to time out."""
+    resp = web.StreamResponse(headers={"Content-Length": str(2 << 20), "ETag": '"t"'})
+    await resp.prepare(request)
+    for _ in range(2 << 20):
+        await resp.write(b"x")
+        await asyncio.sleep(0.2)
+    return resp
+
+
+@pytest.mark.parametrize("size", [2 << 20, 1000])
+def test_a_trickle_is_abandoned_below_min_speed(tmp_path: Path, size: int) -> None:
+    async def go() -> None:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            resp = web.StreamResponse(headers={"Content-Length": str(size), "ETag": '"t"'})
+            await resp.prepare(request)
+            for _ in range(size):
+                await resp.write(b"x")
+                await asyncio.sleep(0.2)
+            return resp
+        async with Server({"/t.bin": handler}) as srv:
+            async with asyncio.timeout(60):  # the promise: the attempt ends, and soon
+                out = await fetch(tmp_path, srv.url + "/t.bin", retries=1, timeout=1.0,
+                                  min_speed=1024)
+        assert out.status is Status.FAILED and "min_speed" in (out.error or "")
+        assert len(srv.seen) == 2  # abandoned and retried like a timeout
+        assert not archived(tmp_path, "t.bin").exists()
+    asyncio.run(go())
+
+
+def test_a_listing_that_trickles_is_abandoned(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with Server({"/list.json": trickle}) as srv, aiohttp.ClientSession() as session:
+            api = JobApi(Http(session, Limits()), retries=0, timeout=1.0, min_speed=1024)
+            with pytest.raises(errors.RetryableError, match="min_speed"):
+                async with asyncio.timeout(60):
+                    await api.get_json(srv.url + "/list.json")
+    asyncio.run(go())
+
+
+def test_our_own_bandwidth_cap_is_not_counted_as_a_slow_server(tmp_path: Path) -> None:
+    """Waiting on ``bandwidth`` is our doing: min_speed measures the server, not the cap."""
+    body = BODY[: 3 << 20]
+
+    async def go() -> None:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(body=body, headers={"ETag": '"b"'})
+        async with Server({"/b.bin": handler}) as srv:
+            out = await fetch(tmp_path, srv.url + "/b.bin", retries=0, timeout=0.5,
+                              min_speed=4 << 20, bandwidth=1 << 20)
+        assert out.status is Status.DOWNLOADED, out.error
+    asyncio.run(go())
+
+
+# --- Content-Encoding nobody asked for -----------------------------------------------------------
+
+
+def gzip_server(body: bytes) -> dict[str, object]:
+    packed = gzip.compress(body, mtime=0)
+
+    async def handler(request: web.Request) -> web.Response:
+        assert request.headers["Accept-Encoding"] == "identity"
+        return web.Response(body=packed, headers={"Content-Encoding": "gzip", "ETag": '"g"'})
+    return {"handler": handler, "packed": packed}
+
+
+@pytest.mark.parametrize("size", [5000, 3 << 20])
+def test_an_unasked_encoding_is_stored_as_sent_never_decoded(tmp_path: Path, size: int) -> None:
+    body = BODY[:size]
+    served = gzip_server(body)
+
+    async def go() -> None:
+        async with Server({"/g.bin": served["handler"]}) as srv:  # type: ignore[dict-item]
+            out = await fetch(tmp_path, srv.url + "/g.bin")
+        assert out.status is Status.DOWNLOADED
+        assert archived(tmp_path, "g.bin").read_bytes() == served["packed"]
+        assert out.sha256 == hashlib.sha256(served["packed"]).hexdigest()  # type: ignore[arg-type]
+    asyncio.run(go())
+
+
+def test_an_unasked_encoding_fails_a_listed_size(tmp_path: Path) -> None:
+    served = gzip_server(BODY[:5000])
+
+    async def go() -> None:
+        async with Server({"/g.bin": served["handler"]}) as srv:  # type: ignore[dict-item]
+            out = await fetch(tmp_path, srv.url + "/g.bin", retries=0, expected_size=5000)
+        assert out.status is Status.FAILED and not archived(tmp_path, "g.bin").exists()
+    asyncio.run(go())
+
+
+# --- link-local addresses ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["169.254.169.254", "[fe80::1]", "[::ffff:169.254.169.254]",
+                                  "169.254.1.2:8080"])
+def test_link_local_targets_are_refused_without_a_request(tmp_path: Path, host: str) -> None:
+    async def go() -> None:
+        async with asyncio.timeout(30):
+            out = await fetch(tmp_path, f"http://{host}/latest/meta-data/x.json", retries=3)
+        assert out.status is Status.FAILED
+        assert "link-local" in (out.error or "")
+
+
+def test_a_numeric_host_form_is_refused_once(tmp_path: Path) -> None:
+    """``2852039166`` is 169.254.169.254 to getaddrinfo; the URL parser refuses it first."""
+    async def go() -> None:
+        async with asyncio.timeout(30):
+            out = await fetch(tmp_path, "http://2852039166/latest/meta-data/", retries=3)
+        assert out.status is Status.FAILED and "network error" not in (out.error or "")
+    asyncio.run(go())
+
+
+def test_a_redirect_to_a_link_local_address_is_refused(tmp_path: Path) -> None:
+    async def go() -> None:
+        async def hop(request: web.Request) -> web.Response:
+            raise web.HTTPFound("http://169.254.169.254/latest/meta-data/iam/")
+        async with Server({"/r.bin": hop}) as srv:
+            out = await fetch(tmp_path, srv.url + "/r.bin", retries=3)
+        assert out.status is Status.FAILED and "link-local" in (out.error or "")
+        assert len(srv.seen) == 1  # refused at once: no retry can make it safe
+    asyncio.run(go())
+
+
+def test_allow_hosts_names_a_link_local_address() -> None:
+    check_url("http://169.254.169.254/x", ("169.254.169.254",))
+    check_url("http://169.254.169.254/x", (), trusted="169.254.169.254")  # the job's own API
+    with pytest.raises(errors.UnsafeURLError, match="link-local"):
+        check_url("http://169.254.169.254/x")
+    with pytest.raises(errors.UnsafeURLError, match="not in allow_hosts"):
+        check_url("http://169.254.169.254/x", ("example.com",))
+    # Loopback and private networks stay allowed (sandboxes, proxies).
+    for host in ("127.0.0.1", "10.0.0.1", "192.168.1.1", "[::1]", "localhost"):
+        check_url(f"http://{host}/x")
+    assert is_link_local("169.254.0.1") and is_link_local("fe80::abcd")
+    assert not is_link_local("169.255.0.1") and not is_link_local("example.com")
+
+
+def test_a_name_allowed_by_allow_hosts_resolves_to_link_local() -> None:
+    async def go() -> None:
+        allowed = GuardedResolver(frozenset({"2852039166"}))
+        found = await allowed.resolve("2852039166", 80)
+        assert found and found[0]["host"] == "169.254.169.254"
+        with pytest.raises(errors.UnsafeURLError, match="link-local"):
+            await GuardedResolver().resolve("2852039166", 80)
+        assert await GuardedResolver().resolve("127.0.0.1", 80)
+    asyncio.run(go())
+
+
+# --- redirect loops ------------------------------------------------------------------------------
+
+
+def test_a_redirect_loop_fails_the_item_without_further_attempts(tmp_path: Path) -> None:
+    async def go() -> None:
+        async def a(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/b.bin")
+
+        async def b(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/a.bin")
+        async with Server({"/a.bin": a, "/b.bin": b}) as srv:
+            out = await fetch(tmp_path, srv.url + "/a.bin", retries=3)
+        assert out.status is Status.FAILED and "loop" in (out.error or "")
+        assert [s["path"] for s in srv.seen] == ["/a.bin", "/b.bin"]
+    asyncio.run(go())
+
+
+def test_too_many_redirects_fail_the_item_once(tmp_path: Path) -> None:
+    async def go() -> None:
+        async def hop(request: web.Request) -> web.Response:
+            raise web.HTTPFound(f"/r{int(request.path[2:]) + 1}")
+        async with Server({f"/r{i}": hop for i in range(30)}) as srv:
+            out = await fetch(tmp_path, srv.url + "/r0", retries=3)
+        assert out.status is Status.FAILED and "redirects" in (out.error or "")
+        assert len(srv.seen) == 11  # the first request and 10 redirects, once
+    asyncio.run(go())
