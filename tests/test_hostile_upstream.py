@@ -364,3 +364,26 @@ def test_too_many_redirects_fail_the_item_once(tmp_path: Path) -> None:
         assert out.status is Status.FAILED and "redirects" in (out.error or "")
         assert len(srv.seen) == 11  # the first request and 10 redirects, once
     asyncio.run(go())
+
+
+# --- the manifest's min_speed ---------------------------------------------------------------------
+
+
+def test_min_speed_is_a_setting_with_a_default(tmp_path: Path) -> None:
+    from assetvault.errors import ManifestError
+    from assetvault.manifest import load_manifest
+
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text("version: 1\ndefaults:\n  min_speed: 2KiB\njobs:\n"
+                        "  - {name: a, source: urls, urls_file: u.txt}\n"
+                        "  - {name: b, source: urls, urls_file: u.txt, min_speed: 0}\n")
+    (tmp_path / "u.txt").write_text("http://127.0.0.1:9/x\n")
+    first, second = load_manifest(manifest).jobs
+    assert first.settings.min_speed == 2048 and second.settings.min_speed == 0
+    manifest.write_text("version: 1\njobs:\n  - {name: a, source: urls, urls_file: u.txt}\n")
+    assert load_manifest(manifest).jobs[0].settings.min_speed == 1024
+    manifest.write_text("version: 1\njobs:\n"
+                        "  - {name: a, source: urls, urls_file: u.txt, min_speed: fast}\n")
+    with pytest.raises(ManifestError, match="min_speed") as caught:
+        load_manifest(manifest)
+    assert "line 3" in str(caught.value)
