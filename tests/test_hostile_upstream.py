@@ -387,3 +387,25 @@ def test_min_speed_is_a_setting_with_a_default(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="min_speed") as caught:
         load_manifest(manifest)
     assert "line 3" in str(caught.value)
+
+
+def test_a_partial_is_not_left_behind_when_the_file_shrinks_to_a_small_one(
+        tmp_path: Path) -> None:
+    """A first attempt streams a large version and drops; the next answer is a small new
+    version, read whole: the old partial and its sidecar go."""
+    small = NEW[:5000]
+
+    async def go() -> None:
+        calls = {"n": 0}
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                return await half_then_drop(request, tmp_path)
+            return web.Response(body=small, headers={"ETag": '"small"'})
+        async with Server({"/s.bin": handler}) as srv:
+            out = await fetch(tmp_path, srv.url + "/s.bin")
+        assert out.status is Status.DOWNLOADED
+        assert archived(tmp_path, "s.bin").read_bytes() == small
+        assert not list((tmp_path / ".assetvault/partial").iterdir())
+    asyncio.run(go())

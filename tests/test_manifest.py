@@ -106,6 +106,7 @@ def test_example_loads_without_environment_and_creates_nothing() -> None:
     assert isinstance(wine, OnpremiseJob)
     assert wine.api_key == "sandbox-onpremise-key"
     assert wine.products == ("1001", "1002") and wine.beers == ("2001",)
+    assert wine.page_size == 100 and wine.whole == frozenset()
     assert isinstance(legacy, UrlsJob)
     assert legacy.urls_file == ROOT / "examples" / "legacy-urls.csv"
     assert legacy.urls_file.read_text().startswith("url,path\n")
@@ -327,6 +328,75 @@ def test_onpremise_needs_an_id(tmp_path: Path) -> None:
     error = fails(tmp_path, ONPREMISE.replace("    products: [1001]\n", "    beers: []\n"))
     assert_where(error, tmp_path, job="wine", key="products", line=3)
     assert "at least one" in str(error)
+
+
+def onpremise(tmp_path: Path, extra: str) -> OnpremiseJob:
+    job = load(tmp_path, with_keys(ONPREMISE, extra)).jobs[0]
+    assert isinstance(job, OnpremiseJob)
+    return job
+
+
+def test_products_all_is_a_whole_account_without_ids(tmp_path: Path) -> None:
+    job = onpremise(tmp_path, "    products: all\n")
+    assert job.whole == {"products"} and job.owners() == () and job.products == ()
+    assert job.page_size == 100
+
+
+def test_beers_and_menu_items_all_beside_explicit_ids(tmp_path: Path) -> None:
+    job = onpremise(tmp_path, "    beers: all\n    menu_items: 'all'\n    restaurants: [3001]\n"
+                    "    page_size: 1000\n")
+    assert job.whole == {"beers", "menu_items"} and job.page_size == 1000
+    assert job.owners() == (("products", "1001"), ("restaurants", "3001"))
+
+
+def test_all_from_the_environment(tmp_path: Path) -> None:
+    text = with_keys(ONPREMISE, "    products: ${WHICH}\n")
+    job = load(tmp_path, text, {"WHICH": "all"}).jobs[0]
+    assert isinstance(job, OnpremiseJob) and job.whole == {"products"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "words"),
+    [
+        ("    restaurants: all\n", "restaurants", "no list of them"),
+        ("    products: ALL\n", "products", "write it in lower case: all"),
+        ("    products: every\n", "products", "a list of ids such as [1001, 1002], or the word "
+         "all, got 'every'"),
+        ("    beers: 5\n", "beers", "a list of ids such as [1001, 1002], or the word all"),
+        ("    beers: [all]\n", "beers", "an id made of digits, got 'all'"),
+        ("    page_size: 0\n", "page_size", "from 1 to 1000"),
+        ("    page_size: 1001\n", "page_size", "from 1 to 1000"),
+        ("    page_size: many\n", "page_size", "a whole number from 1 to 1000"),
+    ],
+)
+def test_whole_account_errors(tmp_path: Path, extra: str, key: str, words: str) -> None:
+    text = with_keys(ONPREMISE, extra)
+    error = fails(tmp_path, text)
+    assert_where(error, tmp_path, job="wine", key=key, line=text.count("\n"))
+    assert words in str(error)
+    assert str(error).count("\n") == 0
+
+
+def test_restaurants_all_is_refused_even_beside_products_all(tmp_path: Path) -> None:
+    error = fails(tmp_path, with_keys(ONPREMISE, "    products: all\n    restaurants: all\n"))
+    assert_where(error, tmp_path, job="wine", key="restaurants", line=7)
+    assert "restaurants: [3001]" in str(error)
+
+
+def test_a_job_with_no_ids_and_no_all_names_both_ways(tmp_path: Path) -> None:
+    error = fails(tmp_path, ONPREMISE.replace("    products: [1001]\n", "    products: []\n"))
+    assert_where(error, tmp_path, job="wine", key="products", line=3)
+    assert "products: all" in str(error)
+
+
+def test_the_whole_account_error_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    from .conftest import run_cli
+
+    path = write(tmp_path, ONPREMISE + "    restaurants: all\n")
+    result = run_cli("run", path)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert "key 'restaurants'" in result.err and "line 7" in result.err
+    assert not (tmp_path / "archive").exists()
 
 
 def test_token_on_onpremise_job_says_where_it_belongs(tmp_path: Path) -> None:

@@ -232,6 +232,137 @@ def test_onpremise_processed_and_remove() -> None:
     run(scenario)
 
 
+# -- OnPremise account lists ----------------------------------------------------------------
+
+
+def list_url(sb: Sandbox, kind: str = "products", extra: str = "") -> str:
+    return f"{sb.api_url}/{kind}.json?api_key={KEY}{extra}"
+
+
+FULL = "&last_updated_at=1970-01-01%2000:00:00"
+
+
+def test_products_list_pages_by_the_api_rules() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        status, everything = await get_json(session, list_url(sb), TASTEVIN)
+        products = everything["products"]
+        assert status == 200 and [p["id"] for p in products] == list(range(1001, 1006))
+        assert all({"id", "updated_at", "name"} <= set(p) for p in products)
+        assert [str(p["id"]) for p in products] == sb.dataset.owner_ids("products")
+        pages = []
+        for page in (1, 2, 3):
+            extra = f"&per_page=2&page={page}" + (FULL if page > 1 else "")
+            pages.append((await get_json(session, list_url(sb, extra=extra), TASTEVIN))[1])
+        assert [p for body in pages for p in body["products"]] == products
+        assert [len(body["products"]) for body in pages] == [2, 2, 1]
+        # Without per_page, page means nothing: everything in one answer.
+        assert (await get_json(session, list_url(sb, extra="&page=2"), TASTEVIN))[1] == everything
+        # The same records on every call: the seed decides them.
+        assert (await get_json(session, list_url(sb), TASTEVIN))[1] == everything
+
+    run(scenario, DatasetConfig(products=5))
+
+
+def test_a_later_page_without_last_updated_at_is_refused() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        status, body = await get_json(session, list_url(sb, extra="&per_page=2&page=2"),
+                                      TASTEVIN)
+        assert status == 400 and "last_updated_at" in body["error"]
+        status, _ = await get_json(session, list_url(sb, extra="&per_page=2&page=1"), TASTEVIN)
+        assert status == 200
+        status, body = await get_json(session, list_url(sb, extra="&per_page=0"), TASTEVIN)
+        assert status == 400 and "per_page" in body["error"]
+        bad_since = "&last_updated_at=yesterday"
+        assert (await get_json(session, list_url(sb, extra=bad_since), TASTEVIN))[0] == 400
+
+    run(scenario, DatasetConfig(products=5))
+
+
+def test_lists_need_key_and_version() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        for kind in ("products", "beers", "menu_items"):
+            assert (await get_json(session, list_url(sb, kind)))[0] == 412
+            wrong = list_url(sb, kind).replace(KEY, "wrong")
+            assert (await get_json(session, wrong, TASTEVIN))[0] == 412
+        async with session.get(list_url(sb, "restaurants"), headers=TASTEVIN) as response:
+            assert response.status == 404  # restaurants have no list
+
+    run(scenario)
+
+
+def test_last_updated_at_filters_the_list_strictly_after() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        _, body = await get_json(session, list_url(sb), TASTEVIN)
+        moments = sorted(datetime.fromisoformat(p["updated_at"]).astimezone(UTC)
+                         for p in body["products"])
+        cut = moments[3].strftime("%Y-%m-%d %H:%M:%S")
+        _, newer = await get_json(session, list_url(sb, extra=f"&last_updated_at={cut}"),
+                                  TASTEVIN)
+        kept = sorted(datetime.fromisoformat(p["updated_at"]).astimezone(UTC)
+                      for p in newer["products"])
+        assert kept == [m for m in moments if m > moments[3]] and len(kept) == 4
+        paged = f"&last_updated_at={cut}&per_page=3&page=2"
+        _, second = await get_json(session, list_url(sb, extra=paged), TASTEVIN)
+        assert second["products"] == newer["products"][3:]
+
+    run(scenario, DatasetConfig(products=8))
+
+
+@pytest.mark.parametrize("shape", ["object", "wrapped", "bare"])
+def test_list_shapes(shape: str) -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        for kind, singular, first in (("products", "product", 1001), ("beers", "beer", 2001),
+                                      ("menu_items", "menu_item", 4001)):
+            _, body = await get_json(session, list_url(sb, kind), TASTEVIN)
+            if shape == "bare":
+                elements = body
+            else:
+                assert list(body) == [kind]
+                elements = body[kind]
+            records = [e[singular] if shape == "wrapped" else e for e in elements]
+            assert [r["id"] for r in records] == [first, first + 1]
+
+    run(scenario, DatasetConfig(products=2, beers=2, menu_items=2, owner_list_shape=shape))
+
+
+def test_a_removed_owner_leaves_the_list_and_its_assets_404() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        _, before = await get_json(session, onpremise_url(sb, "1002"), TASTEVIN)
+        sb.dataset.remove_owner("products", "1002")
+        _, body = await get_json(session, list_url(sb), TASTEVIN)
+        assert [p["id"] for p in body["products"]] == [1001, 1003]
+        _, page = await get_json(session, list_url(sb, extra="&per_page=1&page=2" + FULL),
+                                 TASTEVIN)
+        assert [p["id"] for p in page["products"]] == [1003]
+        assert (await get_json(session, onpremise_url(sb, "1002"), TASTEVIN))[0] == 404
+        async with session.get(before["assets"][0]["original_url"]) as response:
+            assert response.status == 404
+        assert sb.dataset.owner_ids("products") == ["1001", "1003"]
+        with pytest.raises(KeyError):
+            sb.dataset.remove_owner("products", "1002")
+
+    run(scenario, DatasetConfig(products=3))
+
+
+def test_a_list_can_be_made_to_answer_anything() -> None:
+    async def scenario(sb: Sandbox, session: aiohttp.ClientSession) -> None:
+        sb.dataset.set_list_answer("products", (500, "text/html", b"<html>oops</html>"))
+        async with session.get(list_url(sb, extra="&per_page=1&page=1"),
+                               headers=TASTEVIN) as response:
+            assert response.status == 500 and response.content_type == "text/html"
+            assert await response.read() == b"<html>oops</html>"
+        assert (await get_json(session, list_url(sb, "beers"), TASTEVIN))[0] == 200
+        sb.dataset.set_list_answer("products", None)
+        assert (await get_json(session, list_url(sb), TASTEVIN))[0] == 200
+
+    run(scenario)
+
+
+def test_owner_list_shape_is_checked() -> None:
+    with pytest.raises(ValueError, match="owner_list_shape"):
+        DatasetConfig(owner_list_shape="xml")
+
+
 # -- files ----------------------------------------------------------------------------------
 
 

@@ -151,7 +151,9 @@ def sandbox(args: argparse.Namespace) -> int:
         print(f"sandbox: APIs at {api_url} (Spectrum and OnPremise), files at {files_url}")
         print(f"  spectrum token: {config.spectrum_token}  onpremise api_key: "
               f"{config.onpremise_api_key}")
-        print(f"  organizations: {', '.join(Dataset(config).organization_ids())}", flush=True)
+        print(f"  organizations: {', '.join(Dataset(config).organization_ids())}")
+        print(f"  whole accounts (products: all): {api_url}/products.json, /beers.json, "
+              "/menu_items.json", flush=True)
 
     try:
         asyncio.run(serve(config, port=args.port, faults=args.faults, ready=ready))

@@ -268,7 +268,7 @@ class Fetcher:
         body = await self._read_small(resp, partial, total, guard)
         partial.fetched += len(body)
         self._on_bytes(len(body))
-        guard.credit(await self._bandwidth.consume(len(body)))
+        await self._bandwidth.consume(len(body))
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         path = _final_path(item, resp.headers.get("Content-Type"))
         args = (body, item, total, expected_md5, path, etag, modified, previous, partial.shown)
@@ -280,6 +280,8 @@ class Fetcher:
         else:
             digests = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._store_small, *args)
+        if partial.touched:  # an earlier attempt's partial of a version now gone
+            await asyncio.to_thread(partial.discard)
         return _Fetched(digests, etag, modified, resp.headers.get("Content-Type"), path)
 
     def _store_small(self, body: bytes, item: Item, total: int, expected_md5: str | None,

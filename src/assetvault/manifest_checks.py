@@ -273,13 +273,15 @@ ALL: Final = "all"
 
 def ids_or_all(node: Node, where: Where) -> tuple[str, ...] | Literal["all"]:
     """An id list (see :func:`ids`), or the word ``all``: every owner the account lists."""
-    if not isinstance(node, Scalar) or node.tag != "str":
+    if isinstance(node, Seq):
         return ids(node, where)
     expected = "a list of ids such as [1001, 1002], or the word all"
-    value = text(node, where, expected=expected)
-    if value == ALL:
-        return ALL
-    hint = "; write it in lower case: all" if value.lower() == ALL else ""
+    hint = ""
+    if isinstance(node, Scalar) and node.tag == "str":
+        value = text(node, where, expected=expected)
+        if value == ALL:
+            return ALL
+        hint = "; write it in lower case: all" if value.lower() == ALL else ""
     raise where.error(f"expected {expected}, got {describe(node, where)}{hint}", _line(node))
 
 

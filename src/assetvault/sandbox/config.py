@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FIRST_ORGANIZATION", "LIST_SHAPES", "LISTED_KINDS", "OWNER_BASES", "OWNER_KINDS",
+__all__ = ["FIRST_ORGANIZATION", "LISTED_KINDS", "LIST_SHAPES", "OWNER_BASES", "OWNER_KINDS",
            "DatasetConfig"]
 
 FIRST_ORGANIZATION = 7000000000000300322

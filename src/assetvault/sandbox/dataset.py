@@ -1,8 +1,8 @@
 """The sandbox's world: deterministic records, plus the few upstream changes tests make.
 
 Nothing is materialised: a listing page is generated in O(page size) and a file is resolved from
-its URL in O(1). The only state is what tests changed (touched, removed, processed), per record, and the
-lists of owners a test made answer something else.
+its URL in O(1). The only state is what tests changed (touched, removed, processed), per record,
+and the lists of owners a test made answer something else.
 """
 
 from __future__ import annotations

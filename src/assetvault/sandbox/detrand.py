@@ -6,7 +6,8 @@ import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["EARLIEST", "dotnet_date", "envelope_date", "hkey", "hnum", "rng", "seconds_ceil", "spread_date"]
+__all__ = ["EARLIEST", "dotnet_date", "envelope_date", "hkey", "hnum", "rng", "seconds_ceil",
+           "spread_date"]
 
 _EPOCH = datetime(2019, 1, 1, tzinfo=UTC)
 EARLIEST = _EPOCH  # no generated date is before it
