@@ -100,7 +100,11 @@ class Upstream:
         if answer is None or (self.requests and "Range" not in request.headers):
             answer = Answer(200, {"ETag": B_TAG}, B)
         self.requests += 1
-        if answer.status == 200:
+        whole = f"bytes 0-{len(answer.body) - 1}/{len(answer.body)}"
+        if answer.status == 200 or (answer.headers.get("Content-Range") == whole
+                                    and "Range" not in request.headers):
+            # A 200, or a 206 to a plain request that covers its whole named total, is the
+            # server's word for one whole representation.
             self.whole_bodies.append(answer.body)
         return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
 
