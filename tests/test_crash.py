@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import bagit
+from aiohttp import web
 
 from assetvault.journal import Journal, Placed
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
 from .conftest import onpremise_job, run_cli, spectrum_job, write_manifest
+from .loopback import Loopback
 
 WAIT = 30.0
 
@@ -158,6 +162,51 @@ def test_journal_replay_records_placed_files_without_fetching(tmp_path: Path) ->
         assert len(rows(archive)) >= len(lost)
         assert not (archive / ".assetvault/journal").exists() or not (
             archive / ".assetvault/journal").read_text()
+
+
+def test_a_streamed_file_is_never_visible_under_data_until_whole(tmp_path: Path) -> None:
+    size = 3 * 1024 * 1024  # over fetch.SMALL: streamed to a partial file, not read whole
+    content = hashlib.sha256(b"big").digest() * (size // 32)
+    half_sent, release = threading.Event(), threading.Event()
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"ETag": '"v1"', "Content-Type": "image/png"})
+        resp.content_length = size
+        await resp.prepare(request)
+        await resp.write(content[:size // 2])
+        half_sent.set()
+        await asyncio.to_thread(release.wait, WAIT)  # held until the test has looked
+        await resp.write(content[size // 2:])
+        await resp.write_eof()
+        return resp
+
+    archive = tmp_path / "archive"
+
+    def big_on_disk() -> bool:  # under data/ or beside it: wherever the bytes are going
+        return any(p.is_file() and p.stat().st_size >= 1 << 20 and "state.sqlite" not in p.name
+                   for p in archive.rglob("*"))
+
+    with Loopback(big) as server:
+        (tmp_path / "urls.txt").write_text(f"{server.url}/big.png\n")
+        manifest = write_manifest(tmp_path, [{"name": "big", "source": "urls",
+                                              "urls_file": "urls.txt"}])
+        final = (archive / "data/urls/big" / server.url.removeprefix("http://").replace(":", "_")
+                 / "big.png")
+        proc = start_cli("run", manifest, "--no-progress")
+        try:
+            wait_until(lambda: half_sent.is_set() and big_on_disk(), "half the file on disk",
+                       proc)
+            assert not final.exists(), "a half-written file is visible under data/"
+            assert not any(p.is_file() for p in (archive / "data").rglob("*"))
+            assert any(p.stat().st_size >= 1 << 20
+                       for p in (archive / ".assetvault/partial").glob("*"))
+        finally:
+            release.set()
+        _out, err = proc.communicate(timeout=WAIT)
+        assert proc.returncode == 0, err
+    assert final.read_bytes() == content
+    assert not list((archive / ".assetvault/partial").glob("*.part"))
+    bagit.Bag(str(archive)).validate()
 
 
 def journal_lost_rows(archive: Path, where: str, count: int) -> list[Placed]:
