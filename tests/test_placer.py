@@ -7,6 +7,7 @@ writes themselves are watched.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -55,6 +56,29 @@ def test_small_body_is_written_beside_then_renamed(tmp_path: Path,
     assert final.read_bytes() == BODY
     assert not list(paths.partial.iterdir())
     assert [p.path for p in journal.replay()] == ["a/b/original.png"]
+
+
+def test_a_failed_small_write_leaves_nothing_behind(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    paths, journal, placer = make(tmp_path)
+    calls = 0
+    real_write = os.write
+
+    def disk_fills(fd: int, data: bytes | memoryview) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data[:len(data) // 2])
+
+    monkeypatch.setattr(os, "write", disk_fills)
+    with pytest.raises(OSError, match="No space"):
+        placer.place_bytes(BODY, placed("a/original.png"), None, "http://h/x")
+    monkeypatch.undo()
+    journal.close()
+    assert not (paths.data / "a/original.png").exists()
+    assert not list(paths.partial.iterdir()), "a half-written body was left in partial/"
+    assert not list(journal.replay())
 
 
 def test_a_finished_file_is_renamed_not_copied(tmp_path: Path) -> None:

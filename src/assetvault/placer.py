@@ -67,13 +67,15 @@ class Placer:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
                      0o644)
         try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        try:
+            try:
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
             self.place_file(tmp, placed, previous, url)
         except BaseException:
+            # A write that failed (a full disk) must not leave half a body here for good:
+            # the name is this process's own, so nothing would ever reuse or remove it.
             tmp.unlink(missing_ok=True)
             raise
