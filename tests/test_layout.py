@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote, unquote
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from assetvault import layout
@@ -54,10 +57,70 @@ def test_safe_segment_is_one_safe_segment(name: str) -> None:
     assert PurePosixPath(out).parts == (out,)
 
 
-@given(tricky, tricky)
-def test_safe_segment_is_injective(a: str, b: str) -> None:
+def _drop_controls(s: str) -> str:
+    return "".join(c for c in s if unicodedata.category(c) not in ("Cc", "Cs"))
+
+
+def _cut(s: str) -> str:
+    return s.encode("utf-8", "surrogatepass")[:255].decode("utf-8", "ignore")
+
+
+# Each maps a name to another that a naive sanitiser would send to the same place: what
+# safe_segment itself drops, replaces, folds or cuts, and its own output fed back in.
+NEAR: dict[str, Callable[[str], str]] = {
+    "upper": str.upper,
+    "lower": str.lower,
+    "swapcase": str.swapcase,
+    "last letter's case": lambda s: s[:-1] + s[-1:].swapcase(),  # where a cut name differs
+    "nfd": lambda s: unicodedata.normalize("NFD", s),
+    "nfc": lambda s: unicodedata.normalize("NFC", s),
+    "nfkc": lambda s: unicodedata.normalize("NFKC", s),
+    "sanitised": layout._clean,  # exactly what the cleaning step makes of it
+    "invalid as _": lambda s: re.sub(r'[/\\<>:"|?*%]', "_", s),
+    "_ as invalid": lambda s: s.replace("_", "?"),
+    "_ as slash": lambda s: s.replace("_", "/"),
+    "controls dropped": _drop_controls,
+    "nul in front": lambda s: "\x00" + s,
+    "trailing dot": lambda s: s + ".",
+    "trailing space": lambda s: s + " ",
+    "trailing dots stripped": lambda s: s.rstrip(". "),
+    "dotdot": lambda s: s + "..",
+    "reserved in front": lambda s: "CON" + s,
+    "reserved ext": lambda s: "con." + s,
+    "underscore in front": lambda s: "_" + s,
+    "cut at the limit": _cut,
+    "past the limit": lambda s: s + "x" * 300,
+    "past the limit by one": lambda s: _cut(s + "x" * 300) + "y",
+    "its own output": safe_segment,
+    "hash look-alike": lambda s: s + "~" + layout.short_hash(s),
+    "percent-encoded": lambda s: quote(s, safe="", errors="surrogatepass"),
+    "percent-decoded": lambda s: unquote(s, errors="surrogateescape"),
+    "extension": lambda s: s + ".png",
+    "extension upper": lambda s: s + ".PNG",
+    "empty": lambda s: "",
+}
+near = st.sampled_from(sorted(NEAR))
+
+
+@settings(max_examples=600)
+@given(tricky | st.sampled_from(["", ".", "..", "CON", "a?b", "x" * 260, "e\u0301"]),
+       st.lists(near, min_size=1, max_size=3))
+@example("a?b", ["sanitised"])
+@example("a.", ["trailing dots stripped"])
+@example("CON", ["underscore in front"])
+@example("e\u0301.png", ["nfc"])
+@example("x" * 300, ["past the limit by one"])
+@example("x" * 300, ["last letter's case"])
+@example("a?.png", ["its own output"])
+@example("..", ["sanitised"])
+@example("a%2Fb", ["percent-decoded"])
+def test_safe_segment_is_injective(a: str, steps: list[str]) -> None:
+    """Pairs built to collide under naive sanitisation still get two names."""
+    b = a
+    for step in steps:
+        b = NEAR[step](b)
     if a != b:
-        assert safe_segment(a) != safe_segment(b)
+        assert safe_segment(a) != safe_segment(b), (a, b, steps)
 
 
 @pytest.mark.parametrize("name", ["a.png", "CCG60521324002R1.DST", "7000000000000300322",
