@@ -102,3 +102,24 @@ def test_link_local_redirects_and_loops_fail_each_file_once(tmp_path: Path) -> N
         # Refused or detected on the first attempt: one request per file, no retries.
         assert files and set(files.values()) == {1}, files
         assert not _archived_files(out / "archive")
+
+
+def test_a_retry_after_of_a_day_does_not_hang_the_run(tmp_path: Path) -> None:
+    """Past the longest wait assetvault accepts, the origin is not asked again in this run:
+    its items fail at once ("run again later") and every other origin goes on."""
+    for scope in ("files", "spectrum"):
+        out = tmp_path / scope
+        out.mkdir()
+        with SandboxThread(DatasetConfig(**SMALL_WORLD),
+                           faults=f"{scope}:429:retry-after=86400") as box:
+            code, _, report = _run(out, box, retries=3)
+            counts = dict(box.counts)
+        assert code == 1
+        errors = [f["error"] for f in report["failures"]]
+        assert errors and any("asked to wait 86400 s" in e for e in errors), errors
+        asked = sum(n for p, n in counts.items() if (p.startswith("/api/") == (scope != "files")))
+        if scope == "spectrum":
+            assert asked == 1  # the one listing request; its retry was never sent
+        else:
+            assert asked >= 1 and all(n == 1 for p, n in counts.items()
+                                      if not p.startswith("/api/"))

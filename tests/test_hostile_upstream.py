@@ -409,3 +409,52 @@ def test_a_partial_is_not_left_behind_when_the_file_shrinks_to_a_small_one(
         assert archived(tmp_path, "s.bin").read_bytes() == small
         assert not list((tmp_path / ".assetvault/partial").iterdir())
     asyncio.run(go())
+
+
+def test_ipv6_hosts_can_be_named_in_allow_hosts(tmp_path: Path) -> None:
+    from assetvault.manifest import load_manifest
+
+    (tmp_path / "u.txt").write_text("http://127.0.0.1:9/x\n")
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text('version: 1\njobs:\n  - {name: a, source: urls, urls_file: u.txt, '
+                        'allow_hosts: ["FE80:0::1", "[fd00::2]", "169.254.169.254", cdn.x]}\n')
+    hosts = load_manifest(manifest).jobs[0].allow_hosts
+    assert hosts == ("fe80::1", "fd00::2", "169.254.169.254", "cdn.x")
+    check_url("http://[fe80:0:0::1]:8080/x", hosts)
+    check_url("http://[FD00::2]/x", hosts)
+    with pytest.raises(errors.UnsafeURLError, match="not in allow_hosts"):
+        check_url("http://[fd00::3]/x", hosts)
+
+
+def test_a_redirect_to_an_unparsable_url_fails_the_item_plainly(tmp_path: Path) -> None:
+    async def go() -> None:
+        async def hop(request: web.Request) -> web.Response:
+            return web.Response(status=302, headers={"Location": "http://[::1"})
+        async with Server({"/r.bin": hop}) as srv:
+            out = await fetch(tmp_path, srv.url + "/r.bin", retries=3)
+        assert out.status is Status.FAILED and "cannot be parsed" in (out.error or "")
+        assert len(srv.seen) == 1
+    asyncio.run(go())
+
+
+# --- withdrawn: --shard (SPEC section 6) ---------------------------------------------------------
+
+
+def test_shard_is_withdrawn_on_the_command_line_and_in_the_manifest(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    (tmp_path / "u.txt").write_text("http://127.0.0.1:9/x\n")
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text("version: 1\njobs:\n  - {name: a, source: urls, urls_file: u.txt}\n")
+    result = run_cli("run", manifest, "--shard", "1/2")
+    assert result.code == 2 and "--workers" in result.err and "--cluster" in result.err
+    assert "Traceback" not in result.err and not (tmp_path / "archive").exists()
+    for where in ("shard: 1/2\n", "defaults:\n  shard: 1/2\n"):
+        manifest.write_text(f"version: 1\n{where}jobs:\n"
+                            "  - {name: a, source: urls, urls_file: u.txt}\n")
+        result = run_cli("run", manifest)
+        assert result.code == 2 and "--workers" in result.err, result.err
+    manifest.write_text("version: 1\njobs:\n"
+                        "  - {name: a, source: urls, urls_file: u.txt, shard: 1/2}\n")
+    result = run_cli("run", manifest)
+    assert result.code == 2 and "--workers" in result.err and "line 3" in result.err

@@ -1,11 +1,9 @@
-"""Skip decisions, sharding and redaction: pure."""
+"""Skip decisions and redaction: pure."""
 
 from __future__ import annotations
 
-import pytest
-
 from assetvault.models import Item
-from assetvault.plan import in_shard, is_up_to_date, parse_shard
+from assetvault.plan import is_up_to_date
 from assetvault.redact import Redactor, redact_text, redact_url
 from assetvault.store import Row
 
@@ -34,20 +32,6 @@ def test_without_version_the_listed_size_decides() -> None:
     assert is_up_to_date(item, row(version=None), 10)
     item = Item("k", "job", "http://h/x.png", "x.png", expected_size=11)
     assert not is_up_to_date(item, row(version=None), 10)
-
-
-def test_shards_partition_keys() -> None:
-    keys = [f"key-{i}" for i in range(1000)]
-    owners = [[k for k in keys if in_shard(k, (s, 4))] for s in range(4)]
-    assert sorted(k for o in owners for k in o) == sorted(keys)
-    assert all(len(o) > 150 for o in owners)
-    assert all(in_shard(k, None) for k in keys)
-
-
-@pytest.mark.parametrize("text", ["4/4", "a/b", "1", "-1/3", "1/0"])
-def test_bad_shards(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_shard(text)
 
 
 def test_redaction() -> None:

@@ -152,6 +152,32 @@ def test_retry_after_on_a_file_holds_that_origin_for_every_request(tmp_path: Pat
     bagit.Bag(str(tmp_path / "archive")).validate()
 
 
+def test_retry_after_after_a_redirect_holds_the_origin_that_answered(tmp_path: Path) -> None:
+    refused: list[str] = []
+
+    async def cdn(request: web.Request) -> web.StreamResponse:
+        if request.path == "/moved.bin" and not refused:
+            refused.append(request.path)
+            return web.Response(status=429, headers={"Retry-After": str(RETRY_AFTER)})
+        return web.Response(body=body_of(request.path))
+
+    with Loopback(cdn) as server:
+        async def redirector(request: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound(server.url + request.path)
+
+        with Loopback(redirector) as front:
+            direct = [f"{server.url}/d{i}.bin" for i in range(3)]
+            (tmp_path / "urls.txt").write_text("\n".join([f"{front.url}/moved.bin", *direct]))
+            job = {"name": "files", "source": "urls", "urls_file": "urls.txt",
+                   "file_rate_limit": 1, "file_burst": 1, "concurrency": 2, "per_host": 2}
+            result = run_cli("run", write_manifest(tmp_path, [job]), "--no-progress")
+        arrivals = list(server.arrivals)
+    assert result.code == 0, result.err
+    at = next(a.time for a in arrivals if a.path == "/moved.bin")
+    early = [(a.path, round(a.time - at, 2)) for a in arrivals if 0 < a.time - at < HELD]
+    assert not early, f"the origin that answered 429 was asked again at once: {early}"
+
+
 def test_retry_after_on_a_listing_holds_that_origin_for_every_job(tmp_path: Path) -> None:
     config = DatasetConfig(organizations=1, assets_per_org=1, products=2, beers=0)
     with SandboxThread(config) as box:

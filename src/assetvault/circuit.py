@@ -21,6 +21,7 @@ class Breaker:
     threshold: int = DEFAULT_THRESHOLD
     refusals: int = 0
     tripped: bool = False
+    retry_after: float = 0.0  # the longest wait the origin asked for, when that tripped it
 
     def refused(self) -> bool:
         """Record a refusal; True when this one trips the breaker."""
@@ -29,6 +30,12 @@ class Breaker:
             self.tripped = True
             return True
         return False
+
+    def trip(self) -> bool:
+        """Open the breaker at once (the origin asked us to stay away longer than we wait);
+        True when it was closed."""
+        was_closed, self.tripped = not self.tripped, True
+        return was_closed
 
     def succeeded(self) -> None:
         """Any success resets the count (an open breaker stays open for this run)."""

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="list what would be fetched and how much is known; fetch nothing")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the JSON report here")
-    p.add_argument("--shard", metavar="K/N", help="take only the items whose key hashes to K of N")
+    # Withdrawn (SPEC section 6): kept only to say so, with exit 2, instead of "unrecognized".
+    p.add_argument("--shard", metavar="K/N", help=argparse.SUPPRESS)
     p.add_argument("--verify-existing", action="store_true",
                    help="re-hash archived files instead of trusting the state; re-fetch mismatches")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or lines")

@@ -15,7 +15,6 @@ from .jobs import Manifest, OnpremiseJob, Settings, SpectrumJob
 from .manifest import load_manifest
 from .models import RunResult
 from .paths import ArchivePaths
-from .plan import parse_shard
 from .progress import make_progress
 from .report import summary_table
 from .runs import RunOptions
@@ -24,6 +23,11 @@ from .store import Store
 log = logging.getLogger("assetvault")
 
 SHOWN_FAILURES = 20
+SHARD_WITHDRAWN = (
+    "--shard is withdrawn: every shard listed every API again (N times the requests against a "
+    "per-key rate limit) and sealed a bag of its own. One run now lists once and spreads the "
+    "downloads: --workers N (processes on this machine) or --cluster ADDRESS (a Dask cluster); "
+    "see the README")
 
 
 def _out(line: str) -> None:
@@ -32,15 +36,13 @@ def _out(line: str) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """``assetvault run``: load the manifest, run the jobs, print the summary."""
+    if args.shard is not None:
+        raise errors.UsageError(SHARD_WITHDRAWN)
     manifest = load_manifest(args.manifest)
-    try:
-        shard = parse_shard(args.shard) if args.shard else None
-    except ValueError as exc:
-        raise errors.UsageError(str(exc)) from None
     if args.report is not None:
         _check_writable(args.report)
     options = RunOptions(jobs=tuple(args.job), dry_run=args.dry_run, report=args.report,
-                         shard=shard, verify_existing=args.verify_existing)
+                         verify_existing=args.verify_existing)
     progress = make_progress(enabled=not (args.no_progress or args.quiet or args.dry_run))
     result = await run_manifest(manifest, options, progress, out=_out)
     _finish_lines(result, dry_run=args.dry_run, quiet=args.quiet)

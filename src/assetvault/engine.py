@@ -58,7 +58,6 @@ from .models import (
 )
 from .paths import ArchivePaths
 from .placer import Placer
-from .plan import in_shard
 from .progress import Progress
 from .ratelimit import lowest_rate
 from .redact import Redactor, redact_url, register
@@ -275,9 +274,6 @@ class Run:
         try:
             since = await self._since(job)
             async for batch in iter_batches(job, api, since=since, memo=self.reader):
-                if self.options.shard is not None:
-                    batch = [e for e in batch if isinstance(e, ListingFailure | PageMemo)
-                             or in_shard(e.key, self.options.shard)]
                 if batch:
                     await self.entries.put(batch)
         except errors.CredentialsError as exc:
@@ -508,7 +504,7 @@ class Run:
                 continue
             # A remembered page is only a cache: one failed record does not keep old ones.
             await self._call(self.store.forget_pages, job.name, self.run_id)
-            if stats.listing_failures or self.options.shard is not None:
+            if stats.listing_failures:
                 continue
             if not isinstance(job, OnpremiseJob) or job.since is None:
                 stats.gone = await self._call(self.store.mark_gone, job.name, self.run_id)

@@ -102,10 +102,12 @@ class RetryableError(FetchError):
         url: str = "",
         retry_after: float | None = None,
         status: int | None = None,
+        origin: tuple[str, str, int] | None = None,
     ) -> None:
         super().__init__(message, url=url)
         self.retry_after = retry_after
         self.status = status
+        self.origin = origin  # the origin that answered (after redirects), when one did
 
 
 class IntegrityError(RetryableError):

@@ -185,7 +185,9 @@ class Fetcher:
             except errors.RetryableError as exc:
                 last = exc
                 if exc.status in (429, 503):
-                    self._http.limits.slow_down(origin_of(item.url), exc.retry_after or 1.0)
+                    # The origin that said so: after a redirect, not the item's own.
+                    self._http.limits.slow_down(exc.origin or origin_of(item.url),
+                                                exc.retry_after or 1.0)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = network_error(exc, item.url)
             except errors.FetchError as exc:

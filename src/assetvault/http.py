@@ -83,6 +83,9 @@ def check_url(url: str, allow_hosts: tuple[str, ...] = (), trusted: str | None =
                                     url=redact_url(url))
     if not host:
         raise errors.UnsafeURLError("refused to fetch a URL without a host", url=redact_url(url))
+    if ":" in host:  # IPv6: one canonical text, as allow_hosts keeps it
+        host = _canonical_ip(host)
+        trusted = _canonical_ip(trusted) if trusted else trusted
     if allow_hosts and host not in allow_hosts:
         raise errors.UnsafeURLError(f"host {host!r} is not in allow_hosts", url=redact_url(url))
     if is_link_local(host) and host != trusted and host not in allow_hosts:
@@ -91,6 +94,13 @@ def check_url(url: str, allow_hosts: tuple[str, ...] = (), trusted: str | None =
 
 _LINK_LOCAL = ("refused to fetch the link-local address {host} (169.254.0.0/16 and fe80::/10 "
                "hold cloud metadata services); name it in the job's allow_hosts to fetch it")
+
+
+def _canonical_ip(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
 
 
 def is_link_local(host: str) -> bool:
@@ -165,10 +175,12 @@ class Limits:
         """Refuse to ask an origin whose breaker tripped."""
         breaker = self._breakers.get(origin)
         if breaker is not None and breaker.tripped:
+            why = (f"asked to wait {breaker.retry_after:.0f} s" if breaker.retry_after else
+                   f"refused {breaker.refusals} requests in a row")
             raise errors.FetchError(
-                f"not requested: {origin[1]}:{origin[2]} refused {breaker.refusals} requests in "
-                "a row (rate limited or unavailable), so assetvault stopped asking it for this "
-                "run; run again later", url=redact_url(url))
+                f"not requested: {origin[1]}:{origin[2]} {why} (rate limited or unavailable), "
+                "so assetvault stopped asking it for this run; run again later",
+                url=redact_url(url))
 
     def answered(self, origin: Origin, refused: bool) -> None:
         """Feed the origin's breaker with one answer."""
@@ -215,7 +227,18 @@ class Limits:
             await asyncio.sleep(late)
 
     def slow_down(self, origin: Origin, seconds: float) -> None:
-        """Every worker holds off this origin for ``seconds`` (a 429, 503 or Retry-After)."""
+        """Every worker holds off this origin for ``seconds`` (a 429, 503 or Retry-After).
+
+        Past ``RETRY_AFTER_CAP`` the origin is not asked again in this run instead: nothing
+        waits a day, and nothing asks sooner than the server said.
+        """
+        if seconds > retry.RETRY_AFTER_CAP:
+            breaker = self._breakers.setdefault(origin, Breaker(self._threshold))
+            breaker.retry_after = max(breaker.retry_after, seconds)
+            if breaker.trip():
+                log.warning("%s:%s asked to wait %.0f s (more than %.0f): no more requests to it "
+                            "in this run", origin[1], origin[2], seconds, retry.RETRY_AFTER_CAP)
+            return
         self.bucket(origin).block(self._loop_time(), seconds)
 
 
@@ -350,7 +373,11 @@ class Http:
             location = resp.headers.get("Location")
             if resp.status in REDIRECTS and location:
                 resp.release()
-                current = urljoin(current, location)
+                try:
+                    current = urljoin(current, location)
+                except ValueError:
+                    raise errors.UnsafeURLError("the server redirected to a URL that cannot be "
+                                                "parsed", url=redact_url(url)) from None
                 if origin_of(current) != first:
                     # A server may repeat our query (api_key and all) in its Location.
                     current = strip_params(current, credentials)
@@ -382,7 +409,8 @@ def status_error(
     reason = f"HTTP {resp.status} {resp.reason or ''}".strip()
     if retry.is_retryable_status(resp.status) or resp.status in retry_statuses:
         after = retry.parse_retry_after(resp.headers.get("Retry-After"))
-        return errors.RetryableError(reason, url=shown, retry_after=after, status=resp.status)
+        return errors.RetryableError(reason, url=shown, retry_after=after, status=resp.status,
+                                     origin=origin_of(str(resp.url)))
     return errors.HTTPStatusError(reason, url=shown, status=resp.status)
 
 
@@ -466,7 +494,8 @@ class JobApi:
                 if resp.status != 200:
                     err = status_error(resp, url, retry_statuses)
                     if isinstance(err, errors.RetryableError) and resp.status in (403, 429, 503):
-                        self._http.limits.slow_down(origin_of(url), err.retry_after or 1.0)
+                        self._http.limits.slow_down(err.origin or origin_of(url),
+                                                    err.retry_after or 1.0)
                     raise err
                 body = await _read_capped(resp, url,
                                           SpeedGuard(self._min_speed, self._timeout))

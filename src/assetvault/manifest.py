@@ -69,6 +69,9 @@ SECRET_KEYS = frozenset({"token", "api_key"})
 # Said when a credential lands on the wrong kind of job: it is almost always the other one.
 _CREDENTIAL_OF = {"spectrum": "token", "onpremise": "api_key"}
 _MERGE_KEY = "YAML merge keys ('<<') are not supported; put shared settings under 'defaults'"
+_SHARD = ("shard is withdrawn: every shard listed every API again and sealed a bag of its own; "
+          "one run now lists once and spreads the downloads with 'assetvault run --workers N' "
+          "or '--cluster ADDRESS'")
 
 
 def load_manifest(path: Path, environ: Mapping[str, str] | None = None) -> Manifest:
@@ -112,6 +115,8 @@ def _load(path: Path, source: str, env: Mapping[str, str]) -> Manifest:
 def _top_key_problem(key: str) -> str:
     if key == "<<":
         return _MERGE_KEY
+    if key == "shard":
+        return _SHARD
     if key in SETTINGS:
         return "settings go under 'defaults:' (for every job) or inside a job, not at the top"
     if key in COMMON_KEYS or any(key in keys for keys in SOURCE_KEYS.values()):
@@ -178,6 +183,8 @@ def _defaults(top: Map, where: Where) -> dict[str, Any]:
 def _defaults_key_problem(key: str) -> str:
     if key == "<<":
         return _MERGE_KEY
+    if key == "shard":
+        return _SHARD
     if key in COMMON_KEYS or any(key in keys for keys in SOURCE_KEYS.values()):
         return "this is a job key, not a setting; set it inside each job that needs it"
     return "unknown setting" + check.did_you_mean(key, SETTINGS)
@@ -247,6 +254,8 @@ def _check_job_keys(node: Map, where: Where, source: str) -> None:
 def _job_key_problem(key: str, source: str, valid: frozenset[str]) -> str:
     if key == "<<":
         return _MERGE_KEY
+    if key == "shard":
+        return _SHARD
     owners = sorted(s for s, keys in SOURCE_KEYS.items() if key in keys)
     if not owners:
         return "unknown key" + check.did_you_mean(key, valid)

@@ -13,6 +13,7 @@ Secret keys (``Where.secret``) are described by their type, never quoted.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
@@ -343,11 +344,24 @@ def hosts(node: Node, where: Where) -> tuple[str, ...]:
     out: list[str] = []
     for n in found:
         value = text(n, where, expected="a host name")
+        address = ip_literal(value)
+        if address is not None:
+            out.append(address)
+            continue
         if not _HOST.fullmatch(value):
-            raise where.error(f"expected a host name such as cdn.example.com (no scheme, path or "
-                              f"port), got {describe(n, where)}", _line(n))
+            raise where.error(f"expected a host name such as cdn.example.com, or an IP address "
+                              f"(no scheme, path or port), got {describe(n, where)}", _line(n))
         out.append(value.lower())
     return unique(out)
+
+
+def ip_literal(value: str) -> str | None:
+    """An IPv4 or IPv6 address (bare or in brackets) in its one canonical text, else None:
+    ``[FE80:0::1]`` and ``fe80::1`` name the same host."""
+    try:
+        return str(ipaddress.ip_address(value.strip().removeprefix("[").removesuffix("]")))
+    except ValueError:
+        return None
 
 
 def headers(node: Node, where: Where) -> tuple[tuple[str, str], ...]:

@@ -1,8 +1,6 @@
-"""Pure decisions about items: skip or fetch, which shard, what a document needs."""
+"""Pure decisions about items: skip or fetch, what a document needs."""
 
 from __future__ import annotations
-
-import hashlib
 
 from .models import Item
 from .redact import redact_url
@@ -22,20 +20,3 @@ def is_up_to_date(item: Item, row: Row | None, size_on_disk: int | None) -> bool
     return True
 
 
-def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
-    """Whether ``key`` belongs to shard K of N (a stable hash, the same on every machine)."""
-    if shard is None:
-        return True
-    k, n = shard
-    return int.from_bytes(hashlib.sha1(key.encode(), usedforsecurity=False).digest()[:8]) % n == k
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``K/N`` with 0 ≤ K < N, else ValueError."""
-    k_text, sep, n_text = text.partition("/")
-    if not sep or not k_text.isdigit() or not n_text.isdigit():
-        raise ValueError(f"--shard takes K/N, like 0/4; got {text!r}")
-    k, n = int(k_text), int(n_text)
-    if not 0 <= k < n:
-        raise ValueError(f"--shard K/N needs 0 ≤ K < N; got {text!r}")
-    return k, n

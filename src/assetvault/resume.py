@@ -115,6 +115,8 @@ def _changed_validator(held: Held, headers: Mapping[str, str]) -> str | None:
     etag, modified = headers.get("ETag"), headers.get("Last-Modified")
     if held.if_range is None:
         return "the partial file has no validator"
+    if held.etag is not None and etag is None:
+        return "the resumed range comes without the ETag the partial file was started with"
     if held.etag is not None and etag != held.etag:
         return "the resumed range comes with another ETag (a newer version of the file)"
     if held.etag is None and etag is not None:

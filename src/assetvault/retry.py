@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 BACKOFF_BASE = 0.5  # seconds before the first retry (times jitter)
 BACKOFF_CAP = 60.0
-RETRY_AFTER_CAP = 600.0  # a server asking for more than this is refused, not obeyed forever
+# The longest Retry-After we wait out. A server asking for more is not asked again in this run
+# (its origin's breaker trips; what is left for it fails, "run again later"): waiting a day
+# would hang a nightly run, and asking sooner than it said would risk the key.
+RETRY_AFTER_CAP = 300.0
 
 
 def is_retryable_status(status: int) -> bool:
@@ -29,7 +32,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     value = value.strip()
     if value.isdigit():
-        return min(float(value), RETRY_AFTER_CAP)
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -37,10 +40,13 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     now = now or datetime.now(UTC)
-    return min(max(0.0, (when - now).total_seconds()), RETRY_AFTER_CAP)
+    return max(0.0, (when - now).total_seconds())
 
 
 def next_delay(attempt: int, rand: Callable[[], float], retry_after: float | None) -> float:
     """The wait before attempt ``attempt + 1``: never earlier than the server asked."""
     jitter = backoff(attempt, rand)
-    return max(jitter, retry_after) if retry_after is not None else jitter
+    if retry_after is None or retry_after > RETRY_AFTER_CAP:
+        # Past the cap nothing waits: the origin's breaker answers the next attempt.
+        return jitter
+    return max(jitter, retry_after)

@@ -17,7 +17,6 @@ class RunOptions:
     jobs: tuple[str, ...] = ()
     dry_run: bool = False
     report: Path | None = None
-    shard: tuple[int, int] | None = None
     verify_existing: bool = False
 
 
