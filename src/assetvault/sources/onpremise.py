@@ -284,8 +284,8 @@ class OnpremiseSource:
             status = getattr(exc, "status", None)
             if status in REFUSED:
                 raise errors.CredentialsError(
-                    f"job {self.job.name!r}: OnPremise refused the api_key (HTTP {status} at "
-                    f"{shown_url}): check the job's api_key") from None
+                    f"job {self.job.name!r}: OnPremise refused the api_key with HTTP {status}; "
+                    f"check the job's api_key. The request: {shown_url}") from None
             raise
 
 
