@@ -379,3 +379,17 @@ def test_a_signal_at_any_early_moment_exits_130_with_a_valid_bag_or_none(tmp_pat
             assert proc.returncode in (0, 130), (moment, err)
             if archive.exists():
                 bagit.Bag(str(archive)).validate()
+
+
+def test_a_small_write_left_by_a_killed_run_is_swept(tmp_path: Path) -> None:
+    """A small body half written when the process died is neither placed nor resumable: the
+    next run removes it (the bag stays valid either way; the disk should not fill with them)."""
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=1, products=1,
+                                     beers=0)) as box:
+        manifest = write_manifest(tmp_path, [onpremise_job(box, products=["1001"], beers=[])])
+        assert run_cli("run", manifest, "--no-progress").code == 0
+        stale = tmp_path / "archive/.assetvault/partial/small-4242-7.tmp"
+        stale.write_bytes(b"half of a file")
+        assert run_cli("run", manifest, "--no-progress").code == 0
+    assert not stale.exists()
+    bagit.Bag(str(tmp_path / "archive")).validate()

@@ -180,6 +180,10 @@ def recover(store: Store, paths: ArchivePaths, now: str) -> int:
     journal = Journal(paths.journal)
     count = replay(store, paths, journal, now)
     journal.clear()
+    # A small body being written when the run died: never placed, never resumable (the run
+    # holds the archive's lock, so no other writer owns one).
+    for stale in paths.partial.glob("small-*.tmp"):
+        stale.unlink(missing_ok=True)
     return count
 
 
