@@ -458,3 +458,58 @@ def test_shard_is_withdrawn_on_the_command_line_and_in_the_manifest(tmp_path: Pa
                         "  - {name: a, source: urls, urls_file: u.txt, shard: 1/2}\n")
     result = run_cli("run", manifest)
     assert result.code == 2 and "--workers" in result.err and "line 3" in result.err
+
+
+def test_206_with_unknown_total_and_another_etag_is_not_appended(tmp_path: Path) -> None:
+    def answer(request: web.Request) -> web.Response:
+        start = resumed_range(request)
+        return web.Response(status=206, body=NEW[start:], headers={
+            "ETag": '"v2"', "Content-Range": f"bytes {start}-{len(NEW) - 1}/*"})
+    out, seen = run_resume(tmp_path, answer)
+    assert out.sha256 == NEW_SHA and archived(tmp_path, "f.bin").read_bytes() == NEW
+    assert "Range" not in seen[2]
+
+
+def test_a_206_to_a_plain_request_is_not_the_whole_file(tmp_path: Path) -> None:
+    async def go() -> None:
+        calls = {"n": 0}
+
+        async def handler(request: web.Request) -> web.Response:
+            calls["n"] += 1
+            if calls["n"] == 1:  # a first part, as if the client had asked for a range
+                return web.Response(status=206, body=BODY[:1000], headers={
+                    "ETag": '"v1"', "Content-Range": f"bytes 0-999/{len(BODY)}"})
+            return web.Response(body=BODY, headers={"ETag": '"v1"'})
+        async with Server({"/p.bin": handler}) as srv:
+            out = await fetch(tmp_path, srv.url + "/p.bin")
+        assert out.status is Status.DOWNLOADED and out.sha256 == OLD_SHA
+        assert archived(tmp_path, "p.bin").read_bytes() == BODY
+    asyncio.run(go())
+
+
+def test_a_resumed_range_that_ends_early_is_never_recorded(tmp_path: Path) -> None:
+    """A chunked 206 (no Content-Length) that stops before the total it named: only the size
+    check against that total can tell."""
+
+    async def go() -> None:
+        calls = {"n": 0}
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                return await half_then_drop(request, tmp_path)
+            if "Range" in request.headers:
+                start = resumed_range(request)
+                resp = web.StreamResponse(status=206, headers={
+                    "ETag": '"v1"', "Content-Range": f"bytes {start}-{len(BODY) - 1}/{len(BODY)}"})
+                resp.enable_chunked_encoding()
+                await resp.prepare(request)
+                await resp.write(BODY[start:start + 1000])
+                await resp.write_eof()
+                return resp
+            return web.Response(body=BODY, headers={"ETag": '"v1"'})
+        async with Server({"/e.bin": handler}) as srv:
+            out = await fetch(tmp_path, srv.url + "/e.bin")
+        assert out.status is Status.DOWNLOADED and out.sha256 == OLD_SHA
+        assert archived(tmp_path, "e.bin").read_bytes() == BODY
+    asyncio.run(go())
