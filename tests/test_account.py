@@ -18,8 +18,8 @@ from urllib.parse import parse_qs
 import bagit  # type: ignore[import-untyped]
 import pytest
 
-from assetvault import layout
-from assetvault.jobs import OnpremiseJob
+from assetvault.archive import layout
+from assetvault.config.jobs import OnpremiseJob
 from assetvault.models import Document, ListingFailure
 from assetvault.sandbox import DatasetConfig, SandboxThread
 from assetvault.sources import onpremise

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assetvault.bag import (
+from assetvault.bag.write import (
     PayloadFile,
     decode_path,
     encode_path,

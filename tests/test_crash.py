@@ -17,7 +17,7 @@ from pathlib import Path
 import bagit
 from aiohttp import web
 
-from assetvault.journal import Journal, Placed
+from assetvault.archive.journal import Journal, Placed
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
 from .conftest import onpremise_job, run_cli, spectrum_job, write_manifest

@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from assetvault.fetch import Fetcher, JobFetch
-from assetvault.http import Credentials, Http, Limits, origin_of
+from assetvault.archive.paths import ArchivePaths
 from assetvault.models import Item, Outcome, Status
-from assetvault.paths import ArchivePaths
+from assetvault.net.http import Credentials, Http, Limits, origin_of
+from assetvault.transfer.fetch import Fetcher, JobFetch
 
 BODY = bytes(range(256)) * 4096 * 8  # 8 MiB
 SHA = hashlib.sha256(BODY).hexdigest()
@@ -266,7 +266,7 @@ def test_credentials_stay_on_their_origin_across_redirects(tmp_path: Path) -> No
 
 
 def test_an_api_redirect_to_another_origin_carries_no_credentials() -> None:
-    from assetvault.http import JobApi
+    from assetvault.net.http import JobApi
 
     async def go() -> None:
         async def listing(r: web.Request) -> web.Response:
@@ -289,7 +289,7 @@ def test_an_api_redirect_to_another_origin_carries_no_credentials() -> None:
 
 
 def test_a_redirect_that_repeats_our_query_loses_the_api_key() -> None:
-    from assetvault.http import JobApi
+    from assetvault.net.http import JobApi
 
     async def go() -> None:
         async def listing(r: web.Request) -> web.Response:

@@ -19,8 +19,9 @@ import pytest
 from aiohttp import web
 
 from assetvault import errors
-from assetvault.fetch import Fetcher, JobFetch
-from assetvault.http import (
+from assetvault.archive.paths import ArchivePaths
+from assetvault.models import Outcome, Status
+from assetvault.net.http import (
     Bandwidth,
     GuardedResolver,
     Http,
@@ -29,8 +30,7 @@ from assetvault.http import (
     check_url,
     is_link_local,
 )
-from assetvault.models import Outcome, Status
-from assetvault.paths import ArchivePaths
+from assetvault.transfer.fetch import Fetcher, JobFetch
 from tests.test_fetch import BODY, Server, item, partial_bytes, until
 
 NEW = bytes(reversed(BODY))  # another version of the same length
@@ -370,8 +370,8 @@ def test_too_many_redirects_fail_the_item_once(tmp_path: Path) -> None:
 
 
 def test_min_speed_is_a_setting_with_a_default(tmp_path: Path) -> None:
+    from assetvault.config.manifest import load_manifest
     from assetvault.errors import ManifestError
-    from assetvault.manifest import load_manifest
 
     manifest = tmp_path / "jobs.yaml"
     manifest.write_text("version: 1\ndefaults:\n  min_speed: 2KiB\njobs:\n"
@@ -412,7 +412,7 @@ def test_a_partial_is_not_left_behind_when_the_file_shrinks_to_a_small_one(
 
 
 def test_ipv6_hosts_can_be_named_in_allow_hosts(tmp_path: Path) -> None:
-    from assetvault.manifest import load_manifest
+    from assetvault.config.manifest import load_manifest
 
     (tmp_path / "u.txt").write_text("http://127.0.0.1:9/x\n")
     manifest = tmp_path / "jobs.yaml"

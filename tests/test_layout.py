@@ -14,8 +14,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from assetvault import layout
-from assetvault.layout import (
+from assetvault.archive import layout
+from assetvault.archive.layout import (
     extension_for,
     file_name_from_url,
     inside,

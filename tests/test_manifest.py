@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assetvault.errors import ManifestError
-from assetvault.jobs import (
+from assetvault.config.jobs import (
     GIB,
     SPECTRUM_BURST,
     SPECTRUM_RATE_LIMIT,
@@ -21,7 +20,8 @@ from assetvault.jobs import (
     SpectrumJob,
     UrlsJob,
 )
-from assetvault.manifest import load_manifest, parse_size
+from assetvault.config.manifest import load_manifest, parse_size
+from assetvault.errors import ManifestError
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sEcReT-9f8e7d6c5b4a"

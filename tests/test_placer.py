@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from assetvault.journal import Journal, Placed
-from assetvault.paths import ArchivePaths
-from assetvault.placer import Placer
+from assetvault.archive.journal import Journal, Placed
+from assetvault.archive.paths import ArchivePaths
+from assetvault.archive.placer import Placer
 
 BODY = bytes(range(256)) * 1024  # 256 KiB: what fetch reads whole and places in one step
 

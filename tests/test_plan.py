@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from assetvault.archive.fresh import is_up_to_date
+from assetvault.archive.store import Row
 from assetvault.models import Item
-from assetvault.plan import is_up_to_date
 from assetvault.redact import Redactor, redact_text, redact_url
-from assetvault.store import Row
 
 ITEM = Item("k", "job", "http://h/x.png", "x.png", upstream_version="v1")
 

@@ -8,8 +8,8 @@ from email.utils import format_datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assetvault.ratelimit import TokenBucket, lowest_rate
-from assetvault.retry import backoff, is_retryable_status, next_delay, parse_retry_after
+from assetvault.net.ratelimit import TokenBucket, lowest_rate
+from assetvault.net.retry import backoff, is_retryable_status, next_delay, parse_retry_after
 
 
 def test_burst_then_rate() -> None:
@@ -71,7 +71,7 @@ def test_retryable_statuses() -> None:
 
 
 def test_window_guard_holds_even_when_sends_bunch_up() -> None:
-    from assetvault.ratelimit import WindowGuard
+    from assetvault.net.ratelimit import WindowGuard
 
     guard = WindowGuard(limit=3)
     assert [guard.wait(10.0) for _ in range(3)] == [0.0, 0.0, 0.0]

@@ -27,10 +27,10 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assetvault.fetch import Fetcher, JobFetch
-from assetvault.http import Http, Limits
+from assetvault.archive.paths import ArchivePaths
 from assetvault.models import Item, Status
-from assetvault.paths import ArchivePaths
+from assetvault.net.http import Http, Limits
+from assetvault.transfer.fetch import Fetcher, JobFetch
 
 A = bytes((i * 7 + 3) % 251 for i in range(3000))
 B = bytes((i * 11 + 5) % 241 for i in range(3000))  # a new version of the same size

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from assetvault import errors, layout
-from assetvault.jobs import OnpremiseJob, SpectrumJob, UrlsJob
+from assetvault import errors
+from assetvault.archive import layout
+from assetvault.config.jobs import OnpremiseJob, SpectrumJob, UrlsJob
 from assetvault.models import Document, Entry, Item, ListingFailure, Pending
 from assetvault.sources import iter_entries, onpremise, spectrum, urls
 

@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 
 from . import errors
-from .bag import verify_bag
-from .engine import run_manifest
-from .jobs import Manifest, OnpremiseJob, Settings, SpectrumJob
-from .manifest import load_manifest
+from .archive.paths import ArchivePaths
+from .archive.store import Store
+from .bag.write import verify_bag
+from .config.jobs import Manifest, OnpremiseJob, Settings, SpectrumJob
+from .config.manifest import load_manifest
+from .config.options import RunOptions
 from .models import RunResult
-from .paths import ArchivePaths
-from .progress import make_progress
-from .report import summary_table
-from .runs import RunOptions
-from .store import Store
+from .run.engine import run_manifest
+from .run.progress import make_progress
+from .run.report import summary_table
 
 log = logging.getLogger("assetvault")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from ..jobs import Job, OnpremiseJob, SpectrumJob, UrlsJob
+from ..config.jobs import Job, OnpremiseJob, SpectrumJob, UrlsJob
 from ..models import Entry
 from ._base import JsonApi
 from .memo import PageLookup

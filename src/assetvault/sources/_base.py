@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .. import layout
+from ..archive import layout
 from ..models import Document
 from ..redact import Redactor
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from .. import errors, layout
-from ..jobs import ONPREMISE_KINDS, OnpremiseJob
+from .. import errors
+from ..archive import layout
+from ..config.jobs import ONPREMISE_KINDS, OnpremiseJob
 from ..models import Entry, Item, ListingFailure, Pending
 from ..redact import Redactor, redact_url
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name

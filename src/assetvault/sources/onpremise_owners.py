@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from .. import layout
-from ..jobs import OnpremiseJob
+from ..archive import layout
+from ..config.jobs import OnpremiseJob
 from ..models import Document, ListingFailure
 from ..redact import Redactor, redact_url
 from ._base import document, ident, one_line, text

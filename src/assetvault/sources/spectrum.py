@@ -16,10 +16,11 @@ from urllib.parse import quote, urlencode
 import msgspec
 from msgspec import Raw
 
-from .. import errors, layout
-from ..http import parse_json
-from ..jobs import SpectrumJob
+from .. import errors
+from ..archive import layout
+from ..config.jobs import SpectrumJob
 from ..models import Document, Entry, Item, ListingFailure, PageMemo
+from ..net.http import parse_json
 from ..redact import Redactor, redact_url
 from . import memo
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TextIO
 
-from .. import layout
-from ..jobs import UrlsJob
+from ..archive import layout
+from ..config.jobs import UrlsJob
 from ..models import Entry, Item, ListingFailure
 from ..redact import Redactor
 from ._base import one_line

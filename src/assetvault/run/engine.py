@@ -25,8 +25,12 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from . import __version__, errors
-from .archive import (
+from .. import __version__, errors
+from ..archive.journal import Journal
+from ..archive.paths import ArchivePaths
+from ..archive.placer import Placer
+from ..archive.store import DocRecord, Row, Store
+from ..archive.upkeep import (
     ArchiveLock,
     check_batch,
     check_docs,
@@ -36,13 +40,9 @@ from .archive import (
     seal,
     write_docs,
 )
-from .credentials import api_origin_url, credentials_for
-from .downloads import Downloads
-from .fetch import Fetcher
-from .http import Bandwidth, GuardedResolver, Http, JobApi, Limits, origin_of
-from .jobs import Job, Manifest, OnpremiseJob
-from .journal import Journal
-from .models import (
+from ..config.jobs import Job, Manifest, OnpremiseJob
+from ..config.options import RunOptions, select_jobs, utc_text
+from ..models import (
     Document,
     Failure,
     Item,
@@ -56,16 +56,16 @@ from .models import (
     Seen,
     Status,
 )
-from .paths import ArchivePaths
-from .placer import Placer
+from ..net.http import Bandwidth, GuardedResolver, Http, JobApi, Limits, origin_of
+from ..net.ratelimit import lowest_rate
+from ..redact import Redactor, redact_url, register
+from ..sources import iter_batches
+from ..sources.credentials import api_origin_url, credentials_for
+from ..sources.onpremise_owners import record_patterns
+from ..transfer.fetch import Fetcher
+from .downloads import Downloads
 from .progress import Progress
-from .ratelimit import lowest_rate
-from .redact import Redactor, redact_url, register
 from .report import write_report
-from .runs import RunOptions, select_jobs, utc_text
-from .sources import iter_batches
-from .sources.onpremise_owners import record_patterns
-from .store import DocRecord, Row, Store
 from .threads import TrackedPool
 
 T = TypeVar("T")

@@ -12,12 +12,12 @@ import os
 import threading
 from pathlib import Path, PurePosixPath
 
-from . import errors
+from .. import errors
+from ..redact import redact_url
 from .history import keep_history
 from .journal import Journal, Placed
 from .layout import inside
 from .paths import ArchivePaths
-from .redact import redact_url
 
 
 class Placer:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import errors
+from .. import errors
 from .jobs import Job, Manifest
 
 

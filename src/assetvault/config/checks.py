@@ -23,8 +23,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from assetvault.config.yaml_nodes import InterpolationError, Map, Node, Scalar, Seq, interpolated
 from assetvault.errors import ManifestError
-from assetvault.manifest_yaml import InterpolationError, Map, Node, Scalar, Seq, interpolated
 from assetvault.redact import redact_url
 
 T = TypeVar("T")

@@ -5,7 +5,7 @@
 memory: memory does not grow with the number of entries. The payload under ``data/`` is never
 touched, and anything else at the root (``.assetvault/``) is neither payload nor listed.
 
-Reading and verification live in :mod:`assetvault.verify`; they are re-exported here.
+Reading and verification live in :mod:`assetvault.bag.verify`; they are re-exported here.
 
 Known interoperability limit: RFC 8493 §2.1.3 requires ``%`` in manifest paths to be written
 ``%25``, and this module does so, but bagit-python 1.9 (``bagit.py --validate``) never decodes
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from assetvault.verify import (
+from assetvault.bag.verify import (
     BAG_INFO_TXT,
     BAGIT_TXT,
     MANIFEST,

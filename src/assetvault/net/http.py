@@ -25,10 +25,11 @@ import aiohttp
 import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from . import errors, retry
+from .. import errors
+from ..redact import SECRET_PARAMS, redact_url
+from . import retry
 from .circuit import DEFAULT_THRESHOLD, Breaker
 from .ratelimit import TokenBucket, WindowGuard, lowest_rate
-from .redact import SECRET_PARAMS, redact_url
 
 Origin = tuple[str, str, int]
 log = logging.getLogger("assetvault")

@@ -15,14 +15,14 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from . import errors
-from .bag import TAG_FILES, PayloadFile, write_bag
+from .. import errors
+from ..bag.write import TAG_FILES, PayloadFile, write_bag
+from ..models import Document, Item, KnownDocument
+from .fresh import is_up_to_date
 from .history import sha256_file
 from .journal import Journal, Placed
-from .models import Document, Item, KnownDocument
 from .paths import ArchivePaths
 from .placer import Placer
-from .plan import is_up_to_date
 from .store import DocRecord, Row, Store
 
 

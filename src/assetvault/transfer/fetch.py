@@ -22,8 +22,14 @@ from pathlib import Path
 
 import aiohttp
 
-from . import errors, resume, retry
-from .http import (
+from .. import errors
+from ..archive.journal import Placed
+from ..archive.layout import extension_for
+from ..archive.paths import ArchivePaths
+from ..archive.placer import Placer
+from ..models import Item, Outcome, Status
+from ..net import retry
+from ..net.http import (
     Bandwidth,
     Credentials,
     Http,
@@ -32,12 +38,8 @@ from .http import (
     origin_of,
     status_error,
 )
-from .journal import Placed
-from .layout import extension_for
-from .models import Item, Outcome, Status
-from .paths import ArchivePaths
-from .placer import Placer
-from .redact import redact_url
+from ..redact import redact_url
+from . import resume
 from .resume import Held
 from .sink import Digests, Sink
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .models import RunResult
+from ..models import RunResult
 
 
 def iso(result_time: Any) -> str | None:

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .models import Outcome, Status
+from ..models import Outcome, Status
 
 LINE_EVERY = 10.0  # seconds between plain progress lines (cron and CI logs stay short)
 

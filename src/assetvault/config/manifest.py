@@ -18,9 +18,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
-from assetvault import manifest_checks as check
-from assetvault.errors import ManifestError
-from assetvault.jobs import (
+from assetvault.config import checks as check
+from assetvault.config.checks import Check, Where, parse_size
+from assetvault.config.jobs import (
     LISTABLE_KINDS,
     ONPREMISE_KINDS,
     SPECTRUM_BURST,
@@ -32,8 +32,8 @@ from assetvault.jobs import (
     SpectrumJob,
     UrlsJob,
 )
-from assetvault.manifest_checks import Check, Where, parse_size
-from assetvault.manifest_yaml import Entry, Map, Node, Scalar, parse, read_text
+from assetvault.config.yaml_nodes import Entry, Map, Node, Scalar, parse, read_text
+from assetvault.errors import ManifestError
 from assetvault.redact import Redactor
 
 __all__ = ["load_manifest", "parse_size"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .http import Credentials, origin_of
-from .jobs import Job, OnpremiseJob, SpectrumJob
+from ..config.jobs import Job, OnpremiseJob, SpectrumJob
+from ..net.http import Credentials, origin_of
 
 SPECTRUM_TOKEN_HEADER = "SPECTRUM_API_TOKEN"
 ONPREMISE_VERSION_HEADER = "X-TASTEVIN-VERSION"

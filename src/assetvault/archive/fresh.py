@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .models import Item
-from .redact import redact_url
+from ..models import Item
+from ..redact import redact_url
 from .store import Row
 
 

@@ -26,8 +26,8 @@ from typing import NamedTuple
 
 import msgspec
 
+from ..models import Outcome, Status
 from .journal import Placed
-from .models import Outcome, Status
 
 SCHEMA_VERSION = 1
 _JSON = msgspec.json.Encoder()

@@ -11,16 +11,16 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .archive import link_or_copy
-from .credentials import credentials_for
-from .fetch import Fetcher, JobFetch
-from .http import origin_of
-from .jobs import Job
-from .journal import Journal, Placed
-from .layout import suffix
-from .models import Item, Outcome, Status
-from .placer import Placer
-from .redact import redact_url
+from ..archive.journal import Journal, Placed
+from ..archive.layout import suffix
+from ..archive.placer import Placer
+from ..archive.upkeep import link_or_copy
+from ..config.jobs import Job
+from ..models import Item, Outcome, Status
+from ..net.http import origin_of
+from ..redact import redact_url
+from ..sources.credentials import credentials_for
+from ..transfer.fetch import Fetcher, JobFetch
 
 # Anything planned before a fetch was committed is queued at most a few hundred items
 # behind it, well inside this window.

@@ -1,0 +1,1 @@
+"""The archive on disk: paths, layout, placement, journal, history, state, recovery."""

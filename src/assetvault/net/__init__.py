@@ -1,0 +1,1 @@
+"""Talking HTTP politely: origins, credentials by origin, redirects, retries, rate limits."""

@@ -1,0 +1,1 @@
+"""One run's lifecycle: listing, planning, downloading, recording, sealing, reporting."""

@@ -1,0 +1,1 @@
+"""One item's bytes: request, resume, stream, hash, check, hand to the archive."""
