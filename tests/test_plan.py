@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from assetvault.archive.fresh import is_up_to_date
-from assetvault.archive.store import Row
-from assetvault.models import Item
+from assetvault.models import Item, Row
 from assetvault.redact import Redactor, redact_text, redact_url
 
 ITEM = Item("k", "job", "http://h/x.png", "x.png", upstream_version="v1")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +104,58 @@ Entry = Item | Document | KnownDocument | Pending | ListingFailure | PageMemo
 
 
 class Status(enum.StrEnum):
-    """What became of an item in one run."""
+    """What became of an item in one run (the state's ``outcome`` column)."""
 
     DOWNLOADED = "downloaded"
     UP_TO_DATE = "up_to_date"
     PENDING = "pending"
     FAILED = "failed"
+    RECOVERED = "recovered"  # placed by a run that died before recording it; the next one did
+
+
+class State(enum.StrEnum):
+    """What the archive holds of an item across runs (the state's ``status`` column)."""
+
+    COMPLETE = "complete"  # in data/ and in the bag
+    FAILED = "failed"  # never archived
+    PENDING = "pending"  # not ready upstream yet
+    GONE = "gone"  # vanished upstream; kept in data/
+
+
+ARCHIVED = frozenset({State.COMPLETE, State.GONE})  # the states whose bytes are in data/
+
+
+class Kind(enum.StrEnum):
+    """What a state row stands for."""
+
+    FILE = "file"
+    DOC = "doc"  # an asset.json (or an owner's record)
+
+
+class Row(NamedTuple):
+    """What the store knows of one item (a tuple: a re-run makes one per entry)."""
+
+    key: str
+    url: str | None
+    path: str | None
+    size: int | None
+    sha256: str | None
+    version: str | None
+    status: str  # a State's value, as SQLite gives it back
+
+
+@dataclass(frozen=True, slots=True)
+class DocRecord:
+    """An asset.json written (or confirmed) in this run."""
+
+    key: str
+    job: str
+    path: str
+    size: int
+    sha256: str
+    version: str | None
+    written: bool
+    error: str | None = None  # not written: the reason (it is not recorded either)
 
 
 @dataclass(frozen=True, slots=True)

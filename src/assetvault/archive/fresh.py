@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from ..models import Item
+from ..models import ARCHIVED, Item, Row
 from ..redact import redact_url
-from .store import Row
 
 
 def is_up_to_date(item: Item, row: Row | None, size_on_disk: int | None) -> bool:
     """Complete in state, same URL, same upstream version (else size), file present and whole."""
-    if row is None or row.status not in ("complete", "gone") or row.size is None:
+    if row is None or row.status not in ARCHIVED or row.size is None:
         return False
     if row.url != redact_url(item.url) or size_on_disk != row.size:
         return False

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ..models import Kind
+
 CLEAR_EVERY = 4096  # entries: a truncate per writer batch cost ~0.4 ms each, for nothing
 
 
@@ -33,7 +35,7 @@ class Placed:
     version: str | None
     etag: str | None
     last_modified: str | None
-    kind: str = "file"  # or "doc" (an asset.json)
+    kind: str = Kind.FILE  # or Kind.DOC (an asset.json); plain text in the journal
 
 
 FIELDS = tuple(f.name for f in fields(Placed))

@@ -20,16 +20,15 @@ import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import msgspec
 
-from ..models import Outcome, Status
+from ..models import ARCHIVED, DocRecord, Kind, Outcome, Row, State, Status
 from .journal import Placed
 
 SCHEMA_VERSION = 1
+_ARCHIVED = "(" + ", ".join(f"'{state}'" for state in sorted(ARCHIVED)) + ")"  # for SQL
 _JSON = msgspec.json.Encoder()
 
 _SCHEMA = """
@@ -81,62 +80,38 @@ CREATE TABLE IF NOT EXISTS job_runs (
 );
 """
 
-_UPSERT_COMPLETE = """
+_UPSERT_COMPLETE = f"""
 INSERT INTO items (key, job, kind, url, path, size, sha256, version, etag, last_modified,
                    status, outcome, attempts, error, seen_run, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, 0, NULL, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{State.COMPLETE}', ?, 0, NULL, ?, ?)
 ON CONFLICT(key) DO UPDATE SET
     job = excluded.job, kind = excluded.kind, url = excluded.url, path = excluded.path,
     size = excluded.size, sha256 = excluded.sha256, version = excluded.version,
-    etag = excluded.etag, last_modified = excluded.last_modified, status = 'complete',
+    etag = excluded.etag, last_modified = excluded.last_modified, status = '{State.COMPLETE}',
     outcome = excluded.outcome, attempts = 0, error = NULL, seen_run = excluded.seen_run,
     updated = excluded.updated
 """
 
 # Rows a run saw unchanged whose row says otherwise: seen again after being marked gone (then
 # simply archived again), or last left failed or pending while a complete file stayed.
-_SETTLE = """
-UPDATE items SET outcome = 'up_to_date', seen_run = ?, updated = ?,
-    status = CASE WHEN status = 'gone' THEN 'complete' ELSE status END
-WHERE (status = 'gone' OR outcome IN ('failed', 'pending')) AND +key IN (SELECT key FROM temp.seen)
+_SETTLE = f"""
+UPDATE items SET outcome = '{Status.UP_TO_DATE}', seen_run = ?, updated = ?,
+    status = CASE WHEN status = '{State.GONE}' THEN '{State.COMPLETE}' ELSE status END
+WHERE (status = '{State.GONE}' OR outcome IN ('{Status.FAILED}', '{Status.PENDING}'))
+    AND +key IN (SELECT key FROM temp.seen)
 """  # "+key": scan items for the few candidates rather than probe items for every key seen
 
 # A failure or a pending file never takes away a complete file already archived.
-_UPSERT_NOT_DONE = """
+_UPSERT_NOT_DONE = f"""
 INSERT INTO items (key, job, kind, url, path, status, outcome, attempts, error, seen_run,
                    updated, version)
-VALUES (?, ?, 'file', ?, ?, ?, ?, 1, ?, ?, ?, NULL)
+VALUES (?, ?, '{Kind.FILE}', ?, ?, ?, ?, 1, ?, ?, ?, NULL)
 ON CONFLICT(key) DO UPDATE SET
-    status = CASE WHEN items.status = 'complete' THEN 'complete' ELSE excluded.status END,
+    status = CASE WHEN items.status = '{State.COMPLETE}' THEN '{State.COMPLETE}'
+                  ELSE excluded.status END,
     outcome = excluded.outcome, attempts = items.attempts + 1, error = excluded.error,
     seen_run = excluded.seen_run, updated = excluded.updated
 """
-
-
-class Row(NamedTuple):
-    """What the store knows of one item (a tuple: a re-run makes one per entry)."""
-
-    key: str
-    url: str | None
-    path: str | None
-    size: int | None
-    sha256: str | None
-    version: str | None
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class DocRecord:
-    """An asset.json written (or confirmed) in this run."""
-
-    key: str
-    job: str
-    path: str
-    size: int
-    sha256: str
-    version: str | None
-    written: bool
-    error: str | None = None  # not written: the reason (it is not recorded either)
 
 
 class Store:
@@ -229,21 +204,21 @@ class Store:
         not_done: list[tuple[object, ...]] = []
         for o in outcomes:
             if o.status is Status.DOWNLOADED:
-                complete.append((o.key, o.job, "file", o.url, o.path, o.size, o.sha256,
+                complete.append((o.key, o.job, Kind.FILE, o.url, o.path, o.size, o.sha256,
                                  o.upstream_version, o.etag, o.last_modified, o.status.value,
                                  run_id, now))
             elif o.status is Status.UP_TO_DATE:
                 seen.append(o.key)
             else:
-                state = "pending" if o.status is Status.PENDING else "failed"
+                state = State.PENDING if o.status is Status.PENDING else State.FAILED
                 not_done.append((o.key, o.job, o.url, o.path, state, o.status.value, o.error,
                                  run_id, now))
         for d in docs:
             if d.error is not None:
                 continue
             if d.written:
-                complete.append((d.key, d.job, "doc", None, d.path, d.size, d.sha256,
-                                 d.version, None, None, "downloaded", run_id, now))
+                complete.append((d.key, d.job, Kind.DOC, None, d.path, d.size, d.sha256,
+                                 d.version, None, None, Status.DOWNLOADED, run_id, now))
             else:
                 seen.append(d.key)
         with self._db:
@@ -275,7 +250,7 @@ class Store:
         they are up to date, and never links another item to them as this run's download.
         """
         rows = [(p.key, p.job, p.kind, p.url, p.path, p.size, p.sha256, p.version, p.etag,
-                 p.last_modified, "recovered", None, now) for p in placed]
+                 p.last_modified, Status.RECOVERED, None, now) for p in placed]
         with self._db:
             self._db.executemany(_UPSERT_COMPLETE, rows)
             self._unsealed()
@@ -284,8 +259,8 @@ class Store:
     def fetched_in_run(self, urls: Sequence[str], run_id: int) -> dict[str, Row]:
         """A file already fetched in this run for each of these (redacted) URLs, if any."""
         found: dict[str, Row] = {}
-        more = (" AND seen_run = ? AND outcome = 'downloaded' AND status = 'complete' "
-                "AND kind = 'file'")
+        more = (f" AND seen_run = ? AND outcome = '{Status.DOWNLOADED}' "
+                f"AND status = '{State.COMPLETE}' AND kind = '{Kind.FILE}'")
         for row in self._rows_where("url", urls, more, (run_id,)):
             if row.url is not None:
                 found.setdefault(row.url, row)
@@ -295,8 +270,8 @@ class Store:
         """Files of ``job`` archived before but not listed in this (complete) run."""
         with self._db:
             cur = self._db.execute(
-                "UPDATE items SET status = 'gone', outcome = NULL WHERE job = ? "
-                "AND status = 'complete' AND (seen_run IS NULL OR seen_run != ?) "
+                f"UPDATE items SET status = '{State.GONE}', outcome = NULL WHERE job = ? "
+                f"AND status = '{State.COMPLETE}' AND (seen_run IS NULL OR seen_run != ?) "
                 "AND key NOT IN (SELECT key FROM temp.seen)", (job, run_id))
         return cur.rowcount
 
@@ -311,8 +286,8 @@ class Store:
             for folder in folders:
                 # '0' follows '/': every key under "folder/" sorts in [folder/, folder0).
                 count += self._db.execute(
-                    "UPDATE items SET status = 'gone', outcome = NULL WHERE job = ? "
-                    "AND key >= ? AND key < ? AND status = 'complete' "
+                    f"UPDATE items SET status = '{State.GONE}', outcome = NULL WHERE job = ? "
+                    f"AND key >= ? AND key < ? AND status = '{State.COMPLETE}' "
                     "AND (seen_run IS NULL OR seen_run != ?) "
                     "AND key NOT IN (SELECT key FROM temp.seen)",
                     (job, folder + "/", folder + "0", run_id)).rowcount
@@ -322,7 +297,8 @@ class Store:
         """Folders ``prefix{id}`` whose ``/{name}`` is archived but was not seen in this run."""
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         cursor = self._db.execute(
-            "SELECT key FROM items WHERE job = ? AND kind = 'doc' AND status = 'complete' "
+            f"SELECT key FROM items WHERE job = ? AND kind = '{Kind.DOC}' "
+            f"AND status = '{State.COMPLETE}' "
             "AND key >= ? AND key < ? AND substr(key, -?) = ? "
             "AND (seen_run IS NULL OR seen_run != ?) AND key NOT IN (SELECT key FROM temp.seen)",
             (job, prefix, upper, len(name) + 1, "/" + name, run_id))
@@ -347,14 +323,14 @@ class Store:
     def payload(self) -> Iterator[tuple[str, str, int]]:
         """(path, sha256, size) of every archived file, sorted by path: the bag's manifest."""
         cur = self._db.execute(
-            "SELECT path, sha256, size FROM items WHERE status IN ('complete', 'gone') "
+            f"SELECT path, sha256, size FROM items WHERE status IN {_ARCHIVED} "
             "AND path IS NOT NULL AND sha256 IS NOT NULL ORDER BY path")
         for path, sha, size in cur:
             yield str(path), str(sha), int(size)
 
     def size_of(self, path: str) -> int | None:
         row = self._db.execute(
-            "SELECT size FROM items WHERE path = ? AND status IN ('complete', 'gone')",
+            f"SELECT size FROM items WHERE path = ? AND status IN {_ARCHIVED}",
             (path,)).fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
@@ -363,7 +339,7 @@ class Store:
     def counts(self) -> list[tuple[str, str, int]]:
         """(job, status, count) of files, for ``assetvault status``."""
         return [(str(j), str(s), int(n)) for j, s, n in self._db.execute(
-            "SELECT job, status, COUNT(*) FROM items WHERE kind = 'file' "
+            f"SELECT job, status, COUNT(*) FROM items WHERE kind = '{Kind.FILE}' "
             "GROUP BY job, status ORDER BY job, status")]
 
     def last_runs(self, limit: int = 5) -> list[tuple[int, str, str | None, int | None]]:
@@ -374,7 +350,7 @@ class Store:
     def failures(self, limit: int = 50) -> list[tuple[str, str, str | None, str | None]]:
         """(job, key, url, error) of items whose last outcome was a failure."""
         return [(str(j), str(k), u, e) for j, k, u, e in self._db.execute(
-            "SELECT job, key, url, error FROM items WHERE outcome = 'failed' "
+            f"SELECT job, key, url, error FROM items WHERE outcome = '{Status.FAILED}' "
             "ORDER BY job, key LIMIT ?", (limit,))]
 
 

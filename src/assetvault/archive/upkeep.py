@@ -17,13 +17,13 @@ from pathlib import Path, PurePosixPath
 
 from .. import errors
 from ..bag.write import TAG_FILES, PayloadFile, write_bag
-from ..models import Document, Item, KnownDocument
+from ..models import ARCHIVED, DocRecord, Document, Item, Kind, KnownDocument, Row
 from .fresh import is_up_to_date
 from .history import sha256_file
 from .journal import Journal, Placed
 from .paths import ArchivePaths
 from .placer import Placer
-from .store import DocRecord, Row, Store
+from .store import Store
 
 
 class ArchiveLock:
@@ -102,7 +102,7 @@ def check_docs(data: str, docs: list[Document | KnownDocument], rows: dict[str, 
         else:
             sha, size = hashlib.sha256(doc.body).hexdigest(), len(doc.body)
         row = rows.get(doc.key)
-        if (row is not None and row.status in ("complete", "gone") and row.sha256 == sha
+        if (row is not None and row.status in ARCHIVED and row.sha256 == sha
                 and row.path == doc.path and _size(data + doc.path) == size):
             same.append(doc)
         else:
@@ -149,7 +149,7 @@ def _write_doc(placer: Placer, doc: Document, sha: str, row: Row | None,
         tmp = placer.paths.partial / f"{sha[:40]}.doc"
         tmp.write_bytes(doc.body)
         placed = Placed(doc.key, doc.job, "", doc.path, size, sha,
-                        doc.upstream_version, None, None, kind="doc")
+                        doc.upstream_version, None, None, kind=Kind.DOC)
         placer.place_file(tmp, placed, row.sha256 if row is not None else None, "")
     return DocRecord(doc.key, doc.job, doc.path, size, sha, doc.upstream_version, written=True)
 

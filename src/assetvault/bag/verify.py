@@ -1,7 +1,7 @@
 """Reading a BagIt bag (RFC 8493): the format's primitives and :func:`verify_bag`.
 
-This module is the reading half; the package's :mod:`assetvault.bag.write` writes bags and re-exports everything
-public here, so callers can use ``assetvault.bag.write`` alone. The import points one way
+This module is the reading half; :mod:`assetvault.bag.write` writes bags and re-exports
+everything public here, so callers can use it alone. The import points one way
 (``bag -> verify``) so the two halves share one definition of the format.
 
 Verification collects every problem before returning, bagit-python style: all missing, extra

@@ -29,7 +29,7 @@ from .. import __version__, errors
 from ..archive.journal import Journal
 from ..archive.paths import ArchivePaths
 from ..archive.placer import Placer
-from ..archive.store import DocRecord, Row, Store
+from ..archive.store import Store
 from ..archive.upkeep import (
     ArchiveLock,
     check_batch,
@@ -43,6 +43,7 @@ from ..archive.upkeep import (
 from ..config.jobs import Job, Manifest, OnpremiseJob
 from ..config.options import RunOptions, select_jobs, utc_text
 from ..models import (
+    DocRecord,
     Document,
     Failure,
     Item,
@@ -52,6 +53,7 @@ from ..models import (
     Outcome,
     PageMemo,
     Pending,
+    Row,
     RunResult,
     Seen,
     Status,
