@@ -245,3 +245,6 @@ class RunResult:
         if self.fatal or self.failures or any(s.fatal or s.failed for s in self.stats):
             return 1
         return 0
+
+
+Decided = Outcome | DocRecord | PageMemo | Seen  # what the planner and workers hand the writer

@@ -43,8 +43,10 @@ from ..archive.upkeep import (
 from ..config.jobs import Job, Manifest, OnpremiseJob
 from ..config.options import RunOptions, select_jobs, utc_text
 from ..models import (
+    Decided,
     DocRecord,
     Document,
+    Entry,
     Failure,
     Item,
     JobStats,
@@ -65,6 +67,7 @@ from ..sources import iter_batches
 from ..sources.credentials import api_origin_url, credentials_for
 from ..sources.onpremise_owners import record_patterns
 from ..transfer.fetch import Fetcher
+from .channel import Channel
 from .downloads import Downloads
 from .progress import Progress
 from .report import write_report
@@ -77,7 +80,6 @@ BATCH = 256
 PLAN_BATCH = 1000  # entries per state lookup (one statement) and file check
 PLANNERS = 1  # measured: 3 planners made a 20k re-run slower (7.6 s -> 10.5 s), GIL handoffs
 USER_AGENT = f"assetvault/{__version__}"
-_DONE = object()  # end-of-stream marker on the queues
 
 
 class Run:
@@ -109,9 +111,9 @@ class Run:
         # Lists travel where whole pages do (entries; results of a planned batch): a queue
         # operation per entry was a tenth of a re-run. Each bound is in lists, each list
         # at most a page or PLAN_BATCH long, so memory stays flat.
-        self.entries: asyncio.Queue[Any] = asyncio.Queue(4)
-        self.work: asyncio.Queue[Any] = asyncio.Queue(concurrency * 2)
-        self.results: asyncio.Queue[Any] = asyncio.Queue(64)
+        self.entries: Channel[list[Entry]] = Channel(4, senders=len(jobs))
+        self.work: Channel[tuple[Item, str | None]] = Channel(concurrency * 2, senders=PLANNERS)
+        self.results: Channel[list[Decided]] = Channel(64, senders=PLANNERS + self.workers)
         self._job_started: dict[str, float] = {}
         self.journal = Journal(self.paths.journal)
         self.placer = Placer(self.paths, self.journal)
@@ -235,13 +237,9 @@ class Run:
                 downloads = Downloads(self.jobs, fetcher, self.placer, self.journal, self._io_call)
                 self._downloads = downloads
                 workers = [tg.create_task(self._work(downloads)) for _ in range(self.workers)]
-                ends = [tg.create_task(self._end_entries(producers)),
-                        tg.create_task(self._end_work(planners))]
-                # On a stop these are cancelled, the end markers too (their queues may be full
-                # with nobody left to drain them); the writer is not, so what finished is
-                # recorded.
-                self._tasks = [*producers, *planners, *workers, *ends]
-                tg.create_task(self._end_results([*planners, *workers]))
+                # On a stop these are cancelled (each closes its channels on the way out); the
+                # writer is not, so what finished is recorded.
+                self._tasks = [*producers, *planners, *workers]
                 tg.create_task(self._write())
 
     def _named_hosts(self) -> frozenset[str]:
@@ -277,7 +275,7 @@ class Run:
             since = await self._since(job)
             async for batch in iter_batches(job, api, since=since, memo=self.reader):
                 if batch:
-                    await self.entries.put(batch)
+                    await self.entries.send(batch)
         except errors.CredentialsError as exc:
             stats.credentials_refused = True
             stats.fatal = self.redact(exc.message)
@@ -286,6 +284,8 @@ class Run:
         except Exception as exc:
             log.debug("internal error listing job %s", job.name, exc_info=True)
             stats.fatal = self.redact(f"internal error while listing: {type(exc).__name__}: {exc}")
+        finally:
+            self.entries.close()
 
     async def _since(self, job: Job) -> str | None:
         if not isinstance(job, OnpremiseJob) or job.since is None:
@@ -296,33 +296,20 @@ class Run:
             return None
         return await self._call(self.store.last_good_start, job.name)
 
-    async def _end_entries(self, producers: list[asyncio.Task[None]]) -> None:
-        await asyncio.wait(producers)
-        for _ in range(PLANNERS):
-            await self.entries.put(_DONE)
-
-    async def _end_work(self, planners: list[asyncio.Task[None]]) -> None:
-        await asyncio.wait(planners)
-        for _ in range(self.workers):
-            await self.work.put(_DONE)
-
     # planner ------------------------------------------------------------------------------
 
     async def _plan(self) -> None:
-        """One of the planners: takes lists of entries, plans them PLAN_BATCH at a time.
-        Each planner takes exactly one end marker."""
-        while True:
-            batch: list[Any] = []
-            lists = await self.entries.get()
-            while lists is not _DONE:
-                batch.extend(lists)
-                if len(batch) >= PLAN_BATCH or self.entries.empty():
-                    break
-                lists = self.entries.get_nowait()
-            for start in range(0, len(batch), PLAN_BATCH):
-                await self._plan_batch(batch[start:start + PLAN_BATCH])
-            if lists is _DONE:
-                return
+        """One of the planners: takes lists of entries, plans them PLAN_BATCH at a time."""
+        try:
+            while (first := await self.entries.receive()) is not None:
+                batch = list(first)
+                while len(batch) < PLAN_BATCH and (more := self.entries.receive_ready()):
+                    batch.extend(more)
+                for start in range(0, len(batch), PLAN_BATCH):
+                    await self._plan_batch(batch[start:start + PLAN_BATCH])
+        finally:
+            self.work.close()
+            self.results.close()
 
     def _lookup(self, items: list[Item], docs: list[Document | KnownDocument]
                 ) -> tuple[dict[str, Row], dict[str, Row]]:
@@ -336,7 +323,7 @@ class Run:
         urls = sorted({redact_url(i.url) for i in items})
         return self.reader.rows(keys), self.reader.fetched_in_run(urls, self.run_id)
 
-    async def _plan_batch(self, batch: list[Any]) -> None:
+    async def _plan_batch(self, batch: list[Entry]) -> None:
         items = [e for e in batch if isinstance(e, Item)]
         docs = [e for e in batch if isinstance(e, Document | KnownDocument)]
         rows, fetched = self._lookup(items, docs)
@@ -352,7 +339,7 @@ class Run:
             seen.extend(doc.key for doc in same)
             doc_records = (await self._io_call(write_docs, self.placer, changed, rows, write)
                            if changed else [])
-        out: list[Outcome | DocRecord | PageMemo | Seen] = []
+        out: list[Decided] = []
         for entry in batch:
             if isinstance(entry, Item | Pending):
                 self.stats[entry.job].found += 1
@@ -376,10 +363,10 @@ class Run:
                 out.append(await self._downloads.link(item, _as_outcome(earlier)))
             else:
                 if out:  # what is decided reaches the writer before a download can wait
-                    await self.results.put(out)
+                    await self.results.send(out)
                     out = []
                 row = rows.get(item.key)
-                await self.work.put((item, row.sha256 if row is not None else None))
+                await self.work.send((item, row.sha256 if row is not None else None))
         if fresh:
             self.progress.up_to_date(len(fresh))
             now = time.monotonic()
@@ -388,7 +375,7 @@ class Run:
         if seen:
             out.append(Seen(seen))
         if out:
-            await self.results.put(out)
+            await self.results.send(out)
 
     def _listing_failed(self, failure: ListingFailure) -> None:
         log.debug("listing failed %s %s: %s", failure.job, failure.key, self.redact(failure.error))
@@ -409,25 +396,22 @@ class Run:
     # workers ------------------------------------------------------------------------------
 
     async def _work(self, downloads: Downloads) -> None:
-        while (work := await self.work.get()) is not _DONE:
-            item, previous = work
-            try:
-                outcome = await downloads.fetch(item, previous)
-            except Exception as exc:
-                if isinstance(exc, errors.RunFatalError) or errors.is_disk_full(exc):
-                    raise
-                # A bug met by one item must cost that item, not the run.
-                log.debug("internal error on %s", item.key, exc_info=True)
-                outcome = Outcome(item.key, item.job, Status.FAILED, redact_url(item.url),
-                                  item.path, error=f"internal error: {type(exc).__name__}: {exc}")
-            await self.results.put(outcome)
-
-    async def _end_results(self, tasks: list[asyncio.Task[None]]) -> None:
-        await asyncio.wait(tasks)
-        for task in tasks:  # a crash of the planner or a worker must still reach the group
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        await self.results.put(_DONE)
+        try:
+            while (work := await self.work.receive()) is not None:
+                item, previous = work
+                try:
+                    outcome = await downloads.fetch(item, previous)
+                except Exception as exc:
+                    if isinstance(exc, errors.RunFatalError) or errors.is_disk_full(exc):
+                        raise
+                    # A bug met by one item must cost that item, not the run.
+                    log.debug("internal error on %s", item.key, exc_info=True)
+                    outcome = Outcome(item.key, item.job, Status.FAILED, redact_url(item.url),
+                                      item.path,
+                                      error=f"internal error: {type(exc).__name__}: {exc}")
+                await self.results.send([outcome])
+        finally:
+            self.results.close()
 
     # writer -------------------------------------------------------------------------------
 
@@ -438,21 +422,10 @@ class Run:
             self.journal.clear_if(self._placed_committed, final=True)
 
     async def _write_all(self) -> None:
-        done = False
-        while not done:
-            batch: list[Any] = []
-            got = await self.results.get()
-            while True:
-                if got is _DONE:
-                    done = True
-                    break
-                if isinstance(got, list):
-                    batch.extend(got)
-                else:
-                    batch.append(got)
-                if len(batch) >= BATCH * 4 or self.results.empty():
-                    break
-                got = self.results.get_nowait()
+        while (first := await self.results.receive()) is not None:
+            batch = list(first)
+            while len(batch) < BATCH * 4 and (more := self.results.receive_ready()):
+                batch.extend(more)
             outcomes = [self._count(o) for o in batch if isinstance(o, Outcome)]
             docs = [d for d in batch if isinstance(d, DocRecord)]
             pages = [(m.key, m.job, m.entries) for m in batch if isinstance(m, PageMemo)]

@@ -1,0 +1,66 @@
+"""The channel between stages: bounded, closed by its senders, never a hang on close."""
+
+from __future__ import annotations
+
+import asyncio
+
+from assetvault.run.channel import Channel
+
+
+def test_receivers_drain_then_stop_once_every_sender_closed() -> None:
+    async def go() -> list[list[int]]:
+        channel: Channel[list[int]] = Channel(2, senders=2)
+        got: list[list[int]] = []
+
+        async def sender(values: list[int]) -> None:
+            try:
+                for v in values:
+                    await channel.send([v])
+            finally:
+                channel.close()
+
+        async def receiver() -> None:
+            async for batch in channel:
+                got.append(batch)
+
+        async with asyncio.timeout(10), asyncio.TaskGroup() as tg:
+            receivers = [tg.create_task(receiver()) for _ in range(3)]
+            tg.create_task(sender([1, 2, 3]))
+            tg.create_task(sender([4, 5]))
+        assert all(r.done() for r in receivers)
+        return got
+    got = asyncio.run(go())
+    assert sorted(v for batch in got for v in batch) == [1, 2, 3, 4, 5]
+
+
+def test_capacity_holds_senders_back() -> None:
+    async def go() -> None:
+        channel: Channel[int] = Channel(2)
+        await channel.send(1)
+        await channel.send(2)
+        blocked = asyncio.ensure_future(channel.send(3))
+        await asyncio.sleep(0)  # let it run up to its wait
+        assert not blocked.done()
+        assert await channel.receive() == 1
+        async with asyncio.timeout(10):
+            await blocked
+        assert channel.receive_ready() == 2
+        assert channel.receive_ready() == 3
+        assert channel.receive_ready() is None  # nothing waiting, not closed
+    asyncio.run(go())
+
+
+def test_close_never_waits_even_when_full() -> None:
+    """A stopped run cancels a sender whose channel is full: closing must not block."""
+    async def go() -> None:
+        channel: Channel[int] = Channel(1)
+        await channel.send(1)
+        stuck = asyncio.ensure_future(channel.send(2))
+        await asyncio.sleep(0)
+        stuck.cancel()
+        channel.close()
+        assert await channel.receive() == 1
+        async with asyncio.timeout(10):
+            assert await channel.receive() is None
+            assert await channel.receive() is None  # the end stays the end
+    asyncio.run(go())
