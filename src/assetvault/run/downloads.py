@@ -7,20 +7,25 @@ every other path. Recent fetches are remembered here; older ones the store answe
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .. import errors
 from ..archive.journal import Journal, Placed
 from ..archive.layout import suffix
 from ..archive.placer import Placer
 from ..archive.upkeep import link_or_copy
 from ..config.jobs import Job
-from ..models import Item, Outcome, Status
+from ..models import Decided, Item, Outcome, Status
 from ..net.http import origin_of
 from ..redact import redact_url
 from ..sources.credentials import credentials_for
 from ..transfer.fetch import Fetcher, JobFetch
+from .channel import Channel
+
+log = logging.getLogger("assetvault")
 
 # Anything planned before a fetch was committed is queued at most a few hundred items
 # behind it, well inside this window.
@@ -42,6 +47,26 @@ class Downloads:
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._recent: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
         self.forgotten = 0  # URLs fetched in this run that only the store remembers now
+
+    async def serve(self, work: Channel[tuple[Item, str | None]],
+                    results: Channel[list[Decided]]) -> None:
+        """One worker: fetches what the planner sends until it stops sending."""
+        try:
+            while (got := await work.receive()) is not None:
+                item, previous = got
+                try:
+                    outcome = await self.fetch(item, previous)
+                except Exception as exc:
+                    if isinstance(exc, errors.RunFatalError) or errors.is_disk_full(exc):
+                        raise
+                    # A bug met by one item must cost that item, not the run.
+                    log.debug("internal error on %s", item.key, exc_info=True)
+                    outcome = Outcome(item.key, item.job, Status.FAILED, redact_url(item.url),
+                                      item.path,
+                                      error=f"internal error: {type(exc).__name__}: {exc}")
+                await results.send([outcome])
+        finally:
+            results.close()
 
     async def fetch(self, item: Item, previous: str | None) -> Outcome:
         """Fetch an item, or link the file of an earlier fetch of its URL in this run."""

@@ -1,0 +1,90 @@
+"""The end of a run: settle the state, mark what is gone, seal the bag, write the report."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..archive.journal import Journal
+from ..archive.paths import ArchivePaths
+from ..archive.store import Store
+from ..archive.upkeep import replay, seal
+from ..config.jobs import Job, OnpremiseJob
+from ..config.options import utc_text
+from ..models import JobStats, RunResult
+from ..sources.onpremise_owners import record_patterns
+from .report import write_report
+from .threads import TrackedPool
+
+Call = Callable[..., Awaitable[Any]]
+
+
+class Finisher:
+    """What a run does once its stages are over, also after a failure or a stop: what is
+    archived is recorded, sealed and reported."""
+
+    def __init__(self, *, store: Store, paths: ArchivePaths, journal: Journal, io: TrackedPool,
+                 call: Call, io_call: Call, run_id: int, report: Path | None) -> None:
+        self.store = store
+        self.paths = paths
+        self.journal = journal
+        self.io = io
+        self.call = call
+        self.io_call = io_call
+        self.run_id = run_id
+        self.report = report
+
+    async def finish(self, result: RunResult, jobs: tuple[Job, ...],
+                     stats: dict[str, JobStats]) -> None:
+        now = utc_text(datetime.now(UTC))
+        stopped = result.interrupted or bool(result.fatal)
+        if stopped:
+            # Workers stopped mid-item may have placed files whose outcomes never reached the
+            # writer: once their threads are done, the journal knows every file in data/.
+            await asyncio.to_thread(self.io.drain)
+            await self.call(replay, self.store, self.paths, self.journal, now)
+        await self.call(self.store.settle, self.run_id, now)
+        if not stopped:
+            await self._mark_gone(jobs, stats)
+        await self.call(seal, self.store, self.paths.root, f"assetvault {__version__}")
+        text = await self._report(result)
+        # `since: last-run` starts from the last clean run; one that left pending files is not
+        # clean, or they would never be listed again (they are "tried again on the next run").
+        job_runs = [(s.name, utc_text(result.started), s.failed == 0 and s.pending == 0
+                     and s.listing_failures == 0 and not s.fatal and not result.interrupted)
+                    for s in stats.values()]
+        assert result.finished is not None
+        await self.call(self.store.finish_run, self.run_id, utc_text(result.finished),
+                        result.exit_code, text, job_runs)
+
+    async def _report(self, result: RunResult) -> str:
+        stamp = result.started.strftime("%Y%m%dT%H%M%SZ")
+        targets = [self.paths.reports / f"run-{self.run_id:05d}-{stamp}.json"]
+        if self.report is not None:
+            targets.append(self.report)
+        result.report_path = targets[-1]
+        text: str = await self.io_call(write_report, result, targets)
+        return text
+
+    async def _mark_gone(self, jobs: tuple[Job, ...], stats: dict[str, JobStats]) -> None:
+        """After a complete listing of a job, what it no longer lists is marked gone; after
+        any listing that ran to its end, the pages it did not list are forgotten."""
+        for job in jobs:
+            job_stats = stats[job.name]
+            if job_stats.fatal:
+                continue
+            # A remembered page is only a cache: one failed record does not keep old ones.
+            await self.call(self.store.forget_pages, job.name, self.run_id)
+            if job_stats.listing_failures:
+                continue
+            if not isinstance(job, OnpremiseJob) or job.since is None:
+                job_stats.gone = await self.call(self.store.mark_gone, job.name, self.run_id)
+            elif job.whole:
+                # `since` leaves the assets' listings partial, never the account's lists of
+                # owners: what is under an owner they no longer name is gone.
+                job_stats.gone = await self.call(self.store.mark_gone_owners, job.name,
+                                                 self.run_id, record_patterns(job))

@@ -1,0 +1,65 @@
+"""The producers: one per job, its source's entries into the planner's channel."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .. import errors
+from ..archive.store import Store
+from ..config.jobs import Job, OnpremiseJob
+from ..models import Entry
+from ..net.http import Http, JobApi
+from ..sources import iter_batches
+from ..sources.credentials import credentials_for
+from .channel import Channel
+from .tally import Tally
+
+log = logging.getLogger("assetvault")
+Call = Callable[..., Awaitable[Any]]
+
+
+class Lister:
+    """Lists jobs: each job's API through its own retries, timeout and credentials."""
+
+    def __init__(self, entries: Channel[list[Entry]], http: Http, *, tally: Tally,
+                 reader: Store | None, store: Store | None, call: Call) -> None:
+        self.entries = entries
+        self.http = http
+        self.tally = tally
+        self.reader = reader  # remembered pages
+        self.store = store  # the last clean run, for `since: last-run`
+        self.call = call
+
+    async def list_job(self, job: Job) -> None:
+        """Every entry of one job; a job that cannot go on is the tally's, not an exception."""
+        self.tally.job_started(job.name)
+        s = job.settings
+        api = JobApi(self.http, retries=s.retries, timeout=s.timeout, min_speed=s.min_speed,
+                     credentials=credentials_for(job))
+        try:
+            since = await self._since(job)
+            async for batch in iter_batches(job, api, since=since, memo=self.reader):
+                if batch:
+                    await self.entries.send(batch)
+        except errors.CredentialsError as exc:
+            self.tally.job_failed(job.name, exc.message, credentials=True)
+        except errors.JobFatalError as exc:
+            self.tally.job_failed(job.name, exc.message)
+        except Exception as exc:
+            log.debug("internal error listing job %s", job.name, exc_info=True)
+            self.tally.job_failed(job.name,
+                                  f"internal error while listing: {type(exc).__name__}: {exc}")
+        finally:
+            self.entries.close()
+
+    async def _since(self, job: Job) -> str | None:
+        if not isinstance(job, OnpremiseJob) or job.since is None:
+            return None
+        if job.since != "last-run":
+            return job.since
+        if self.store is None:
+            return None
+        found: str | None = await self.call(self.store.last_good_start, job.name)
+        return found
