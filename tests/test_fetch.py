@@ -15,7 +15,9 @@ from aiohttp import web
 
 from assetvault.archive.paths import ArchivePaths
 from assetvault.models import Item, Outcome, Status
-from assetvault.net.http import Credentials, Http, Limits, origin_of
+from assetvault.net.http import Credentials, Http
+from assetvault.net.limits import Limits
+from assetvault.net.origin import origin_of
 from assetvault.transfer.fetch import Fetcher, JobFetch
 
 BODY = bytes(range(256)) * 4096 * 8  # 8 MiB
@@ -266,7 +268,7 @@ def test_credentials_stay_on_their_origin_across_redirects(tmp_path: Path) -> No
 
 
 def test_an_api_redirect_to_another_origin_carries_no_credentials() -> None:
-    from assetvault.net.http import JobApi
+    from assetvault.net.api import JobApi
 
     async def go() -> None:
         async def listing(r: web.Request) -> web.Response:
@@ -289,7 +291,7 @@ def test_an_api_redirect_to_another_origin_carries_no_credentials() -> None:
 
 
 def test_a_redirect_that_repeats_our_query_loses_the_api_key() -> None:
-    from assetvault.net.http import JobApi
+    from assetvault.net.api import JobApi
 
     async def go() -> None:
         async def listing(r: web.Request) -> web.Response:

@@ -21,15 +21,10 @@ from aiohttp import web
 from assetvault import errors
 from assetvault.archive.paths import ArchivePaths
 from assetvault.models import Outcome, Status
-from assetvault.net.http import (
-    Bandwidth,
-    GuardedResolver,
-    Http,
-    JobApi,
-    Limits,
-    check_url,
-    is_link_local,
-)
+from assetvault.net.api import JobApi
+from assetvault.net.http import Http
+from assetvault.net.limits import Bandwidth, Limits
+from assetvault.net.origin import GuardedResolver, check_url, is_link_local
 from assetvault.transfer.fetch import Fetcher, JobFetch
 from tests.test_fetch import BODY, Server, item, partial_bytes, until
 

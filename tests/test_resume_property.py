@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from assetvault.archive.paths import ArchivePaths
 from assetvault.models import Item, Status
-from assetvault.net.http import Http, Limits
+from assetvault.net.http import Http
+from assetvault.net.limits import Limits
 from assetvault.transfer.fetch import Fetcher, JobFetch
 
 A = bytes((i * 7 + 3) % 251 for i in range(3000))

@@ -63,16 +63,16 @@ MUTANTS = (
            "                                          decompress=False) as resp:",
            "                                          decompress=True) as resp:", FETCH_TESTS),
     # http: trickles, link-local, redirects
-    Mutant("http-no-speed-guard", SRC + "net/http.py",
+    Mutant("http-no-speed-guard", SRC + "net/limits.py",
            "        if elapsed < self.window:\n            return",
            "        if True:\n            return",
            ("tests/test_hostile_upstream.py",)),
-    Mutant("http-bandwidth-counted", SRC + "net/http.py",
+    Mutant("http-bandwidth-counted", SRC + "net/limits.py",
            "        self._start += seconds", "        pass", ("tests/test_hostile_upstream.py",)),
-    Mutant("http-link-local", SRC + "net/http.py",
+    Mutant("http-link-local", SRC + "net/origin.py",
            "    if is_link_local(host) and host != trusted and host not in allow_hosts:",
            "    if False:", ("tests/test_hostile_upstream.py",)),
-    Mutant("http-resolver-passes", SRC + "net/http.py",
+    Mutant("http-resolver-passes", SRC + "net/origin.py",
            '        kept = [r for r in found if not is_link_local(r["host"])]',
            "        kept = found", ("tests/test_hostile_upstream.py",)),
     Mutant("http-no-loop-check", SRC + "net/http.py",
@@ -87,10 +87,8 @@ MUTANTS = (
            " and _sha256(paths.data / p.path) == p.sha256]", "]", ("tests/test_crash.py",)),
     Mutant("recover-keeps-stale-small", SRC + "archive/upkeep.py",
            "        stale.unlink(missing_ok=True)", "        pass", ("tests/test_crash.py",)),
-    Mutant("http-retry-after-ignored", SRC + "transfer/fetch.py",
-           "                                                exc.retry_after or 1.0)",
-           "                                                1.0)",
-           ("tests/test_politeness.py",)),
+    Mutant("policy-retry-after-ignored", SRC + "net/policy.py",
+           "last.retry_after or 1.0)", "1.0)", ("tests/test_politeness.py",)),
 )
 
 

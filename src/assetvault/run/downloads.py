@@ -19,7 +19,7 @@ from ..archive.placer import Placer
 from ..archive.upkeep import link_or_copy
 from ..config.jobs import Job
 from ..models import Decided, Item, Outcome, Status
-from ..net.http import origin_of
+from ..net.origin import origin_of
 from ..redact import redact_url
 from ..sources.credentials import credentials_for
 from ..transfer.fetch import Fetcher, JobFetch

@@ -33,7 +33,9 @@ from ..archive.upkeep import ArchiveLock, recover
 from ..config.jobs import Job, Manifest
 from ..config.options import RunOptions, select_jobs, utc_text
 from ..models import Decided, Entry, Item, RunResult
-from ..net.http import Bandwidth, GuardedResolver, Http, Limits, origin_of
+from ..net.http import Http
+from ..net.limits import Bandwidth, Limits
+from ..net.origin import GuardedResolver, origin_of
 from ..net.ratelimit import lowest_rate
 from ..redact import Redactor, register
 from ..sources.credentials import api_origin_url

@@ -10,7 +10,8 @@ from .. import errors
 from ..archive.store import Store
 from ..config.jobs import Job, OnpremiseJob
 from ..models import Entry
-from ..net.http import Http, JobApi
+from ..net.api import JobApi
+from ..net.http import Http
 from ..sources import iter_batches
 from ..sources.credentials import credentials_for
 from .channel import Channel

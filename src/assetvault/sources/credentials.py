@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..config.jobs import Job, OnpremiseJob, SpectrumJob
-from ..net.http import Credentials, origin_of
+from ..net.http import Credentials
+from ..net.origin import origin_of
 
 SPECTRUM_TOKEN_HEADER = "SPECTRUM_API_TOKEN"
 ONPREMISE_VERSION_HEADER = "X-TASTEVIN-VERSION"

@@ -20,7 +20,7 @@ from .. import errors
 from ..archive import layout
 from ..config.jobs import SpectrumJob
 from ..models import Document, Entry, Item, ListingFailure, PageMemo
-from ..net.http import parse_json
+from ..net.api import parse_json
 from ..redact import Redactor, redact_url
 from . import memo
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name

@@ -28,16 +28,9 @@ from ..archive.layout import extension_for
 from ..archive.paths import ArchivePaths
 from ..archive.placer import Placer
 from ..models import Item, Outcome, Status
-from ..net import retry
-from ..net.http import (
-    Bandwidth,
-    Credentials,
-    Http,
-    SpeedGuard,
-    network_error,
-    origin_of,
-    status_error,
-)
+from ..net.http import Credentials, Http, status_error
+from ..net.limits import Bandwidth, SpeedGuard
+from ..net.policy import RetryPolicy
 from ..redact import redact_url
 from . import resume
 from .resume import Held
@@ -169,42 +162,35 @@ class Fetcher:
         shown = partial.shown
         if partial.name + ".json" in self._leftover:
             await asyncio.to_thread(partial.load)
-        last: errors.FetchError | None = None
-        for attempt in range(job.retries + 1):
-            if isinstance(last, errors.RetryableError):
-                await asyncio.sleep(retry.next_delay(attempt - 1, self._rand, last.retry_after))
-            try:
-                result = await self._attempt(item, job, partial, previous)
-                path = result.path or await self._place(item, partial, result, previous)
-                return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path,
-                               result.digests.size, result.digests.sha256,
-                               upstream_version=item.upstream_version, etag=result.etag,
-                               last_modified=result.last_modified, fetched_bytes=partial.fetched)
-            except errors.IntegrityError as exc:
-                # The bytes on disk are suspect: the next attempt starts from nothing.
-                last = exc
-                await asyncio.to_thread(partial.discard)
-            except errors.RetryableError as exc:
-                last = exc
-                if exc.status in (429, 503):
-                    # The origin that said so: after a redirect, not the item's own.
-                    self._http.limits.slow_down(exc.origin or origin_of(item.url),
-                                                exc.retry_after or 1.0)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                last = network_error(exc, item.url)
-            except errors.FetchError as exc:
-                last = exc
-                break
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise errors.RunFatalError("the disk is full") from exc
-                last = errors.FetchError(f"file system error: {exc.strerror}", url=shown)
-                break
+        policy = RetryPolicy(job.retries, self._http.limits, rand=self._rand)
+        try:
+            result = await policy.run(lambda: self._checked_attempt(item, job, partial, previous),
+                                      item.url)
+            path = result.path or await self._place(item, partial, result, previous)
+        except errors.FetchError as exc:
+            error = exc.message
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise errors.RunFatalError("the disk is full") from exc
+            error = f"file system error: {exc.strerror}"
+        else:
+            return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path,
+                           result.digests.size, result.digests.sha256,
+                           upstream_version=item.upstream_version, etag=result.etag,
+                           last_modified=result.last_modified, fetched_bytes=partial.fetched)
         if partial.held is None and partial.touched:
             await asyncio.to_thread(partial.discard)
-        assert last is not None
-        return Outcome(item.key, item.job, Status.FAILED, shown, item.path, error=last.message,
+        return Outcome(item.key, item.job, Status.FAILED, shown, item.path, error=error,
                        upstream_version=item.upstream_version, fetched_bytes=partial.fetched)
+
+    async def _checked_attempt(self, item: Item, job: JobFetch, partial: _Partial,
+                               previous: str | None) -> _Fetched:
+        try:
+            return await self._attempt(item, job, partial, previous)
+        except errors.IntegrityError:
+            # The bytes on disk are suspect: the next attempt starts from nothing.
+            await asyncio.to_thread(partial.discard)
+            raise
 
     def _partial(self, item: Item) -> _Partial:
         name = hashlib.sha256(item.key.encode()).hexdigest()[:40]

@@ -1,0 +1,57 @@
+"""The one retry policy, for API calls and file downloads alike.
+
+An attempt that fails in a way another may cure (a connection error, a timeout, 408/429/5xx,
+a truncated or failed check) is tried again after exponential backoff with full jitter, never
+sooner than a ``Retry-After`` asked; a refusal ("not now": 429, 503, Spectrum's 403) also
+slows its origin down for every request of the run, and past ``retry.RETRY_AFTER_CAP`` the
+origin's breaker stops asking it. Anything else ends the attempts at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import aiohttp
+
+from .. import errors
+from . import retry
+from .http import REFUSALS, network_error
+from .limits import Limits
+from .origin import origin_of
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``retries`` further attempts after the first, within the run's ``limits``."""
+
+    retries: int
+    limits: Limits
+    refusals: frozenset[int] = REFUSALS
+    rand: Callable[[], float] = field(default=random.random)
+
+    async def run(self, attempt: Callable[[], Awaitable[T]], url: str) -> T:
+        """The result of the first attempt that succeeds; else the last retryable error.
+
+        A FetchError that is not retryable (and anything else) propagates at once.
+        """
+        last: errors.RetryableError | None = None
+        for n in range(self.retries + 1):
+            if last is not None:
+                await asyncio.sleep(retry.next_delay(n - 1, self.rand, last.retry_after))
+            try:
+                return await attempt()
+            except errors.RetryableError as exc:
+                last = exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = network_error(exc, url)
+            if last.status is not None and last.status in self.refusals:
+                # The origin that said so: after a redirect, not the URL's own.
+                self.limits.slow_down(last.origin or origin_of(url), last.retry_after or 1.0)
+        assert last is not None
+        raise last
