@@ -32,8 +32,9 @@ class Mutant:
     tests: tuple[str, ...]
 
 
-FETCH_TESTS = ("tests/test_hostile_upstream.py", "tests/test_resume_property.py",
-               "tests/test_fetch.py")
+HOSTILE = "tests/transfer/test_hostile_upstream.py"
+FETCH_TESTS = (HOSTILE, "tests/transfer/test_resume.py",
+               "tests/transfer/test_fetch.py")
 
 MUTANTS = (
     # resume: a 206 continues the same representation, or the file starts over
@@ -66,23 +67,23 @@ MUTANTS = (
     Mutant("http-no-speed-guard", SRC + "net/limits.py",
            "        if elapsed < self.window:\n            return",
            "        if True:\n            return",
-           ("tests/test_hostile_upstream.py",)),
+           (HOSTILE,)),
     Mutant("http-bandwidth-counted", SRC + "net/limits.py",
-           "        self._start += seconds", "        pass", ("tests/test_hostile_upstream.py",)),
+           "        self._start += seconds", "        pass", (HOSTILE,)),
     Mutant("http-link-local", SRC + "net/origin.py",
            "    if is_link_local(host) and host != trusted and host not in allow_hosts:",
-           "    if False:", ("tests/test_hostile_upstream.py",)),
+           "    if False:", (HOSTILE,)),
     Mutant("http-resolver-passes", SRC + "net/origin.py",
            '        kept = [r for r in found if not is_link_local(r["host"])]',
-           "        kept = found", ("tests/test_hostile_upstream.py",)),
+           "        kept = found", (HOSTILE,)),
     Mutant("http-no-loop-check", SRC + "net/http.py",
            "            if current in visited:", "            if False:",
-           ("tests/test_hostile_upstream.py",)),
+           (HOSTILE,)),
     # placement and recovery: nothing half-written under data/, nothing recorded unverified
     Mutant("placer-small-in-place", SRC + "archive/placer.py",
            '            tmp = self.paths.partial / f"small-{os.getpid()}-{self._counter}.tmp"',
            "            tmp = self.target(placed.path, url)",
-           ("tests/test_placer.py", "tests/test_crash.py")),
+           ("tests/archive/test_placer.py", "tests/test_crash.py")),
     Mutant("replay-no-rehash", SRC + "archive/upkeep.py",
            " and _sha256(paths.data / p.path) == p.sha256]", "]", ("tests/test_crash.py",)),
     Mutant("recover-keeps-stale-small", SRC + "archive/upkeep.py",

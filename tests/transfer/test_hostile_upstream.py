@@ -26,7 +26,7 @@ from assetvault.net.http import Http
 from assetvault.net.limits import Bandwidth, Limits
 from assetvault.net.origin import GuardedResolver, check_url, is_link_local
 from assetvault.transfer.fetch import Fetcher, JobFetch
-from tests.test_fetch import BODY, Server, item, partial_bytes, until
+from tests.transfer.test_fetch import BODY, Server, item, partial_bytes, until
 
 NEW = bytes(reversed(BODY))  # another version of the same length
 NEW_SHA = hashlib.sha256(NEW).hexdigest()

@@ -23,7 +23,7 @@ from assetvault.config.jobs import (
 from assetvault.config.manifest import load_manifest, parse_size
 from assetvault.errors import ManifestError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sEcReT-9f8e7d6c5b4a"
 
 # Line numbers matter in these tests: the job's keys start on line 3.
@@ -390,7 +390,7 @@ def test_a_job_with_no_ids_and_no_all_names_both_ways(tmp_path: Path) -> None:
 
 
 def test_the_whole_account_error_exits_2_without_a_traceback(tmp_path: Path) -> None:
-    from .conftest import run_cli
+    from ..conftest import run_cli
 
     path = write(tmp_path, ONPREMISE + "    restaurants: all\n")
     result = run_cli("run", path)

@@ -13,7 +13,7 @@ from assetvault.models import Document, Item, KnownDocument, ListingFailure
 from assetvault.sandbox import SandboxThread
 from assetvault.sources import memo
 
-from .conftest import run_cli, spectrum_job, write_manifest
+from ..conftest import run_cli, spectrum_job, write_manifest
 
 
 def run_ok(manifest: Path) -> None:
