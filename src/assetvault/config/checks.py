@@ -13,7 +13,6 @@ Secret keys (``Where.secret``) are described by their type, never quoted.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
@@ -21,11 +20,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from assetvault.config.yaml_nodes import InterpolationError, Map, Node, Scalar, Seq, interpolated
 from assetvault.errors import ManifestError
-from assetvault.redact import redact_url
 
 T = TypeVar("T")
 
@@ -34,9 +31,7 @@ DIGITS = re.compile(r"[0-9]+")
 _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _SINCE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
-_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,74 +312,6 @@ def no_duplicates(node: Map, where: Where) -> None:
             "only the last one, so remove or merge one of them", again.key_line)
 
 
-def base_url(node: Node, where: Where) -> str:
-    """An http(s) URL with a host and no query or fragment; trailing slashes removed."""
-    value = text(node, where, expected="an http or https URL")
-    if not _is_base_url(value):
-        raise where.error(
-            f"expected an http or https URL with a host and no '?' or '#', such as "
-            f"https://api.example.com, got {redact_url(value)!r}", _line(node))
-    return value.rstrip("/")
-
-
-def _is_base_url(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # raises for a port that is not a number
-    except ValueError:
-        return False
-    return (parts.scheme in ("http", "https") and bool(parts.hostname)
-            and not parts.query and not parts.fragment)
-
-
-def hosts(node: Node, where: Where) -> tuple[str, ...]:
-    """Host names, lower-cased: no scheme, path or port."""
-    found = nonempty(node, where, "[cdn.example.com]",
-                     "an empty list would allow no host at all; remove the key to allow every host")
-    out: list[str] = []
-    for n in found:
-        value = text(n, where, expected="a host name")
-        address = ip_literal(value)
-        if address is not None:
-            out.append(address)
-            continue
-        if not _HOST.fullmatch(value):
-            raise where.error(f"expected a host name such as cdn.example.com, or an IP address "
-                              f"(no scheme, path or port), got {describe(n, where)}", _line(n))
-        out.append(value.lower())
-    return unique(out)
-
-
-def ip_literal(value: str) -> str | None:
-    """An IPv4 or IPv6 address (bare or in brackets) in its one canonical text, else None:
-    ``[FE80:0::1]`` and ``fe80::1`` name the same host."""
-    try:
-        return str(ipaddress.ip_address(value.strip().removeprefix("[").removesuffix("]")))
-    except ValueError:
-        return None
-
-
-def headers(node: Node, where: Where) -> tuple[tuple[str, str], ...]:
-    """Header name → value; values are secrets and never shown."""
-    found = mapping(node, where, "a mapping of header names to values")
-    out: dict[str, tuple[str, str]] = {}
-    for entry in found.entries.values():
-        if not _HEADER_NAME.fullmatch(entry.key):
-            # Not quoted: a mis-indented "Authorization Bearer ..." would put a secret in the key.
-            raise where.error("a header name may only have letters, digits and !#$%&'*+.^_`|~-; "
-                              "write 'Name: value'", entry.key_line)
-        if entry.key.lower() in out:
-            raise where.error(f"the header {entry.key!r} is given twice (header names ignore case)",
-                              entry.key_line)
-        value = text(entry.value, where.at(where.key or "headers", secret=True),
-                     expected=f"text for the header {entry.key!r}")
-        if "\r" in value or "\n" in value:
-            raise where.error(f"the value of the header {entry.key!r} has a line break",
-                              _line(entry.value))
-        out[entry.key.lower()] = (entry.key, value)
-    return tuple(out.values())
-
-
 def since(node: Node, where: Where) -> str:
     """``last-run`` or a UTC time ``YYYY-MM-DD HH:MM:SS`` (YAML's timestamp is taken as written)."""
     expected = "last-run or a UTC time written YYYY-MM-DD HH:MM:SS"
@@ -404,5 +331,8 @@ def _from_env(node: Node, where: Where) -> bool:
     return isinstance(node, Scalar) and interpolated(node, where.environ).from_env
 
 
-def _line(node: Node) -> int:
+def line_of(node: Node) -> int:
     return node.line
+
+
+_line = line_of

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
 from assetvault.config import checks as check
+from assetvault.config import endpoints, values
 from assetvault.config.checks import Check, Where, parse_size
 from assetvault.config.jobs import (
     LISTABLE_KINDS,
@@ -301,7 +302,7 @@ def _job(node: Map, where: Where, folder: Path, defaults: dict[str, Any]) -> Job
     source = _source(node, where)
     _check_job_keys(node, where, source)
     fields = _Fields(node, where)
-    common = fields.optional({"headers": check.headers, "allow_hosts": check.hosts})
+    common = fields.optional({"headers": endpoints.headers, "allow_hosts": endpoints.hosts})
     base = _Common(name=str(where.job), settings=_layered(defaults, node, where, source),
                    headers=(), allow_hosts=())
     if source == "spectrum":
@@ -310,7 +311,7 @@ def _job(node: Map, where: Where, folder: Path, defaults: dict[str, Any]) -> Job
         job = _onpremise(fields, base)
     else:
         job = UrlsJob(**base, urls_file=fields.need(
-            "urls_file", partial(_urls_file, folder=folder),
+            "urls_file", partial(values.urls_file, folder=folder),
             "give the path of a text file (one URL a line) or a CSV with columns url,path"))
     return replace(job, **common)
 
@@ -331,13 +332,13 @@ def _spectrum(fields: _Fields, base: _Common) -> SpectrumJob:
                           "token: ${SPECTRUM_API_TOKEN}"),
         client=fields.need("client", check.slug, "the client handle, e.g. client: carhartt"),
         organizations=fields.need(
-            "organizations", _organizations,
+            "organizations", values.organizations,
             'the organization ids, e.g. organizations: ["7000000000000300322"]'),
     )
     return replace(job, **fields.optional({
-        "base_url": check.base_url,
+        "base_url": endpoints.base_url,
         "include": partial(check.choices, allowed=("original", "outputs")),
-        "formats": _formats,
+        "formats": values.formats,
         "include_inactive": check.boolean,
         "page_size": partial(check.whole, minimum=1, maximum=1000),
     }))
@@ -346,14 +347,14 @@ def _spectrum(fields: _Fields, base: _Common) -> SpectrumJob:
 def _onpremise(fields: _Fields, base: _Common) -> OnpremiseJob:
     job = OnpremiseJob(**base, api_key=fields.need(
         "api_key", check.credential, "the OnPremise API key, e.g. api_key: ${ONPREMISE_API_KEY}"))
-    owners = fields.optional({kind: check.ids_or_all if kind in LISTABLE_KINDS else _unlisted
+    owners = fields.optional({kind: check.ids_or_all if kind in LISTABLE_KINDS else values.unlisted
                               for kind in ONPREMISE_KINDS})
     whole = frozenset(kind for kind, value in owners.items() if value == check.ALL)
     job = replace(job, whole=whole, **{k: v for k, v in owners.items() if k not in whole},
                   **fields.optional({
-                      "base_url": check.base_url,
+                      "base_url": endpoints.base_url,
                       "include": partial(check.choices, allowed=("original", "versions")),
-                      "versions": _versions,
+                      "versions": values.versions,
                       "include_deleted": check.boolean,
                       "since": check.since,
                       "page_size": partial(check.whole, minimum=1, maximum=1000),
@@ -364,60 +365,3 @@ def _onpremise(fields: _Fields, base: _Common) -> OnpremiseJob:
             "menu_items, e.g. products: [1001, 1002], or archive the whole account with "
             "products: all", fields.node.line)
     return job
-
-
-def _unlisted(node: Node, where: Where) -> tuple[str, ...]:
-    """The ids of a kind that the API cannot list (restaurants): ``all`` is refused."""
-    if isinstance(node, Scalar) and node.tag == "str" and check.scalar(
-            node, where, "a list of ids").text.strip() == check.ALL:
-        raise where.error(
-            f"{where.key} cannot be 'all': the OnPremise API has no list of them (a "
-            "restaurant's id is the account's own); list the ids instead, e.g. "
-            f"{where.key}: [3001]", node.line)
-    return check.ids(node, where)
-
-
-def _organizations(node: Node, where: Where) -> tuple[str, ...]:
-    found = check.nonempty(node, where, '["7000000000000300322"]', "list at least one organization")
-    return check.unique([check.slug(n, where) for n in found])
-
-
-def _formats(node: Node, where: Where) -> frozenset[str]:
-    found = check.nonempty(node, where, "[dst, png, pdf]", "to keep no outputs write "
-                           "include: [original]; to keep all, remove the key")
-    out = set()
-    for n in found:
-        value = check.text(n, where, expected="a file extension such as png").lower()
-        value = value.removeprefix(".")
-        if not check.SLUG.fullmatch(value):
-            raise where.error(f"expected a file extension such as png, got {value!r}", n.line)
-        out.add(value)
-    return frozenset(out)
-
-
-def _versions(node: Node, where: Where) -> frozenset[str]:
-    found = check.nonempty(node, where, "[web_thumb]", "to keep no versions write "
-                           "include: [original]; to keep all, remove the key")
-    return frozenset(check.text(n, where, expected="a version name") for n in found)
-
-
-def _urls_file(node: Node, where: Where, folder: Path) -> Path:
-    raw = check.text(node, where, expected="the path of a text or CSV file of URLs")
-    path = (folder / Path(raw).expanduser()).resolve()
-    problem = _unreadable(path)
-    if problem:
-        raise where.error(f"{problem}: '{path}' (a relative path starts from the manifest's "
-                          "folder)", node.line)
-    return path
-
-
-def _unreadable(path: Path) -> str | None:
-    try:
-        if not path.exists():
-            return "no such file"
-        if not path.is_file():  # a folder, or a FIFO that open() would block on
-            return "not a regular file"
-        with path.open("rb"):
-            return None
-    except OSError as exc:
-        return f"cannot read the file ({exc.strerror or type(exc).__name__})"

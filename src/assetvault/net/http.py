@@ -77,55 +77,21 @@ class Http:
         A redirect loop, or more than ``MAX_REDIRECTS`` hops, is a FetchError that no retry
         cures: the next attempt would walk the same chain.
         """
+        ask = _Ask(url, headers or {}, params or {}, credentials, timeout, allow_hosts,
+                   refusals, decompress)
         current = url
-        first = origin_of(url)
-        trusted = credentials.origin[1] if credentials is not None else None
         visited: set[str] = set()
         for _hop in range(MAX_REDIRECTS + 1):
-            check_url(current, allow_hosts, trusted)
+            check_url(current, allow_hosts, ask.trusted)
             if current in visited:
                 raise errors.FetchError("redirect loop: the server sent us back to a URL it "
                                         "had already redirected", url=redact_url(url))
             visited.add(current)
-            origin = origin_of(current)
-            self.limits.check_open(origin, current)
-            # The caller's headers may carry credentials (the Spectrum token, a job's
-            # `headers`): past the first origin only neutral ones travel.
-            send_headers = {k: v for k, v in (headers or {}).items()
-                            if origin == first or k.lower() in NEUTRAL_HEADERS}
-            send_params = dict(params or {}) if current == url else {}
-            if credentials is not None and credentials.origin == origin:
-                send_headers.update(credentials.headers)
-                send_params.update(credentials.params)
-            await self.limits.acquire(origin)
-            # Connect and headers together are bounded too: sock_read alone would let a
-            # server that trickles its header lines hold the request forever.
-            try:
-                async with asyncio.timeout(2 * timeout):
-                    resp = await self.session.get(
-                        current,
-                        headers=send_headers,
-                        params=send_params or None,
-                        allow_redirects=False,
-                        timeout=client_timeout(timeout),
-                        auto_decompress=decompress,
-                    )
-            except aiohttp.InvalidURL:
-                # What yarl refuses no retry will mend (e.g. the numeric host 2852039166).
-                raise errors.UnsafeURLError("refused to fetch a URL that cannot be parsed",
-                                            url=redact_url(current)) from None
-            self.limits.answered(origin, resp.status in refusals)
+            resp = await self._send(current, ask)
             location = resp.headers.get("Location")
             if resp.status in REDIRECTS and location:
                 resp.release()
-                try:
-                    current = urljoin(current, location)
-                except ValueError:
-                    raise errors.UnsafeURLError("the server redirected to a URL that cannot be "
-                                                "parsed", url=redact_url(url)) from None
-                if origin_of(current) != first:
-                    # A server may repeat our query (api_key and all) in its Location.
-                    current = strip_params(current, credentials)
+                current = _next_hop(current, location, ask)
                 continue
             try:
                 yield resp
@@ -133,6 +99,70 @@ class Http:
                 resp.release()
             return
         raise errors.FetchError(f"more than {MAX_REDIRECTS} redirects", url=redact_url(url))
+
+    async def _send(self, current: str, ask: _Ask) -> aiohttp.ClientResponse:
+        """One hop: its headers and credentials, its origin's turn, the GET itself."""
+        origin = origin_of(current)
+        self.limits.check_open(origin, current)
+        # The caller's headers may carry credentials (the Spectrum token, a job's
+        # `headers`): past the first origin only neutral ones travel.
+        send_headers = {k: v for k, v in ask.headers.items()
+                        if origin == ask.first or k.lower() in NEUTRAL_HEADERS}
+        send_params = dict(ask.params) if current == ask.url else {}
+        if ask.credentials is not None and ask.credentials.origin == origin:
+            send_headers.update(ask.credentials.headers)
+            send_params.update(ask.credentials.params)
+        await self.limits.acquire(origin)
+        # Connect and headers together are bounded too: sock_read alone would let a
+        # server that trickles its header lines hold the request forever.
+        try:
+            async with asyncio.timeout(2 * ask.timeout):
+                resp = await self.session.get(
+                    current, headers=send_headers, params=send_params or None,
+                    allow_redirects=False, timeout=client_timeout(ask.timeout),
+                    auto_decompress=ask.decompress)
+        except aiohttp.InvalidURL:
+            # What yarl refuses no retry will mend (e.g. the numeric host 2852039166).
+            raise errors.UnsafeURLError("refused to fetch a URL that cannot be parsed",
+                                        url=redact_url(current)) from None
+        self.limits.answered(origin, resp.status in ask.refusals)
+        return resp
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """What the caller asked of one request, the same for every hop of its redirects."""
+
+    url: str
+    headers: Mapping[str, str]
+    params: Mapping[str, str]
+    credentials: Credentials | None
+    timeout: float
+    allow_hosts: tuple[str, ...]
+    refusals: frozenset[int]
+    decompress: bool
+
+    @property
+    def first(self) -> Origin:
+        return origin_of(self.url)
+
+    @property
+    def trusted(self) -> str | None:
+        """The job's own API host, which the manifest chose."""
+        return self.credentials.origin[1] if self.credentials is not None else None
+
+
+def _next_hop(current: str, location: str, ask: _Ask) -> str:
+    """Where a redirect goes; a query repeated into another origin loses its credentials."""
+    try:
+        target = urljoin(current, location)
+    except ValueError:
+        raise errors.UnsafeURLError("the server redirected to a URL that cannot be parsed",
+                                    url=redact_url(ask.url)) from None
+    if origin_of(target) != ask.first:
+        # A server may repeat our query (api_key and all) in its Location.
+        target = strip_params(target, ask.credentials)
+    return target
 
 
 def strip_params(url: str, credentials: Credentials | None) -> str:
