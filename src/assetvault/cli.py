@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__, errors
 
 log = logging.getLogger("assetvault")
+_Commands = argparse._SubParsersAction  # what add_subparsers gives: one parser per subcommand
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"assetvault {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _run_command(sub)
+    _verify_command(sub)
+    _status_command(sub)
+    _sandbox_command(sub)
+    _demo_command(sub)
+    return parser
+
+
+def _run_command(sub: _Commands[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the jobs of a manifest")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
     p.add_argument("--job", action="append", default=[], metavar="NAME",
@@ -41,15 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars or lines")
     _verbosity(p)
 
+
+def _verify_command(sub: _Commands[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("verify", help="re-hash the payload against the bag manifest")
     p.add_argument("archive", type=Path, metavar="ARCHIVE")
     p.add_argument("--fast", action="store_true", help="sizes and presence only, no hashing")
     _verbosity(p)
 
+
+def _status_command(sub: _Commands[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="items per job and state, last runs, failures")
     p.add_argument("archive", type=Path, metavar="ARCHIVE")
     _verbosity(p)
 
+
+def _sandbox_command(sub: _Commands[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sandbox", help="serve both APIs and their files locally, for trials")
     p.add_argument("--port", type=_port, default=8765,
                    help="APIs on PORT, files on PORT+1 (default 8765; 0 picks free ports)")
@@ -61,11 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostile", action="store_true", help="add hostile records")
     _verbosity(p)
 
+
+def _demo_command(sub: _Commands[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="archive the built-in sandbox into DIR, then verify it")
     p.add_argument("dir", type=Path, nargs="?", default=Path("assetvault-demo"), metavar="DIR")
     p.add_argument("--no-progress", action="store_true")
     _verbosity(p)
-    return parser
 
 
 def _port(text: str) -> int:

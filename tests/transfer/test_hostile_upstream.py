@@ -286,6 +286,7 @@ def test_link_local_targets_are_refused_without_a_request(tmp_path: Path, host: 
             out = await fetch(tmp_path, f"http://{host}/latest/meta-data/x.json", retries=3)
         assert out.status is Status.FAILED
         assert "link-local" in (out.error or "")
+    asyncio.run(go())
 
 
 def test_a_numeric_host_form_is_refused_once(tmp_path: Path) -> None:

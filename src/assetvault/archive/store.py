@@ -199,28 +199,8 @@ class Store:
                seen_keys: Iterable[str] = ()) -> None:
         """Write one batch of results in one transaction; ``seen_keys`` were found
         archived and unchanged."""
-        complete: list[tuple[object, ...]] = []
         seen: list[str] = list(seen_keys)
-        not_done: list[tuple[object, ...]] = []
-        for o in outcomes:
-            if o.status is Status.DOWNLOADED:
-                complete.append((o.key, o.job, Kind.FILE, o.url, o.path, o.size, o.sha256,
-                                 o.upstream_version, o.etag, o.last_modified, o.status.value,
-                                 run_id, now))
-            elif o.status is Status.UP_TO_DATE:
-                seen.append(o.key)
-            else:
-                state = State.PENDING if o.status is Status.PENDING else State.FAILED
-                not_done.append((o.key, o.job, o.url, o.path, state, o.status.value, o.error,
-                                 run_id, now))
-        for d in docs:
-            if d.error is not None:
-                continue
-            if d.written:
-                complete.append((d.key, d.job, Kind.DOC, None, d.path, d.size, d.sha256,
-                                 d.version, None, None, Status.DOWNLOADED, run_id, now))
-            else:
-                seen.append(d.key)
+        complete, not_done = _rows_of(outcomes, docs, run_id, now, seen)
         with self._db:
             if complete:
                 self._db.executemany(_UPSERT_COMPLETE, complete)
@@ -363,3 +343,31 @@ def _json_list(values: Sequence[str]) -> str:
         return _JSON.encode(values).decode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: escaped, as SQLite's JSON reads it
         return json.dumps(list(values))
+
+
+def _rows_of(outcomes: Iterable[Outcome], docs: Iterable[DocRecord], run_id: int, now: str,
+             seen: list[str]) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The complete rows and the failed or pending rows of a batch; what needs no row (up to
+    date, an asset.json unchanged) goes to ``seen``."""
+    complete: list[tuple[object, ...]] = []
+    not_done: list[tuple[object, ...]] = []
+    for o in outcomes:
+        if o.status is Status.DOWNLOADED:
+            complete.append((o.key, o.job, Kind.FILE, o.url, o.path, o.size, o.sha256,
+                             o.upstream_version, o.etag, o.last_modified, o.status.value,
+                             run_id, now))
+        elif o.status is Status.UP_TO_DATE:
+            seen.append(o.key)
+        else:
+            state = State.PENDING if o.status is Status.PENDING else State.FAILED
+            not_done.append((o.key, o.job, o.url, o.path, state, o.status.value, o.error,
+                             run_id, now))
+    for d in docs:
+        if d.error is not None:
+            continue
+        if d.written:
+            complete.append((d.key, d.job, Kind.DOC, None, d.path, d.size, d.sha256,
+                             d.version, None, None, Status.DOWNLOADED, run_id, now))
+        else:
+            seen.append(d.key)
+    return complete, not_done

@@ -91,19 +91,7 @@ def write_bag(
 ) -> None:
     """Write the bag's tag files at ``root`` for ``files`` (in the order given: pass them sorted).
 
-    Every tag file is staged as a temporary file in ``root`` first; only then are they
-    swapped in, in this order, each with ``os.replace``:
-
-    1. the old tag manifest is removed: from here until step 5 the bag has none, which
-       RFC 8493 allows, rather than one that is wrong about the files being replaced;
-    2. ``bagit.txt``, 3. ``manifest-sha256.txt``, 4. ``bag-info.txt`` (its Payload-Oxum
-       describes the new manifest);
-    5. ``tagmanifest-sha256.txt``, which covers the three above, last.
-
-    Staging first keeps the window between steps 1 and 5 to a few renames, however large the
-    manifest. A crash in it leaves the payload, manifest and Payload-Oxum of either the old
-    or the new state and the next run's ``write_bag`` rewrites all of them.
-
+    Every tag file is staged in ``root`` first, then swapped in (see :func:`_swap_in`).
     Raises ValueError for an unsafe or duplicated path, a malformed digest or size, or an
     ``info`` label or value that cannot be written as one tag line; nothing is replaced then.
     """
@@ -207,6 +195,18 @@ def _stage(target: Path, chunks: Iterable[bytes]) -> tuple[Path, Path, str]:
 
 
 def _swap_in(root: Path, staged: list[tuple[Path, Path, str]]) -> None:
+    """Put the staged tag files in place, in this order, each with ``os.replace``:
+
+    1. the old tag manifest is removed: from here until step 5 the bag has none, which
+       RFC 8493 allows, rather than one that is wrong about the files being replaced;
+    2. ``bagit.txt``, 3. ``manifest-sha256.txt``, 4. ``bag-info.txt`` (its Payload-Oxum
+       describes the new manifest);
+    5. ``tagmanifest-sha256.txt``, which covers the three above, last.
+
+    Staging first keeps the window between steps 1 and 5 to a few renames, however large the
+    manifest. A crash in it leaves the payload, manifest and Payload-Oxum of either the old
+    or the new state and the next run's ``write_bag`` rewrites all of them.
+    """
     (root / TAGMANIFEST).unlink(missing_ok=True)
     _fsync_dir(root)
     for tmp, target, _ in staged:  # bagit.txt, manifest, bag-info.txt, tag manifest

@@ -69,13 +69,9 @@ class Http:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET ``url``, following redirects ourselves so credentials never leave their origin.
 
-        ``refusals`` are the statuses that mean "not now" from this origin (they feed its
-        circuit breaker; Spectrum adds its 403). ``decompress=False`` hands over the body as
-        the server sent it, whatever its ``Content-Encoding`` (files: we asked for identity,
-        and decoded bytes are never the file).
-
-        A redirect loop, or more than ``MAX_REDIRECTS`` hops, is a FetchError that no retry
-        cures: the next attempt would walk the same chain.
+        ``refusals`` (statuses meaning "not now") feed the origin's breaker; with
+        ``decompress=False`` the body is the server's bytes, whatever its ``Content-Encoding``.
+        A redirect loop, or an 11th hop, is a FetchError no retry cures (the same chain again).
         """
         ask = _Ask(url, headers or {}, params or {}, credentials, timeout, allow_hosts,
                    refusals, decompress)

@@ -268,36 +268,13 @@ class SpectrumSource:
                     yield [got]
                     return
                 raw, content_type = got
-                records = None
-                if self.memo is not None and not self.redactor.appears_in(raw):
-                    records = memo.split_page(raw)
-                key = None if records is None else memo.page_key(settings, records)
-                remembered = None if key is None else self._recall(key, records, seen)
-                if remembered is not None:
-                    count, batch = len(remembered[0]), remembered[1]
-                    seen.update(remembered[0])
-                else:
-                    try:
-                        body = parse_json(raw, content_type, listing.url)
-                    except errors.FetchError as exc:
-                        yield [listing.failure(str(exc), url=self._page_url(listing, page))]
-                        return
-                    contents = envelope_contents(body)
-                    if isinstance(contents, str):
-                        yield [listing.failure(contents, url=self._page_url(listing, page))]
-                        return
-                    count = len(contents)
-                    fresh = {record_identity(r): r for r in contents}
-                    for identity in seen.intersection(fresh):
-                        del fresh[identity]
-                    if not fresh:  # empty, or a server that ignores paging and repeats itself
-                        return
-                    batch = []
-                    for identity, record in fresh.items():
-                        seen.add(identity)
-                        batch.extend(map_record(listing, record, len(seen)))
-                    if key is not None and len(fresh) == count:
-                        batch.extend(_memo_of(key, list(fresh), batch))
+                mapped = self._map_page(listing, page, raw, content_type, settings, seen)
+                if mapped is None:  # empty, or a server that ignores paging and repeats itself
+                    return
+                if isinstance(mapped, ListingFailure):
+                    yield [mapped]
+                    return
+                count, batch = mapped
                 if count >= page_size and page < MAX_PAGES:
                     # Ask for the next page while this one is mapped and planned: the
                     # server's latency overlaps our work (the rate limit still applies).
@@ -309,6 +286,39 @@ class SpectrumSource:
         finally:
             if ahead is not None:
                 ahead.cancel()
+
+    def _map_page(self, listing: Listing, page: int, raw: bytes, content_type: str,
+                  settings: bytes, seen: set[str]
+                  ) -> tuple[int, list[Entry]] | ListingFailure | None:
+        """A page's record count and entries (remembered, or decoded and mapped), its failure,
+        or None when it brings no record not seen before."""
+        records = None
+        if self.memo is not None and not self.redactor.appears_in(raw):
+            records = memo.split_page(raw)
+        key = None if records is None else memo.page_key(settings, records)
+        remembered = None if key is None else self._recall(key, records, seen)
+        if remembered is not None:
+            seen.update(remembered[0])
+            return len(remembered[0]), remembered[1]
+        try:
+            body = parse_json(raw, content_type, listing.url)
+        except errors.FetchError as exc:
+            return listing.failure(str(exc), url=self._page_url(listing, page))
+        contents = envelope_contents(body)
+        if isinstance(contents, str):
+            return listing.failure(contents, url=self._page_url(listing, page))
+        fresh = {record_identity(r): r for r in contents}
+        for identity in seen.intersection(fresh):
+            del fresh[identity]
+        if not fresh:
+            return None
+        batch: list[Entry] = []
+        for identity, record in fresh.items():
+            seen.add(identity)
+            batch.extend(map_record(listing, record, len(seen)))
+        if key is not None and len(fresh) == len(contents):
+            batch.extend(_memo_of(key, list(fresh), batch))
+        return len(contents), batch
 
     def _recall(self, key: str, records: list[Raw] | None, seen: set[str]
                 ) -> tuple[list[str], list[Entry]] | None:
