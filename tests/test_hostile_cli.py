@@ -107,11 +107,11 @@ def test_link_local_redirects_and_loops_fail_each_file_once(tmp_path: Path) -> N
 def test_a_retry_after_of_a_day_does_not_hang_the_run(tmp_path: Path) -> None:
     """Past the longest wait assetvault accepts, the origin is not asked again in this run:
     its items fail at once ("run again later") and every other origin goes on."""
-    for scope in ("files", "spectrum"):
-        out = tmp_path / scope
+    for scope, status in (("files", 429), ("spectrum", 429), ("files", 500)):
+        out = tmp_path / f"{scope}-{status}"
         out.mkdir()
         with SandboxThread(DatasetConfig(**SMALL_WORLD),
-                           faults=f"{scope}:429:retry-after=86400") as box:
+                           faults=f"{scope}:{status}:retry-after=86400") as box:
             code, _, report = _run(out, box, retries=3)
             counts = dict(box.counts)
         assert code == 1

@@ -64,3 +64,23 @@ def test_close_never_waits_even_when_full() -> None:
             assert await channel.receive() is None
             assert await channel.receive() is None  # the end stays the end
     asyncio.run(go())
+
+
+def test_a_sender_cancelled_before_its_first_step_still_closes() -> None:
+    """A stop can cancel a stage before it ever ran: its ``finally`` never runs, the done
+    callback does, so the receiver still sees the end."""
+    from assetvault.run.channel import close_when_done
+
+    async def go() -> None:
+        channel: Channel[int] = Channel(1)
+
+        async def sender() -> None:
+            await channel.send(1)
+
+        task = asyncio.ensure_future(sender())
+        close_when_done([task], channel)
+        task.cancel()  # before its first step
+        async with asyncio.timeout(10):
+            assert await channel.receive() is None
+        assert task.cancelled()
+    asyncio.run(go())

@@ -74,7 +74,8 @@ class Http:
         A redirect loop, or an 11th hop, is a FetchError no retry cures (the same chain again).
         """
         ask = _Ask(url, headers or {}, params or {}, credentials, timeout, allow_hosts,
-                   refusals, decompress)
+                   refusals, decompress, origin_of(url),
+                   credentials.origin[1] if credentials is not None else None)
         current = url
         visited: set[str] = set()
         for _hop in range(MAX_REDIRECTS + 1):
@@ -137,15 +138,8 @@ class _Ask:
     allow_hosts: tuple[str, ...]
     refusals: frozenset[int]
     decompress: bool
-
-    @property
-    def first(self) -> Origin:
-        return origin_of(self.url)
-
-    @property
-    def trusted(self) -> str | None:
-        """The job's own API host, which the manifest chose."""
-        return self.credentials.origin[1] if self.credentials is not None else None
+    first: Origin  # the URL's own origin: the caller's headers go there only
+    trusted: str | None  # the job's own API host, which the manifest chose
 
 
 def _next_hop(current: str, location: str, ask: _Ask) -> str:

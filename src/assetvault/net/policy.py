@@ -50,8 +50,10 @@ class RetryPolicy:
                 last = exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = network_error(exc, url)
-            if last.status is not None and last.status in self.refusals:
-                # The origin that said so: after a redirect, not the URL's own.
+            refused = last.status is not None and last.status in self.refusals
+            if refused or (last.retry_after or 0.0) > retry.RETRY_AFTER_CAP:
+                # The origin that said so: after a redirect, not the URL's own. (Past the cap
+                # any status: its breaker answers the next attempt, nothing waits that long.)
                 self.limits.slow_down(last.origin or origin_of(url), last.retry_after or 1.0)
         assert last is not None
         raise last

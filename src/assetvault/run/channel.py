@@ -1,8 +1,8 @@
 """A typed, bounded, closable channel between two stages of a run.
 
-Each sender closes its side when it is done (in a ``finally``, so a failed or cancelled sender
-closes too); once every sender has closed and the channel is drained, every receiver gets
-``None`` and stops. No stage counts its consumers or sends end markers of its own.
+Each sender's side is closed when it is done (:func:`close_when_done`, so a failed or
+cancelled sender closes too); once every sender has closed and the channel is drained, every
+receiver gets ``None`` and stops. No stage counts its consumers or sends end markers of its own.
 
 Closing never waits: a stopped run cancels its stages while channels may be full, and nothing
 may then hang on a put no receiver will ever take.
@@ -11,9 +11,10 @@ may then hang on a put no receiver will ever take.
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, TypeVar
+from collections.abc import Iterable
+from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Channel"]
+__all__ = ["Channel", "close_when_done"]
 
 T = TypeVar("T")
 
@@ -72,3 +73,20 @@ class Channel(Generic[T]):
         if value is None:
             raise StopAsyncIteration
         return value
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def close_when_done(tasks: Iterable[asyncio.Task[None]], *channels: _Closable) -> None:
+    """Each task closes one sender's side of ``channels`` when it ends, however it ends.
+
+    A done callback, not a ``finally`` in the stage: a task cancelled before its first step
+    never runs its body, and a channel left open would keep its receivers waiting for ever.
+    """
+    def close(_: asyncio.Task[None]) -> None:
+        for channel in channels:
+            channel.close()
+    for task in tasks:
+        task.add_done_callback(close)

@@ -50,23 +50,20 @@ class Downloads:
 
     async def serve(self, work: Channel[tuple[Item, str | None]],
                     results: Channel[list[Decided]]) -> None:
-        """One worker: fetches what the planner sends until it stops sending."""
-        try:
-            while (got := await work.receive()) is not None:
-                item, previous = got
-                try:
-                    outcome = await self.fetch(item, previous)
-                except Exception as exc:
-                    if isinstance(exc, errors.RunFatalError) or errors.is_disk_full(exc):
-                        raise
-                    # A bug met by one item must cost that item, not the run.
-                    log.debug("internal error on %s", item.key, exc_info=True)
-                    outcome = Outcome(item.key, item.job, Status.FAILED, redact_url(item.url),
-                                      item.path,
-                                      error=f"internal error: {type(exc).__name__}: {exc}")
-                await results.send([outcome])
-        finally:
-            results.close()
+        """One worker: fetches what the planner sends until it stops sending (the engine
+        closes ``results`` for it when this ends, however it ends)."""
+        while (got := await work.receive()) is not None:
+            item, previous = got
+            try:
+                outcome = await self.fetch(item, previous)
+            except Exception as exc:
+                if isinstance(exc, errors.RunFatalError) or errors.is_disk_full(exc):
+                    raise
+                # A bug met by one item must cost that item, not the run.
+                log.debug("internal error on %s", item.key, exc_info=True)
+                outcome = Outcome(item.key, item.job, Status.FAILED, redact_url(item.url),
+                                  item.path, error=f"internal error: {type(exc).__name__}: {exc}")
+            await results.send([outcome])
 
     async def fetch(self, item: Item, previous: str | None) -> Outcome:
         """Fetch an item, or link the file of an earlier fetch of its URL in this run."""

@@ -40,7 +40,7 @@ from ..net.ratelimit import lowest_rate
 from ..redact import Redactor, register
 from ..sources.credentials import api_origin_url
 from ..transfer.fetch import Fetcher
-from .channel import Channel
+from .channel import Channel, close_when_done
 from .downloads import Downloads
 from .finish import Finisher
 from .listing import Lister
@@ -214,12 +214,17 @@ class Run:
                             run_id=self.run_id, journal=self.journal, tally=self.tally,
                             call=self._call)
             async with asyncio.TaskGroup() as tg:
-                # On a stop these are cancelled (each closes its channels on the way out); the
-                # writer is not, so what finished is recorded.
-                self._tasks = [*(tg.create_task(lister.list_job(job)) for job in self.jobs),
-                               *(tg.create_task(planner.run()) for _ in range(PLANNERS)),
-                               *(tg.create_task(downloads.serve(work, results))
-                                 for _ in range(self.workers))]
+                listers = [tg.create_task(lister.list_job(job)) for job in self.jobs]
+                planners = [tg.create_task(planner.run()) for _ in range(PLANNERS)]
+                workers = [tg.create_task(downloads.serve(work, results))
+                           for _ in range(self.workers)]
+                # A stage's channels close when its task ends, however it ends: a task
+                # cancelled before its first step never runs a finally of its own.
+                close_when_done(listers, entries)
+                close_when_done(planners, work, results)
+                close_when_done(workers, results)
+                # On a stop these are cancelled; the writer is not, so what finished is recorded.
+                self._tasks = [*listers, *planners, *workers]
                 tg.create_task(writer.run())
 
     def _planner(self, entries: Channel[list[Entry]], work: Channel[tuple[Item, str | None]],

@@ -34,7 +34,8 @@ class Lister:
         self.call = call
 
     async def list_job(self, job: Job) -> None:
-        """Every entry of one job; a job that cannot go on is the tally's, not an exception."""
+        """Every entry of one job; a job that cannot go on is the tally's, not an exception.
+        (The engine closes the channel when this ends, however it ends.)"""
         self.tally.job_started(job.name)
         s = job.settings
         api = JobApi(self.http, retries=s.retries, timeout=s.timeout, min_speed=s.min_speed,
@@ -52,8 +53,6 @@ class Lister:
             log.debug("internal error listing job %s", job.name, exc_info=True)
             self.tally.job_failed(job.name,
                                   f"internal error while listing: {type(exc).__name__}: {exc}")
-        finally:
-            self.entries.close()
 
     async def _since(self, job: Job) -> str | None:
         if not isinstance(job, OnpremiseJob) or job.since is None:

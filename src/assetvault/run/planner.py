@@ -57,17 +57,14 @@ class Planner:
         self.downloads: Downloads | None = None  # handed over once the pipeline made them
 
     async def run(self) -> None:
-        """Plan every entry, PLAN_BATCH at a time; close the channels it feeds at the end."""
-        try:
-            while (first := await self.entries.receive()) is not None:
-                batch = list(first)
-                while len(batch) < PLAN_BATCH and (more := self.entries.receive_ready()):
-                    batch.extend(more)
-                for start in range(0, len(batch), PLAN_BATCH):
-                    await self._plan_batch(batch[start:start + PLAN_BATCH])
-        finally:
-            self.work.close()
-            self.results.close()
+        """Plan every entry, PLAN_BATCH at a time (the engine closes the channels it feeds
+        when this ends, however it ends)."""
+        while (first := await self.entries.receive()) is not None:
+            batch = list(first)
+            while len(batch) < PLAN_BATCH and (more := self.entries.receive_ready()):
+                batch.extend(more)
+            for start in range(0, len(batch), PLAN_BATCH):
+                await self._plan_batch(batch[start:start + PLAN_BATCH])
 
     def _lookup(self, items: list[Item], docs: list[Document | KnownDocument]
                 ) -> tuple[dict[str, Row], dict[str, Row]]:

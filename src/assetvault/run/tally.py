@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -74,10 +75,7 @@ class Tally:
     def outcome(self, outcome: Outcome) -> Outcome:
         """Count one outcome; the outcome as it may be stored and shown (error redacted)."""
         if outcome.error is not None:
-            outcome = Outcome(outcome.key, outcome.job, outcome.status, outcome.url, outcome.path,
-                              outcome.size, outcome.sha256, self.redact(outcome.error),
-                              outcome.upstream_version, outcome.etag, outcome.last_modified,
-                              outcome.fetched_bytes)
+            outcome = dataclasses.replace(outcome, error=self.redact(outcome.error))
         stats = self.stats[outcome.job]
         stats.count(outcome)
         stats.seconds = time.monotonic() - self._started.get(outcome.job, time.monotonic())

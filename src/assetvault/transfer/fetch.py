@@ -239,6 +239,10 @@ class Fetcher:
             return await self._small(resp, item, partial, total, expected_md5, previous, guard)
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         if start.offset == 0:
+            if partial.touched:
+                # The old bytes go before the new sidecar is written: a crash between the two
+                # must never leave one version's bytes named as another's.
+                await asyncio.to_thread(partial.discard)
             partial.held = Held(etag, modified, total)
             if total is None or total > CHUNK:
                 await asyncio.to_thread(partial.save)
