@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from .. import errors
 from ..archive.journal import Journal, Placed
@@ -24,6 +22,7 @@ from ..redact import redact_url
 from ..sources.credentials import credentials_for
 from ..transfer.fetch import Fetcher, JobFetch
 from .channel import Channel
+from .threads import Offload
 
 log = logging.getLogger("assetvault")
 
@@ -36,7 +35,7 @@ class Downloads:
     """Fetches items within the run's limits, each URL once."""
 
     def __init__(self, jobs: tuple[Job, ...], fetcher: Fetcher, placer: Placer, journal: Journal,
-                 io: Callable[..., Awaitable[Any]]) -> None:
+                 io: Offload) -> None:
         self._fetcher = fetcher
         self._placer = placer
         self._journal = journal

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 
@@ -44,7 +44,7 @@ from .channel import Channel, close_when_done
 from .downloads import Downloads
 from .finish import Finisher
 from .listing import Lister
-from .planner import DryPlanner, Planner
+from .planner import DryPlanner, PlanContext, Planner
 from .progress import Progress
 from .tally import Tally
 from .threads import TrackedPool
@@ -185,10 +185,10 @@ class Run:
             self.store = Store(self.paths.database, readonly=True)
             self.reader = self.store
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
-    async def _io_call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _io_call(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
     # the stages ---------------------------------------------------------------------------
@@ -229,13 +229,11 @@ class Run:
 
     def _planner(self, entries: Channel[list[Entry]], work: Channel[tuple[Item, str | None]],
                  results: Channel[list[Decided]]) -> Planner:
-        common: dict[str, Any] = {
-            "reader": self.reader, "run_id": self.run_id, "data": str(self.paths.data),
-            "placer": self.placer, "io_call": self._io_call, "tally": self.tally,
-            "verify_existing": self.options.verify_existing}
+        context = PlanContext(self.reader, self.run_id, str(self.paths.data), self.placer,
+                              self._io_call, self.tally, self.options.verify_existing)
         if self.options.dry_run:
-            return DryPlanner(entries, work, results, result=self.result, out=self.out, **common)
-        return Planner(entries, work, results, **common)
+            return DryPlanner(entries, work, results, context, result=self.result, out=self.out)
+        return Planner(entries, work, results, context)
 
     def _named_hosts(self) -> frozenset[str]:
         """Hosts the manifest names itself (API hosts, allow_hosts): these may resolve to a

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from .. import __version__
 from ..archive.journal import Journal
@@ -18,9 +16,7 @@ from ..config.options import utc_text
 from ..models import JobStats, RunResult
 from ..sources.onpremise_owners import record_patterns
 from .report import write_report
-from .threads import TrackedPool
-
-Call = Callable[..., Awaitable[Any]]
+from .threads import Offload, TrackedPool
 
 
 class Finisher:
@@ -28,7 +24,7 @@ class Finisher:
     archived is recorded, sealed and reported."""
 
     def __init__(self, *, store: Store, paths: ArchivePaths, journal: Journal, io: TrackedPool,
-                 call: Call, io_call: Call, run_id: int, report: Path | None) -> None:
+                 call: Offload, io_call: Offload, run_id: int, report: Path | None) -> None:
         self.store = store
         self.paths = paths
         self.journal = journal

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from .. import errors
 from ..archive.store import Store
@@ -16,16 +14,16 @@ from ..sources import iter_batches
 from ..sources.credentials import credentials_for
 from .channel import Channel
 from .tally import Tally
+from .threads import Offload
 
 log = logging.getLogger("assetvault")
-Call = Callable[..., Awaitable[Any]]
 
 
 class Lister:
     """Lists jobs: each job's API through its own retries, timeout and credentials."""
 
     def __init__(self, entries: Channel[list[Entry]], http: Http, *, tally: Tally,
-                 reader: Store | None, store: Store | None, call: Call) -> None:
+                 reader: Store | None, store: Store | None, call: Offload) -> None:
         self.entries = entries
         self.http = http
         self.tally = tally

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from ..archive.placer import Placer
 from ..archive.store import Store
@@ -28,10 +29,23 @@ from ..redact import redact_url
 from .channel import Channel
 from .downloads import Downloads
 from .tally import Tally
+from .threads import Offload
 
 T = TypeVar("T")
-IoCall = Callable[..., Awaitable[Any]]
 PLAN_BATCH = 1000  # entries per state lookup (one statement) and file check
+
+
+@dataclass(frozen=True, slots=True)
+class PlanContext:
+    """What a planner needs of its run."""
+
+    reader: Store | None  # the state as it was (None: no archive yet)
+    run_id: int
+    data: str  # the payload folder
+    placer: Placer
+    io_call: Offload
+    tally: Tally
+    verify_existing: bool
 
 
 class Planner:
@@ -41,19 +55,17 @@ class Planner:
     write = True  # asset.json files are written; a dry run's planner writes nothing
 
     def __init__(self, entries: Channel[list[Entry]], work: Channel[tuple[Item, str | None]],
-                 results: Channel[list[Decided]], *, reader: Store | None, run_id: int,
-                 data: str, placer: Placer, io_call: IoCall, tally: Tally,
-                 verify_existing: bool) -> None:
+                 results: Channel[list[Decided]], run: PlanContext) -> None:
         self.entries = entries
         self.work = work
         self.results = results
-        self.reader = reader
-        self.run_id = run_id
-        self.data = f"{data}/"
-        self.placer = placer
-        self.io_call = io_call
-        self.tally = tally
-        self.verify_existing = verify_existing
+        self.reader = run.reader
+        self.run_id = run.run_id
+        self.data = f"{run.data}/"
+        self.placer = run.placer
+        self.io_call = run.io_call
+        self.tally = run.tally
+        self.verify_existing = run.verify_existing
         self.downloads: Downloads | None = None  # handed over once the pipeline made them
 
     async def run(self) -> None:
@@ -145,9 +157,10 @@ class DryPlanner(Planner):
 
     write = False
 
-    def __init__(self, *args: Any, result: RunResult, out: Callable[[str], None],
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, entries: Channel[list[Entry]], work: Channel[tuple[Item, str | None]],
+                 results: Channel[list[Decided]], run: PlanContext, *, result: RunResult,
+                 out: Callable[[str], None]) -> None:
+        super().__init__(entries, work, results, run)
         self.result = result
         self.out = out
 

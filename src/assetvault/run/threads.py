@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -41,3 +41,10 @@ class TrackedPool(concurrent.futures.ThreadPoolExecutor):
         with self._guard:
             pending = list(self._running)
         concurrent.futures.wait(pending, timeout)
+
+
+class Offload(Protocol):
+    """Runs ``fn(*args)`` off the event loop, in one of the run's threads (the state's
+    single writer thread, or the I/O pool), and gives back its result."""
+
+    def __call__(self, fn: Callable[..., T], /, *args: object) -> Awaitable[T]: ...

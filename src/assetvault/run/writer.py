@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from ..archive.journal import Journal
 from ..archive.store import Store
@@ -12,17 +10,17 @@ from ..config.options import utc_text
 from ..models import Decided, DocRecord, Outcome, PageMemo, Seen, Status
 from .channel import Channel
 from .tally import Tally
+from .threads import Offload
 
 BATCH = 1024  # decisions per transaction at most
 
-Call = Callable[..., Awaitable[Any]]
 
 
 class Writer:
     """Records what the planner and the workers decided; lets the journal go of what is in."""
 
     def __init__(self, results: Channel[list[Decided]], *, store: Store | None, run_id: int,
-                 journal: Journal, tally: Tally, call: Call) -> None:
+                 journal: Journal, tally: Tally, call: Offload) -> None:
         self.results = results
         self.store = store  # None: a dry run, which records nothing
         self.run_id = run_id
