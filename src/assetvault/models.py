@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,10 @@ class Seen:
 
 
 Entry = Item | Document | KnownDocument | Pending | ListingFailure | PageMemo
+
+
+# A JSON value as an API sends it: what sources map from, never trusted to have a shape.
+Json: TypeAlias = "bool | int | float | str | list[Json] | dict[str, Json] | None"
 
 
 class Status(enum.StrEnum):

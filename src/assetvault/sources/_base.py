@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
 from ..archive import layout
-from ..models import Document
+from ..models import Document, Json
 from ..redact import Redactor
 
 ASSET_JSON = "asset.json"
@@ -31,7 +31,7 @@ class JsonApi(Protocol):
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         retry_statuses: frozenset[int] = frozenset(),
-    ) -> Any: ...
+    ) -> Json: ...
 
     async def get_body(
         self,
@@ -45,7 +45,7 @@ class JsonApi(Protocol):
         ...
 
 
-def document(job: str, folder: str, record: Any, redactor: Redactor,
+def document(job: str, folder: str, record: Json, redactor: Redactor,
              upstream_version: str | None, name: str = ASSET_JSON) -> Document:
     """The ``asset.json`` (or ``name``) of one record: the record as the API gave it, secrets
     scrubbed.
@@ -77,7 +77,7 @@ def one_line(text: str, redactor: Redactor, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def ident(value: Any) -> str | None:
+def ident(value: Json) -> str | None:
     """An id as text (numbers or strings), or None when missing, empty or not a scalar."""
     if isinstance(value, bool):
         return None
@@ -86,7 +86,7 @@ def ident(value: Any) -> str | None:
     return None
 
 
-def text(value: Any) -> str | None:
+def text(value: Json) -> str | None:
     """The value when it is a non-empty string."""
     return value if isinstance(value, str) and value else None
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from .. import errors
 from ..archive import layout
 from ..config.jobs import ONPREMISE_KINDS, OnpremiseJob
-from ..models import Entry, Item, ListingFailure, Pending
+from ..models import Entry, Item, Json, ListingFailure, Pending
 from ..redact import Redactor, redact_url
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
 from .onpremise_owners import OwnerList, list_elements, map_owner
@@ -71,20 +70,20 @@ def job_redactor(job: OnpremiseJob) -> Redactor:
 # --- mapping: pure ------------------------------------------------------------------------------
 
 
-def listing_assets(body: Any) -> list[Any] | str:
+def listing_assets(body: Json) -> list[Json] | str:
     """The assets of a listing, or why it is unusable.
 
     Documented as a JSON array, shown in the sample as ``{"assets": [...]}``: both are accepted.
     """
     if isinstance(body, list):
         return body
-    if isinstance(body, dict) and isinstance(body.get("assets"), list):
-        assets: list[Any] = body["assets"]
+    assets = body.get("assets") if isinstance(body, dict) else None
+    if isinstance(assets, list):
         return assets
     return "listing is neither a JSON array nor an object with an assets array"
 
 
-def map_asset(owner: Owner, asset: Any, position: int) -> list[Entry]:
+def map_asset(owner: Owner, asset: Json, position: int) -> list[Entry]:
     """The entries of one asset: its ``asset.json``, then its files (or their Pending)."""
     if not isinstance(asset, dict):
         return [owner.failure("asset is not an object", key=f"{owner.key}#{position}")]
@@ -110,7 +109,7 @@ def map_asset(owner: Owner, asset: Any, position: int) -> list[Entry]:
     return entries
 
 
-def _original(job: OnpremiseJob, folder: str, asset: dict[str, Any],
+def _original(job: OnpremiseJob, folder: str, asset: dict[str, Json],
               version: str | None, problems: list[str]) -> list[Item]:
     if "original" not in job.include:
         return []
@@ -128,11 +127,11 @@ def _original(job: OnpremiseJob, folder: str, asset: dict[str, Any],
                  etag_is_md5=True, add_extension=not ext)]
 
 
-def _size(value: Any) -> int | None:
+def _size(value: Json) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _versions(job: OnpremiseJob, folder: str, asset: dict[str, Any],
+def _versions(job: OnpremiseJob, folder: str, asset: dict[str, Json],
               version: str | None, problems: list[str]) -> list[Item]:
     if "versions" not in job.include:
         return []
@@ -151,7 +150,7 @@ def _versions(job: OnpremiseJob, folder: str, asset: dict[str, Any],
     return items
 
 
-def parse_versions(value: Any, problems: list[str]) -> list[tuple[str, str | None]]:
+def parse_versions(value: Json, problems: list[str]) -> list[tuple[str, str | None]]:
     """(name, url) of every version.
 
     The sample gives an object ``{name: {"url": ...}}``, the reference "an array of versions,
@@ -182,7 +181,7 @@ def parse_versions(value: Any, problems: list[str]) -> list[tuple[str, str | Non
 _NAME_KEYS = ("name", "identifier", "id", "version", "version_name", "type")
 
 
-def _version_name(member: Any) -> str | None:
+def _version_name(member: Json) -> str | None:
     if not isinstance(member, dict) or "url" not in member:
         return None
     for key in _NAME_KEYS:
@@ -192,7 +191,7 @@ def _version_name(member: Any) -> str | None:
     return None
 
 
-def _version_url(value: Any) -> str | None:
+def _version_url(value: Json) -> str | None:
     if isinstance(value, str):
         return value or None
     return text(value.get("url")) if isinstance(value, dict) else None
@@ -276,7 +275,7 @@ class OnpremiseSource:
             entries.extend(map_asset(owner, asset, position))
         return entries
 
-    async def _get(self, url: str, params: dict[str, str], shown_url: str) -> Any:
+    async def _get(self, url: str, params: dict[str, str], shown_url: str) -> Json:
         """The JSON at ``url``; a refused api_key raises CredentialsError, any other trouble
         a FetchError."""
         try:
@@ -290,7 +289,7 @@ class OnpremiseSource:
             raise
 
 
-def _page_owners(listing: OwnerList, elements: list[Any], page: int, seen: set[str]
+def _page_owners(listing: OwnerList, elements: list[Json], page: int, seen: set[str]
                  ) -> tuple[list[str], list[Entry]]:
     """The ids of a page not seen before (now seen), and the records and failures of its
     elements; positions count from the start of the list."""

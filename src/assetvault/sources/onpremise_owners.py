@@ -9,12 +9,11 @@ listed as for an explicit id, and whose own record is kept as ``product.json`` (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..archive import layout
 from ..config.jobs import OnpremiseJob
-from ..models import Document, ListingFailure
+from ..models import Document, Json, ListingFailure
 from ..redact import Redactor, redact_url
 from ._base import document, ident, one_line, text
 
@@ -63,20 +62,20 @@ class OwnerList:
                               error=one_line(reason, self.redactor))
 
 
-def list_elements(kind: str, body: Any) -> list[Any] | str:
+def list_elements(kind: str, body: Json) -> list[Json] | str:
     """The elements of a list answer, or why it is unusable.
 
     ``{"products": [...]}`` as ``{"assets": [...]}`` is, or a bare JSON array.
     """
     if isinstance(body, list):
         return body
-    if isinstance(body, dict) and isinstance(body.get(kind), list):
-        elements: list[Any] = body[kind]
+    elements = body.get(kind) if isinstance(body, dict) else None
+    if isinstance(elements, list):
         return elements
     return f"the list is neither a JSON array nor an object with a {kind} array"
 
 
-def record_of(kind: str, element: Any) -> Any:
+def record_of(kind: str, element: Json) -> Json:
     """The owner's record: ``{"product": {...}}`` (how some OnPremise lists wrap each element)
     gives the inner object; anything else is the record itself."""
     if isinstance(element, dict) and "id" not in element:
@@ -86,7 +85,7 @@ def record_of(kind: str, element: Any) -> Any:
     return element
 
 
-def map_owner(listing: OwnerList, element: Any, page: int, position: int
+def map_owner(listing: OwnerList, element: Json, page: int, position: int
               ) -> tuple[str | None, Document | ListingFailure]:
     """The owner id of one element (None when it has none) and its record's document, or the
     failure that stands for the element; ``position`` (1-based, over the whole list) names it."""

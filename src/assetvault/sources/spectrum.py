@@ -10,7 +10,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import msgspec
@@ -19,7 +18,7 @@ from msgspec import Raw
 from .. import errors
 from ..archive import layout
 from ..config.jobs import SpectrumJob
-from ..models import Document, Entry, Item, ListingFailure, PageMemo
+from ..models import Document, Entry, Item, Json, ListingFailure, PageMemo
 from ..net.api import parse_json
 from ..redact import Redactor, redact_url
 from . import memo
@@ -63,7 +62,7 @@ def job_redactor(job: SpectrumJob) -> Redactor:
 # --- mapping: pure ------------------------------------------------------------------------------
 
 
-def map_record(listing: Listing, record: Any, position: int) -> list[Entry]:
+def map_record(listing: Listing, record: Json, position: int) -> list[Entry]:
     """The entries of one content record: its ``asset.json``, then the files it names.
 
     ``position`` (1-based, within the listing) names a record that has no usable id.
@@ -90,7 +89,7 @@ def map_record(listing: Listing, record: Any, position: int) -> list[Entry]:
     return entries
 
 
-def _original(job: SpectrumJob, folder: str, record: dict[str, Any],
+def _original(job: SpectrumJob, folder: str, record: dict[str, Json],
               version: str | None, problems: list[str]) -> list[Item]:
     uri = record.get("uploadedAssetUri")
     if uri is None or uri == "":
@@ -116,7 +115,7 @@ class _Outputs:
     items: list[Item] = field(default_factory=list)
 
 
-def _outputs(job: SpectrumJob, folder: str, record: dict[str, Any],
+def _outputs(job: SpectrumJob, folder: str, record: dict[str, Json],
              version: str | None, problems: list[str]) -> list[Item]:
     production_jobs = record.get("productionJobs")
     if production_jobs is None:
@@ -130,7 +129,7 @@ def _outputs(job: SpectrumJob, folder: str, record: dict[str, Any],
     return state.items
 
 
-def _production_job(state: _Outputs, pj: Any) -> None:
+def _production_job(state: _Outputs, pj: Json) -> None:
     if not isinstance(pj, dict):
         state.problems.append("a production job is not an object")
         return
@@ -158,7 +157,7 @@ def _production_job(state: _Outputs, pj: Any) -> None:
                                 upstream_version=version))
 
 
-def _job_files(pj: dict[str, Any], result: dict[str, Any], job_id: str,
+def _job_files(pj: dict[str, Json], result: dict[str, Json], job_id: str,
                problems: list[str]) -> list[tuple[str, str]]:
     """(URL, format) of every file of one production job: its outputs, then the
     ``specificationUri`` and ``dstUri`` that none of its outputs already names."""
@@ -171,7 +170,7 @@ def _job_files(pj: dict[str, Any], result: dict[str, Any], job_id: str,
     files: list[tuple[str, str]] = []
     for output in outputs:
         uri = output.get("uri") if isinstance(output, dict) else None
-        if not isinstance(uri, str) or not uri:
+        if not isinstance(output, dict) or not isinstance(uri, str) or not uri:
             problems.append(f"production job {job_id}: an output has no uri")
             continue
         files.append((uri, _output_format(output, uri)))
@@ -184,14 +183,14 @@ def _job_files(pj: dict[str, Any], result: dict[str, Any], job_id: str,
     return files
 
 
-def _output_format(output: dict[str, Any], uri: str) -> str:
+def _output_format(output: dict[str, Json], uri: str) -> str:
     """Lower-case extension without the dot: ``assetFormat.extension``, else the URL's."""
     fmt = output.get("assetFormat")
     ext = text(fmt.get("extension")) if isinstance(fmt, dict) else None
     return (ext or layout.extension_for(uri)).lower().lstrip(".")
 
 
-def envelope_contents(body: Any) -> list[Any] | str:
+def envelope_contents(body: Json) -> list[Json] | str:
     """The ``contents`` of a listing page, or why the page is unusable."""
     if not isinstance(body, dict):
         return f"listing is not a JSON object but {type(body).__name__}"
@@ -219,7 +218,7 @@ def _memo_of(key: str, identities: list[str], batch: list[Entry]) -> list[Entry]
     return [] if entries is None else [PageMemo(key, batch[0].job, entries)]
 
 
-def record_identity(record: Any) -> str:
+def record_identity(record: Json) -> str:
     """What tells records apart across pages: the id, else the whole record."""
     if isinstance(record, dict) and (content_id := ident(record.get("id"))) is not None:
         return content_id
@@ -258,7 +257,8 @@ class SpectrumSource:
                                     job.include_inactive, secrets=self.redactor.secrets)
         seen: set[str] = set()
         page_size = job.page_size
-        ahead: asyncio.Task[Any] | None = asyncio.create_task(self._page(listing, 1))
+        ahead: asyncio.Task[tuple[bytes, str] | ListingFailure] | None = asyncio.create_task(
+            self._page(listing, 1))
         try:
             for page in range(1, MAX_PAGES + 1):
                 assert ahead is not None
