@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from ..models import RunResult
 
 
-def iso(result_time: Any) -> str | None:
+def iso(result_time: datetime | None) -> str | None:
     return None if result_time is None else result_time.isoformat(timespec="seconds")
 
 
-def report_dict(result: RunResult) -> dict[str, Any]:
+def report_dict(result: RunResult) -> dict[str, object]:
     """The JSON report: every URL in it is already redacted."""
     return {
         "started": iso(result.started),

@@ -23,7 +23,7 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -44,7 +44,7 @@ class _Envelope(msgspec.Struct):
     """The parts of a listing page a memo needs: the records, unparsed."""
 
     contents: list[msgspec.Raw]
-    error: Any = None
+    error: msgspec.Raw | None = None  # only whether it is null matters
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)

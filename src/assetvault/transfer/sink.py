@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
+
+T = TypeVar("T")
 
 FLUSH_BYTES = 1 << 20
 READ_BYTES = 1 << 20
@@ -35,7 +38,7 @@ class Sink:
         self.path = path
         self._executor = executor
         self._sha = hashlib.sha256()
-        self._md5: Any = hashlib.md5(usedforsecurity=False) if want_md5 else None
+        self._md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._fd: int | None = None
@@ -67,7 +70,7 @@ class Sink:
         """Flush what arrived (a later attempt resumes from it) and close."""
         await self._run(self._finish, self._take())
 
-    async def _run(self, fn: Any, arg: Any) -> None:
+    async def _run(self, fn: Callable[[T], object], arg: T) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, fn, arg)
 
     def _open(self, offset: int) -> None:
