@@ -20,7 +20,7 @@ def test_receivers_drain_then_stop_once_every_sender_closed() -> None:
                 channel.close()
 
         async def receiver() -> None:
-            async for batch in channel:
+            while (batch := await channel.receive()) is not None:
                 got.append(batch)
 
         async with asyncio.timeout(10), asyncio.TaskGroup() as tg:

@@ -101,7 +101,13 @@ async def truncated_once(request: web.Request, state: dict[str, int], tmp: Path
     state["n"] = state.get("n", 0) + 1
     if state["n"] > 1:
         return full(request)
-    resp = web.StreamResponse(headers={"ETag": '"v1"', "Content-Length": str(len(BODY))})
+    return await half_then_drop(request, tmp)
+
+
+async def half_then_drop(request: web.Request, tmp: Path, etag: str = '"v1"'
+                         ) -> web.StreamResponse:
+    """Promise the whole of BODY, send half, and once it is on disk drop the connection."""
+    resp = web.StreamResponse(headers={"ETag": etag, "Content-Length": str(len(BODY))})
     await resp.prepare(request)
     await resp.write(BODY[: len(BODY) // 2])
     await until(lambda: partial_bytes(tmp) > 0)

@@ -26,7 +26,7 @@ from assetvault.net.http import Http
 from assetvault.net.limits import Bandwidth, Limits
 from assetvault.net.origin import GuardedResolver, check_url, is_link_local
 from assetvault.transfer.fetch import Fetcher, JobFetch
-from tests.transfer.test_fetch import BODY, Server, item, partial_bytes, until
+from tests.transfer.test_fetch import BODY, Server, half_then_drop, item
 
 NEW = bytes(reversed(BODY))  # another version of the same length
 NEW_SHA = hashlib.sha256(NEW).hexdigest()
@@ -50,18 +50,6 @@ async def fetch(tmp: Path, url: str, *, retries: int = 3, timeout: float = 5.0,
 
 def archived(tmp: Path, url: str) -> Path:
     return tmp / "data/files" / url.rsplit("/", 1)[-1]
-
-
-async def half_then_drop(request: web.Request, tmp: Path, etag: str = '"v1"'
-                         ) -> web.StreamResponse:
-    """Promise the whole old version, send half, and once it is on disk drop the connection."""
-    resp = web.StreamResponse(headers={"ETag": etag, "Content-Length": str(len(BODY))})
-    await resp.prepare(request)
-    await resp.write(BODY[: len(BODY) // 2])
-    await until(lambda: partial_bytes(tmp) > 0)
-    assert request.transport is not None
-    request.transport.close()
-    return resp
 
 
 def resumed_range(request: web.Request) -> int:

@@ -65,15 +65,6 @@ class Channel(Generic[T]):
         self._room.release()
         return got
 
-    def __aiter__(self) -> Channel[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        value = await self.receive()
-        if value is None:
-            raise StopAsyncIteration
-        return value
-
 
 class _Closable(Protocol):
     def close(self) -> None: ...

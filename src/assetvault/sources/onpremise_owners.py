@@ -21,7 +21,8 @@ PAGED = frozenset({"products"})  # the only list whose paging is documented
 # The API asks for a last_updated_at on every page after the first; this early one keeps the
 # list whole: a product nobody edited may still have edited assets, so `since` never applies.
 FULL_LISTING = "1970-01-01 00:00:00"
-SINGULAR = {"products": "product", "beers": "beer", "menu_items": "menu_item"}
+# The singular that wraps an element ({"product": {...}}) is the record file's own name.
+SINGULAR = {kind: name.removesuffix(".json") for kind, name in layout.OWNER_RECORDS.items()}
 
 
 @dataclass(frozen=True, slots=True)
