@@ -193,6 +193,40 @@ def test_secrets_never_leave(tmp_path: Path, verbose: str) -> None:
         assert secret.encode() not in produced
 
 
+def test_a_secret_under_an_unguessable_parameter_never_reaches_the_archive(
+        tmp_path: Path) -> None:
+    """A job's token that also turns up in another job's file URLs (a signed CDN link naming
+    it under any parameter): neither the state, the report, the partial files' sidecars nor
+    a re-run's comparison may hold it."""
+    header = TOKEN
+    config = DatasetConfig(organizations=1, assets_per_org=4, products=0, beers=0,
+                           file_size_min=3_000_000, file_size_max=3_000_000)
+    with SandboxThread(config, faults="files:truncate@first1") as box:
+        rows = [f"{box.files_url}{p}?x-cdn-auth={header},f/{i}.bin"
+                for i, p in enumerate(_sandbox_file_paths(box))]
+        (tmp_path / "list.csv").write_text("url,path\n" + "\n".join(rows) + "\n")
+        manifest = write_manifest(tmp_path, [{"name": "signed", "source": "urls",
+                                              "urls_file": "list.csv", "retries": 0},
+                                             spectrum_job(box, retries=0)])
+        first = run_cli("run", manifest, "--no-progress", "-v")
+        assert first.code == 1, first.err  # the truncated files failed, their partials kept
+        sidecars = list((tmp_path / "archive/.assetvault/partial").glob("*.json"))
+        assert sidecars, "no partial was left to resume"
+        second = run_cli("run", manifest, "--no-progress", "-v")
+        assert second.code == 0, second.err
+        fetched = {path: n for path, n in box.counts.items() if not path.startswith("/api/")}
+        assert len(fetched) > 4
+        third = run_cli("run", manifest, "--no-progress")
+        assert third.code == 0  # and nothing fetched again: the stored form matches
+        assert {p: n for p, n in box.counts.items() if not p.startswith("/api/")} == fetched
+    produced = b"".join(p.read_bytes() for p in sidecars if p.exists())
+    produced += b"".join(p.read_bytes() for p in (tmp_path / "archive").rglob("*")
+                         if p.is_file() and not p.is_relative_to(tmp_path / "archive/data"))
+    for run in (first, second, third):
+        produced += (run.out + run.err).encode()
+    assert header.encode() not in produced
+
+
 def test_demo_archives_the_sandbox_into_a_valid_bag(tmp_path: Path) -> None:
     result = run_cli("demo", tmp_path / "demo", "--no-progress")
     assert result.code == 0, result.err

@@ -31,25 +31,13 @@ _SECRET_PARAM_RE = re.compile(
 )
 
 
-# The secret values of the running manifest: a token may turn up anywhere in a URL (under a
-# parameter name nobody would guess), and every URL shown or stored passes through here.
-_KNOWN: list[str] = []
-
-
-def register(secrets: Iterable[str]) -> None:
-    """Also mask these values (a run's tokens, keys and header values) in every URL."""
-    for secret in secrets:
-        if len(secret) >= 3 and secret not in _KNOWN:
-            _KNOWN.append(secret)
-    _KNOWN.sort(key=len, reverse=True)
-
-
 def redact_url(url: str) -> str:
-    """The URL with credential query values, any userinfo password and any known secret
-    value replaced by ``***``."""
-    for secret in _KNOWN:
-        if secret in url:
-            url = url.replace(secret, MASK)
+    """The URL with credential query values and any userinfo password replaced by ``***``.
+
+    A secret under a parameter name nobody would guess is masked only by a :class:`Redactor`
+    that knows the value (``Redactor.url``): the run's redactor is passed to whatever stores
+    or shows a URL, never kept in a global.
+    """
     if "?" not in url and "@" not in url and ";" not in url:
         return url  # nothing that can hold a credential (the common case, by far)
     try:
@@ -96,6 +84,15 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, MASK)
         return redact_text(text)
+
+    def url(self, url: str) -> str:
+        """The URL as it may be stored and shown: known secret values (anywhere in it) and
+        credential parameters masked. Every stored URL is this form, so a re-run compares
+        like with like."""
+        for secret in self._secrets:
+            if secret in url:
+                url = url.replace(secret, MASK)
+        return redact_url(url)
 
     @property
     def secrets(self) -> tuple[str, ...]:

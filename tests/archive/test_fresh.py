@@ -17,20 +17,20 @@ def row(**kw: object) -> Row:
 
 
 def test_up_to_date_needs_everything_unchanged() -> None:
-    assert is_up_to_date(ITEM, row(), 10)
-    assert not is_up_to_date(ITEM, None, 10)
-    assert not is_up_to_date(ITEM, row(status="failed"), 10)
-    assert not is_up_to_date(ITEM, row(url="http://h/y.png"), 10)
-    assert not is_up_to_date(ITEM, row(version="v0"), 10)
-    assert not is_up_to_date(ITEM, row(), None)
-    assert not is_up_to_date(ITEM, row(), 9)
+    assert is_up_to_date(ITEM, row(), 10, ITEM.url)
+    assert not is_up_to_date(ITEM, None, 10, ITEM.url)
+    assert not is_up_to_date(ITEM, row(status="failed"), 10, ITEM.url)
+    assert not is_up_to_date(ITEM, row(url="http://h/y.png"), 10, ITEM.url)
+    assert not is_up_to_date(ITEM, row(version="v0"), 10, ITEM.url)
+    assert not is_up_to_date(ITEM, row(), None, ITEM.url)
+    assert not is_up_to_date(ITEM, row(), 9, ITEM.url)
 
 
 def test_without_version_the_listed_size_decides() -> None:
     item = Item("k", "job", "http://h/x.png", "x.png", expected_size=10)
-    assert is_up_to_date(item, row(version=None), 10)
+    assert is_up_to_date(item, row(version=None), 10, item.url)
     item = Item("k", "job", "http://h/x.png", "x.png", expected_size=11)
-    assert not is_up_to_date(item, row(version=None), 10)
+    assert not is_up_to_date(item, row(version=None), 10, item.url)
 
 
 def test_redaction() -> None:
@@ -41,13 +41,14 @@ def test_redaction() -> None:
     assert scrub("bad tok-123456 and ?api_key=zzz") == "bad *** and ?api_key=***"
 
 
-def test_registered_secret_values_are_masked_in_any_url() -> None:
-    from assetvault.redact import register
-
-    register(["Tok-registered-7788"])
-    assert "Tok-registered-7788" not in redact_url(
+def test_a_redactor_masks_its_secret_values_anywhere_in_a_url() -> None:
+    scrub = Redactor(["Tok-registered-7788"])
+    assert "Tok-registered-7788" not in scrub.url(
         "https://cdn/x.png?SPECTRUM_API_TOKEN=Tok-registered-7788")
-    assert "Tok-registered-7788" not in redact_url("https://cdn/Tok-registered-7788/x.png")
+    assert "Tok-registered-7788" not in scrub.url("https://cdn/Tok-registered-7788/x.png")
+    assert scrub.url("https://h/a?api_key=k") == "https://h/a?api_key=***"
+    # No process-wide memory: another redactor (another run) knows nothing of these values.
+    assert Redactor().url("https://cdn/Tok-registered-7788/x.png").count("Tok-registered") == 1
 
 
 def test_json_text_masks_a_secret_in_every_form_json_writes_it() -> None:

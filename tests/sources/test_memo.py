@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 
 from assetvault.models import Document, Item, KnownDocument, ListingFailure
+from assetvault.redact import Redactor
 from assetvault.sandbox import SandboxThread
 from assetvault.sources import memo
 
@@ -59,7 +60,7 @@ def test_remember_and_recall_round_trip() -> None:
     doc = Document("f/asset.json", "j", "f/asset.json", b'{"id":1}', "v1")
     item = Item("f/original.png", "j", "http://h/a.png", "f/original.png", 12, "ab" * 16, "v1",
                 True, False)
-    blob = memo.remember(["1"], [doc, item], {doc.key: 0})
+    blob = memo.remember(["1"], [doc, item], {doc.key: 0}, Redactor())
     assert blob is not None
 
     def rebuild(index: int, path: str, version: str | None) -> Document:
@@ -75,19 +76,23 @@ def test_remember_and_recall_round_trip() -> None:
     assert known.sha256 == hashlib.sha256(doc.body).hexdigest()
     assert known.rebuild() is doc
     failure = ListingFailure("j", "f", "http://h", "bad")
-    assert memo.remember(["1"], [doc, failure], {doc.key: 0}) is None
+    assert memo.remember(["1"], [doc, failure], {doc.key: 0}, Redactor()) is None
     assert msgspec.json.decode(blob)  # plain JSON in the state
 
 
 def test_a_url_with_a_credential_is_not_remembered() -> None:
     doc = Document("f/asset.json", "j", "f/asset.json", b"{}", None)
     signed = Item("f/a.dst", "j", "https://blob/a.dst?sv=1&sig=SECRET", "f/a.dst")
-    assert memo.remember(["1"], [doc, signed], {doc.key: 0}) is None
+    assert memo.remember(["1"], [doc, signed], {doc.key: 0}, Redactor()) is None
+    # The job's own secret under a parameter name nobody would guess: only its redactor knows.
+    odd = Item("f/b.dst", "j", "https://blob/b.dst?x-tok=Tok-9f8e7d", "f/b.dst")
+    assert memo.remember(["1"], [doc, odd], {doc.key: 0}, Redactor()) is not None
+    assert memo.remember(["1"], [doc, odd], {doc.key: 0}, Redactor(["Tok-9f8e7d"])) is None
 
 
 def test_a_damaged_memo_is_refused() -> None:
     doc = Document("f/asset.json", "j", "f/asset.json", b"{}", None)
-    good = memo.remember(["1"], [doc], {doc.key: 0})
+    good = memo.remember(["1"], [doc], {doc.key: 0}, Redactor())
     assert good is not None
 
     def rebuild(index: int, path: str, version: str | None) -> Document:

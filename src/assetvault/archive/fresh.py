@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from ..models import ARCHIVED, Item, Row
-from ..redact import redact_url
 
 
-def is_up_to_date(item: Item, row: Row | None, size_on_disk: int | None) -> bool:
-    """Complete in state, same URL, same upstream version (else size), file present and whole."""
+def is_up_to_date(item: Item, row: Row | None, size_on_disk: int | None, shown: str) -> bool:
+    """Complete in state, same URL, same upstream version (else size), file present and whole.
+
+    ``shown`` is the item's URL as the run stores it (redacted by the run's redactor).
+    """
     if row is None or row.status not in ARCHIVED or row.size is None:
         return False
-    if row.url != redact_url(item.url) or size_on_disk != row.size:
+    if row.url != shown or size_on_disk != row.size:
         return False
     if item.upstream_version is not None:
         return row.version == item.upstream_version

@@ -12,7 +12,7 @@ import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from .. import errors
@@ -66,10 +66,11 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def fresh_items(data: str, items: list[Item], rows: dict[str, Row],
+def fresh_items(data: str, items: list[Item], rows: dict[str, Row], shown: Callable[[str], str],
                 rehash: bool = False) -> set[str]:
     """Keys of items already archived and unchanged (``data`` is the payload folder + "/").
 
+    ``shown`` gives a URL in the form the state stores (the run's redactor).
     A ``stat`` each: cheap enough for the event loop. With ``rehash`` an archived file counts
     as unchanged only if its bytes still hash to what the state recorded
     (``run --verify-existing``): that reads every file, so it belongs in a thread.
@@ -78,7 +79,7 @@ def fresh_items(data: str, items: list[Item], rows: dict[str, Row],
     for item in items:
         row = rows.get(item.key)
         on_disk = _size(data + row.path) if row is not None and row.path else None
-        if not is_up_to_date(item, row, on_disk):
+        if not is_up_to_date(item, row, on_disk, shown(item.url)):
             continue
         if rehash and row is not None and row.path and (
                 _sha256(Path(data + row.path)) != row.sha256):
@@ -117,12 +118,12 @@ def write_docs(placer: Placer, docs: list[tuple[Document, str]], rows: dict[str,
 
 
 def check_batch(placer: Placer, items: list[Item], docs: list[Document],
-                rows: dict[str, Row], write: bool,
+                rows: dict[str, Row], write: bool, shown: Callable[[str], str],
                 rehash: bool = False) -> tuple[set[str], list[DocRecord]]:
     """Keys of items already archived and unchanged; and each document, written if it changed."""
     data = f"{placer.paths.data}/"
     same, changed = check_docs(data, list(docs), rows)
-    return (fresh_items(data, items, rows, rehash),
+    return (fresh_items(data, items, rows, shown, rehash),
             [_unchanged(doc) for doc in same] + write_docs(placer, changed, rows, write))
 
 

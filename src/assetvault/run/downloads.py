@@ -18,7 +18,7 @@ from ..archive.upkeep import link_or_copy
 from ..config.jobs import Job
 from ..models import Decided, Item, Outcome, Status
 from ..net.origin import origin_of
-from ..redact import redact_url
+from ..redact import Redactor
 from ..sources.credentials import credentials_for
 from ..transfer.fetch import Fetcher, JobFetch
 from .channel import Channel
@@ -35,8 +35,9 @@ class Downloads:
     """Fetches items within the run's limits, each URL once."""
 
     def __init__(self, jobs: tuple[Job, ...], fetcher: Fetcher, placer: Placer, journal: Journal,
-                 io: Offload) -> None:
+                 io: Offload, redactor: Redactor) -> None:
         self._fetcher = fetcher
+        self._shown = redactor.url
         self._placer = placer
         self._journal = journal
         self._io = io
@@ -60,7 +61,7 @@ class Downloads:
                     raise
                 # A bug met by one item must cost that item, not the run.
                 log.debug("internal error on %s", item.key, exc_info=True)
-                outcome = Outcome(item.key, item.job, Status.FAILED, redact_url(item.url),
+                outcome = Outcome(item.key, item.job, Status.FAILED, self._shown(item.url),
                                   item.path, error=f"internal error: {type(exc).__name__}: {exc}")
             await results.send([outcome])
 
@@ -95,7 +96,7 @@ class Downloads:
 
     async def link(self, item: Item, first: Outcome) -> Outcome:
         """The same URL was fetched earlier in this run: link its file instead of fetching."""
-        shown = redact_url(item.url)
+        shown = self._shown(item.url)
         if first.status is not Status.DOWNLOADED or first.path is None or first.sha256 is None:
             return Outcome(item.key, item.job, Status.FAILED, shown, item.path,
                            error=first.error or "the same URL failed for another item")

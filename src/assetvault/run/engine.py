@@ -37,7 +37,7 @@ from ..net.http import Http
 from ..net.limits import Bandwidth, Limits
 from ..net.origin import GuardedResolver, origin_of
 from ..net.ratelimit import lowest_rate
-from ..redact import Redactor, register
+from ..redact import Redactor
 from ..sources.credentials import api_origin_url
 from ..transfer.fetch import Fetcher
 from .channel import Channel, close_when_done
@@ -69,7 +69,6 @@ class Run:
         self.out = out
         self.paths = ArchivePaths(manifest.archive)
         redact = Redactor(manifest.secrets())
-        register(manifest.secrets())
         self.result = RunResult(started=datetime.now(UTC))
         self.tally = Tally(jobs, self.result, redact, progress)
         self.store: Store | None = None
@@ -201,8 +200,10 @@ class Run:
                                          read_bufsize=1 << 20) as session:
             http = Http(session, self._limits())
             fetcher = Fetcher(http, self.paths, self._io, bandwidth=self._bandwidth(),
-                              on_bytes=self.progress.add_bytes, placer=self.placer)
-            downloads = Downloads(self.jobs, fetcher, self.placer, self.journal, self._io_call)
+                              on_bytes=self.progress.add_bytes, placer=self.placer,
+                              redactor=self.tally.redact)
+            downloads = Downloads(self.jobs, fetcher, self.placer, self.journal, self._io_call,
+                                  self.tally.redact)
             entries: Channel[list[Entry]] = Channel(4, senders=len(self.jobs))
             work: Channel[tuple[Item, str | None]] = Channel(self.workers * 2, senders=PLANNERS)
             results: Channel[list[Decided]] = Channel(64, senders=PLANNERS + self.workers)

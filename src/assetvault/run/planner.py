@@ -25,7 +25,6 @@ from ..models import (
     Seen,
     Status,
 )
-from ..redact import redact_url
 from .channel import Channel
 from .downloads import Downloads
 from .tally import Tally
@@ -87,7 +86,7 @@ class Planner:
         # Until a fetch of this run falls out of the downloads' memory, it knows them all.
         if self.downloads is not None and not self.downloads.forgotten:
             return self.reader.rows(keys), {}
-        urls = sorted({redact_url(i.url) for i in items})
+        urls = sorted({self.tally.redact.url(i.url) for i in items})
         return self.reader.rows(keys), self.reader.fetched_in_run(urls, self.run_id)
 
     async def _check(self, items: list[Item], docs: list[Document | KnownDocument],
@@ -95,9 +94,9 @@ class Planner:
         """Items up to date, asset.json records (written where changed), documents unchanged."""
         if self.verify_existing:  # re-hashes every file: a thread's work
             fresh, records = await self.io_call(check_batch, self.placer, items, docs, rows,
-                                                self.write, True)
+                                                self.write, self.tally.redact.url, True)
             return fresh, records, []
-        fresh = fresh_items(self.data, items, rows)
+        fresh = fresh_items(self.data, items, rows, self.tally.redact.url)
         same, changed = check_docs(self.data, docs, rows)
         records = (await self.io_call(write_docs, self.placer, changed, rows, self.write)
                    if changed else [])
@@ -140,7 +139,7 @@ class Planner:
                      out: list[Decided]) -> list[Decided]:
         """Link the item to a file this run already fetched, or hand it to the workers; what
         is still unsent of ``out`` afterwards."""
-        earlier = fetched.get(redact_url(item.url))
+        earlier = fetched.get(self.tally.redact.url(item.url))
         if earlier is not None and earlier.path and self.downloads is not None:
             out.append(await self.downloads.link(item, _as_outcome(earlier)))
             return out
@@ -173,7 +172,7 @@ class DryPlanner(Planner):
         else:
             self.result.planned_bytes += item.expected_size
             size = f"{item.expected_size} bytes"
-        shown = self.tally.redact(redact_url(item.url))
+        shown = self.tally.redact.url(item.url)
         self.out(f"{item.job}\t{shown}\t-> data/{item.path}\t{size}")
         return out
 

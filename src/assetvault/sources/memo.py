@@ -29,7 +29,7 @@ import msgspec
 
 from .. import __version__
 from ..models import Document, Entry, Item, KnownDocument
-from ..redact import redact_url
+from ..redact import Redactor
 
 MEMO_VERSION = 1  # bump when the mapping changes what it makes of a record
 
@@ -121,7 +121,7 @@ _MEMO = msgspec.json.Decoder(tuple[list[str], list[_ItemRow | _DocRow]])
 
 
 def remember(identities: list[str], entries: Sequence[Entry],
-             record_of: dict[str, int]) -> bytes | None:
+             record_of: dict[str, int], redactor: Redactor) -> bytes | None:
     """The memo of a page mapped to ``entries``; None when it must not be remembered.
 
     ``record_of`` gives the index, among the page's records, of each document's record.
@@ -129,7 +129,7 @@ def remember(identities: list[str], entries: Sequence[Entry],
     rows: list[_ItemRow | _DocRow] = []
     for entry in entries:
         if isinstance(entry, Item):
-            if redact_url(entry.url) != entry.url:  # a credential in it: not for the state
+            if redactor.url(entry.url) != entry.url:  # a credential in it: not for the state
                 return None
             rows.append(_ItemRow(entry.key, entry.path, entry.url, entry.upstream_version,
                                  entry.expected_size, entry.expected_md5, entry.etag_is_md5,

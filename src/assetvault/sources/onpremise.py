@@ -15,7 +15,7 @@ from .. import errors
 from ..archive import layout
 from ..config.jobs import ONPREMISE_KINDS, OnpremiseJob
 from ..models import Entry, Item, Json, ListingFailure, Pending
-from ..redact import Redactor, redact_url
+from ..redact import Redactor
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
 from .onpremise_owners import OwnerList, list_elements, map_owner
 
@@ -51,7 +51,7 @@ class Owner:
     @property
     def shown_url(self) -> str:
         """The listing URL as it may be shown: ``api_key=***``."""
-        return redact_url(f"{self.url}?{urlencode(self.params)}")
+        return self.redactor.url(f"{self.url}?{urlencode(self.params)}")
 
     @property
     def key(self) -> str:
@@ -100,7 +100,8 @@ def map_asset(owner: Owner, asset: Json, position: int) -> list[Entry]:
     items = [*_original(job, folder, asset, version, problems),
              *_versions(job, folder, asset, version, problems)]
     if asset.get("processed") in (False, 0):
-        entries.extend(Pending(key=i.key, job=i.job, url=redact_url(i.url), reason=NOT_PROCESSED)
+        entries.extend(Pending(key=i.key, job=i.job, url=owner.redactor.url(i.url),
+                               reason=NOT_PROCESSED)
                        for i in items)
     else:
         entries.extend(items)

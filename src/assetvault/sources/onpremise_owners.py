@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from ..archive import layout
 from ..config.jobs import OnpremiseJob
 from ..models import Document, Json, ListingFailure
-from ..redact import Redactor, redact_url
+from ..redact import Redactor
 from ._base import document, ident, one_line, text
 
 PAGED = frozenset({"products"})  # the only list whose paging is documented
@@ -55,7 +55,7 @@ class OwnerList:
 
     def shown_url(self, page: int) -> str:
         """The URL of a page as it may be shown: ``api_key=***``."""
-        return redact_url(f"{self.url}?{urlencode(self.params(page))}")
+        return self.redactor.url(f"{self.url}?{urlencode(self.params(page))}")
 
     def failure(self, reason: str, page: int, *, position: int | None = None) -> ListingFailure:
         key = self.key if position is None else f"{self.key}#{position}"

@@ -20,7 +20,7 @@ from ..archive import layout
 from ..config.jobs import SpectrumJob
 from ..models import Document, Entry, Item, Json, ListingFailure, PageMemo
 from ..net.api import parse_json
-from ..redact import Redactor, redact_url
+from ..redact import Redactor
 from . import memo
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
 from .memo import PageLookup
@@ -50,7 +50,7 @@ class Listing:
     def failure(self, reason: str, *, key: str | None = None, url: str | None = None
                 ) -> ListingFailure:
         return ListingFailure(job=self.job.name, key=key or self.key,
-                              url=redact_url(url or self.url),
+                              url=self.redactor.url(url or self.url),
                               error=one_line(reason, self.redactor))
 
 
@@ -204,7 +204,8 @@ def envelope_contents(body: Json) -> list[Json] | str:
     return contents
 
 
-def _memo_of(key: str, identities: list[str], batch: list[Entry]) -> list[Entry]:
+def _memo_of(key: str, identities: list[str], batch: list[Entry],
+             redactor: Redactor) -> list[Entry]:
     """The PageMemo of a page just mapped, if it may be remembered (else nothing)."""
     record_of: dict[str, int] = {}
     index = -1
@@ -214,7 +215,7 @@ def _memo_of(key: str, identities: list[str], batch: list[Entry]) -> list[Entry]
             record_of[entry.key] = index
     if index + 1 != len(identities):
         return []
-    entries = memo.remember(identities, batch, record_of)
+    entries = memo.remember(identities, batch, record_of, redactor)
     return [] if entries is None else [PageMemo(key, batch[0].job, entries)]
 
 
@@ -317,7 +318,7 @@ class SpectrumSource:
             seen.add(identity)
             batch.extend(map_record(listing, record, len(seen)))
         if key is not None and len(fresh) == len(contents):
-            batch.extend(_memo_of(key, list(fresh), batch))
+            batch.extend(_memo_of(key, list(fresh), batch, self.redactor))
         return len(contents), batch
 
     def _recall(self, key: str, records: list[Raw] | None, seen: set[str]

@@ -31,7 +31,7 @@ from ..models import Item, Outcome, Status
 from ..net.http import Credentials, Http, status_error
 from ..net.limits import Bandwidth, SpeedGuard
 from ..net.policy import RetryPolicy
-from ..redact import redact_url
+from ..redact import Redactor, redact_url
 from . import resume
 from .resume import Held
 from .sink import Digests, Sink
@@ -61,7 +61,6 @@ class _Partial:
 
     folder: str
     name: str
-    url: str
     shown: str  # the URL redacted, once per item rather than once per use
     held: Held | None = None  # the representation the partial file holds the start of
     fetched: int = 0  # bytes received over every attempt
@@ -93,13 +92,13 @@ class _Partial:
         except (OSError, ValueError):
             return
         self.touched = True
-        if isinstance(meta, dict) and meta.get("url") == self.url:
+        if isinstance(meta, dict) and meta.get("url") == self.shown:
             self.held = _held_of(meta)
 
     def save(self) -> None:
         self.touched = True
         held = self.held or Held()
-        self.meta.write_text(json.dumps({"url": self.url, "etag": held.etag,
+        self.meta.write_text(json.dumps({"url": self.shown, "etag": held.etag,
                                          "last_modified": held.last_modified,
                                          "total": held.total}))
 
@@ -141,7 +140,10 @@ class Fetcher:
         on_bytes: Callable[[int], None] = lambda n: None,
         rand: Callable[[], float] = random.random,
         placer: Placer | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
+        # The run's redactor: an item's URL is stored and shown in the one form it gives.
+        self._shown = (redactor or Redactor()).url
         self._placer = placer or Placer(paths)
         # Sidecars that a crashed run left: only those items look for a resumable partial.
         self._leftover = {p.name for p in paths.partial.glob("*.json")}
@@ -194,7 +196,7 @@ class Fetcher:
 
     def _partial(self, item: Item) -> _Partial:
         name = hashlib.sha256(item.key.encode()).hexdigest()[:40]
-        return _Partial(self._scratch, name, item.url, redact_url(item.url))
+        return _Partial(self._scratch, name, self._shown(item.url))
 
     async def _attempt(self, item: Item, job: JobFetch, partial: _Partial,
                        previous: str | None) -> _Fetched:
@@ -300,7 +302,7 @@ class Fetcher:
             size += len(chunk)
             if size > total:
                 break  # a lie about the length: the size check reports it
-            guard.check(size, partial.url)
+            guard.check(size, partial.shown)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, partial: _Partial,
@@ -313,7 +315,7 @@ class Fetcher:
                 partial.fetched += len(chunk)
                 self._on_bytes(len(chunk))
                 guard.credit(await self._bandwidth.consume(len(chunk)))
-                guard.check(fetched, partial.url)
+                guard.check(fetched, partial.shown)
                 if sink.size > limit:
                     raise errors.FetchError(f"file grew past max_file_size ({limit} bytes)",
                                             url=partial.shown)
@@ -332,7 +334,7 @@ class Fetcher:
         return path
 
     def _move(self, partial: _Partial, placed: Placed, previous: str | None) -> None:
-        self._placer.place_file(partial.path, placed, previous, partial.url)
+        self._placer.place_file(partial.path, placed, previous, partial.shown)
         partial.meta.unlink(missing_ok=True)
         partial.held = None
 
