@@ -3,7 +3,8 @@
 A file is ``prefix + padding + suffix``. Prefix and suffix are small and built whole; the padding
 is made of fixed-size blocks that are each computable on their own, so any byte range of a huge
 file costs O(range). Where the padding sits keeps each format valid: after IEND for PNG, after
-EOI for JPEG, inside a comment before the xref for PDF, as plain stitch records for DST.
+EOI for JPEG, inside a comment before the xref for PDF. A DST file is a stitched badge
+(``designs``) followed by jump records that wander around its centre and sew nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import hashlib
 import struct
 import zlib
 from typing import NamedTuple
+
+from . import designs
 
 __all__ = ["BLOCK", "Layout", "dst_size", "kind_of", "layout", "padding_block"]
 
@@ -26,7 +29,6 @@ _KINDS = {
     ".png": "png", ".pdf": "pdf", ".dst": "dst", ".jpg": "jpg", ".jpeg": "jpg",
 }
 _NO_NEWLINES = bytes.maketrans(b"\r\n", b"  ")
-_STITCH_FLAGS = bytes((b & 0x3C) | 0x03 for b in range(256))
 _DST_END = b"\x00\x00\xf3"
 
 
@@ -83,9 +85,8 @@ def _base_block(kind: str, key: bytes) -> bytes:
     if kind == "pdf":
         return raw.translate(_NO_NEWLINES)
     if kind == "dst":
-        buf = bytearray(raw)
-        buf[2::3] = raw[2::3].translate(_STITCH_FLAGS)
-        return bytes(buf)
+        # One closed loop of jumps: each rotated block returns the frame to where it began.
+        return designs.wander_block(designs.wander_of(key), _RECORDS_PER_BLOCK)
     return raw
 
 
@@ -168,16 +169,27 @@ def _pdf_layout(size: int) -> Layout:
     raise ValueError(f"cannot lay out a PDF of {size} bytes")
 
 
-def _dst_header(key: bytes, stitches: int) -> bytes:
-    label = "AV" + key.hex()[:8].upper()
-    fields = [f"LA:{label:<16}", f"ST:{stitches:>7}", "CO:  0", "+X:  500", "-X:  500",
-              "+Y:  500", "-Y:  500", "AX:+    0", "AY:+    0", "MX:+    0", "MY:+    0",
-              "PD:******"]
-    text = ("\r".join(fields) + "\r").encode("ascii") + b"\x1a"
-    return text.ljust(512, b" ")
+def _dst_end(key: bytes, records: int) -> tuple[int, int]:
+    """Where ``records`` padding records leave the frame: whole blocks come back, the last not."""
+    whole, rest = divmod(records, _RECORDS_PER_BLOCK)
+    shift = (whole * _STRIDE) % _RECORDS_PER_BLOCK  # the last block's rotation
+    wander = designs.wander_of(key)
+    start = designs.wander_at(wander, shift, _RECORDS_PER_BLOCK)
+    stop = designs.wander_at(wander, shift + rest, _RECORDS_PER_BLOCK)
+    return stop[0] - start[0], stop[1] - start[1]
 
 
 def _dst_layout(size: int, key: bytes) -> Layout:
-    padding = max(0, size - 512 - len(_DST_END))
-    padding -= padding % 3
-    return Layout("dst", _dst_header(key, padding // 3 + 1), padding, _DST_END)
+    budget = max(0, size - 512 - len(_DST_END)) // 3
+    design = designs.design_for(budget)
+    records = max(0, budget - design.record_count)
+    low_x, low_y, high_x, high_y = design.bounds
+    if records:
+        # The padding strays at most twice WANDER from the centre, where the design ends.
+        reach = 2 * designs.WANDER
+        low_x, low_y = min(low_x, -reach), min(low_y, -reach)
+        high_x, high_y = max(high_x, reach), max(high_y, reach)
+    label = "AV" + key.hex()[:8].upper()
+    head = designs.header(label, design.record_count + records + 1, design.colour_changes,
+                          (low_x, low_y, high_x, high_y), _dst_end(key, records))
+    return Layout("dst", head + design.records, 3 * records, _DST_END)
