@@ -17,7 +17,6 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import NamedTuple, TypeAlias
 
 
@@ -235,7 +234,7 @@ class RunResult:
     failures: list[Failure] = field(default_factory=list)
     interrupted: bool = False
     fatal: str | None = None
-    report_path: Path | None = None
+    report_path: str | None = None  # where the user finds it: a path or a URL
     planned_files: int = 0
     planned_bytes: int = 0
     planned_unknown: int = 0

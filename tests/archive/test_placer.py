@@ -17,6 +17,7 @@ import pytest
 from assetvault.archive.journal import Journal, Placed
 from assetvault.archive.paths import ArchivePaths
 from assetvault.archive.placer import Placer
+from assetvault.storage import LocalStorage
 
 BODY = bytes(range(256)) * 1024  # 256 KiB: what fetch reads whole and places in one step
 
@@ -26,7 +27,7 @@ def make(tmp_path: Path) -> tuple[ArchivePaths, Journal, Placer]:
     paths.create()
     journal = Journal(paths.journal)
     journal.open()
-    return paths, journal, Placer(paths, journal)
+    return paths, journal, Placer(LocalStorage(paths.root), journal)
 
 
 def placed(path: str, body: bytes = BODY) -> Placed:

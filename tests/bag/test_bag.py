@@ -25,6 +25,8 @@ from assetvault.bag.write import (
     verify_bag,
     write_bag,
 )
+from assetvault.storage import LocalStorage
+from assetvault.storage.local import LocalUpload
 
 BAGIT_CLI = Path(sys.executable).parent / "bagit.py"
 AGENT = "assetvault/test"
@@ -65,7 +67,7 @@ def _make_state(root: Path) -> None:
 def _bag(root: Path, contents: dict[str, bytes]) -> list[PayloadFile]:
     files = _make_payload(root, contents)
     _make_state(root)
-    write_bag(root, iter(files), agent=AGENT, bagging_date=datetime.date(2024, 5, 6))
+    write_bag(LocalStorage(root), iter(files), agent=AGENT, bagging_date=datetime.date(2024, 5, 6))
     return files
 
 
@@ -149,7 +151,7 @@ def test_manifest_line() -> None:
 
 def test_info_entries_and_default_date(tmp_path: Path) -> None:
     files = _make_payload(tmp_path, {"x": b"x"})
-    write_bag(tmp_path, files, agent=AGENT, info={"Source-Organization": "Brand Ops"})
+    write_bag(LocalStorage(tmp_path), files, agent=AGENT, info={"Source-Organization": "Brand Ops"})
     info = (tmp_path / "bag-info.txt").read_text().splitlines()
     assert info[1] == f"Bagging-Date: {datetime.date.today().isoformat()}"
     assert info[3] == "Source-Organization: Brand Ops"
@@ -163,7 +165,7 @@ def test_bad_info_is_refused_before_anything_is_written(
     tmp_path: Path, info: dict[str, str]
 ) -> None:
     with pytest.raises(ValueError):
-        write_bag(tmp_path, [], agent=AGENT, info=info)
+        write_bag(LocalStorage(tmp_path), [], agent=AGENT, info=info)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -182,7 +184,7 @@ def test_bad_payload_entry_leaves_previous_bag_intact(tmp_path: Path, entry: Pay
     files = _bag(tmp_path, LOC_SAFE)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     with pytest.raises(ValueError):
-        write_bag(tmp_path, [*files, entry], agent=AGENT)
+        write_bag(LocalStorage(tmp_path), [*files, entry], agent=AGENT)
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     assert after == before
 
@@ -190,14 +192,14 @@ def test_bad_payload_entry_leaves_previous_bag_intact(tmp_path: Path, entry: Pay
 def test_duplicate_path_is_refused(tmp_path: Path) -> None:
     files = _make_payload(tmp_path, {"x": b"x"})
     with pytest.raises(ValueError, match="twice"):
-        write_bag(tmp_path, files * 2, agent=AGENT)
+        write_bag(LocalStorage(tmp_path), files * 2, agent=AGENT)
 
 
 def test_rewrite_after_more_payload_and_leftover_temp_files(tmp_path: Path) -> None:
     _bag(tmp_path, LOC_SAFE)
     (tmp_path / ".manifest-sha256.txt.0123abcd.tmp").write_text("crashed write")
     files = _make_payload(tmp_path, LOC_SAFE | {"later/new.txt": b"second run"})
-    write_bag(tmp_path, files, agent=AGENT)
+    write_bag(LocalStorage(tmp_path), files, agent=AGENT)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     _loc_validate(tmp_path)
     assert verify_bag(tmp_path).ok
@@ -213,7 +215,7 @@ def test_files_are_streamed_not_listed(tmp_path: Path) -> None:
                 written_meanwhile.extend(p.stat().st_size for p in staged)
             yield PayloadFile(PurePosixPath(f"d/{i:08d}.bin"), f"{i:064x}", i)
 
-    write_bag(tmp_path, entries(), agent=AGENT)
+    write_bag(LocalStorage(tmp_path), entries(), agent=AGENT)
     assert len(written_meanwhile) == 1 and written_meanwhile[0] > 1_000_000
     oxum = f"Payload-Oxum: {count * (count - 1) // 2}.{count}"
     assert oxum in (tmp_path / "bag-info.txt").read_text()
@@ -384,7 +386,7 @@ def test_unicode_normalisation_differences_still_match(tmp_path: Path) -> None:
     name = unicodedata.normalize("NFC", "café.txt")
     files = _make_payload(tmp_path, {unicodedata.normalize("NFD", name): b"coffee"})
     nfc = [PayloadFile(PurePosixPath(name), f.sha256, f.size) for f in files]
-    write_bag(tmp_path, nfc, agent=AGENT)
+    write_bag(LocalStorage(tmp_path), nfc, agent=AGENT)
     result = verify_bag(tmp_path)
     assert result.ok, result
     assert result.checked == 1
@@ -413,3 +415,30 @@ def test_percent_encoding_round_trip(name: str) -> None:
 )
 def test_decode_accepts_any_hex_case_and_leaves_other_percents(raw: str, decoded: str) -> None:
     assert decode_path(raw) == decoded
+
+
+def test_a_seal_cut_short_never_leaves_a_wrong_tag_manifest(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Killed between committing the new manifest and the new tag manifest, the bag has no
+    tag manifest (RFC 8493 allows none), never the old one naming the old manifest's digest."""
+    _bag(tmp_path, LOC_SAFE)
+    files = _make_payload(tmp_path, LOC_SAFE | {"later/new.txt": b"second run"})
+    real_commit = LocalUpload.commit
+    committed: list[str] = []
+
+    def dies_after_manifest(self: LocalUpload, meta: object = None) -> None:
+        if committed and committed[-1].endswith("manifest-sha256.txt"):
+            raise KeyboardInterrupt  # the process dies here
+        real_commit(self)
+        committed.append(self._target)
+
+    monkeypatch.setattr(LocalUpload, "commit", dies_after_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        write_bag(LocalStorage(tmp_path), files, agent=AGENT)
+    monkeypatch.undo()
+    assert committed and committed[-1].endswith("manifest-sha256.txt")
+    tags = tmp_path / "tagmanifest-sha256.txt"
+    for line in tags.read_text().splitlines() if tags.exists() else []:
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest, name

@@ -14,10 +14,12 @@ import aiohttp
 from aiohttp import web
 
 from assetvault.archive.paths import ArchivePaths
+from assetvault.archive.placer import Placer
 from assetvault.models import Item, Outcome, Status
 from assetvault.net.http import Credentials, Http
 from assetvault.net.limits import Limits
 from assetvault.net.origin import origin_of
+from assetvault.storage import LocalStorage
 from assetvault.transfer.fetch import Fetcher, JobFetch
 
 BODY = bytes(range(256)) * 4096 * 8  # 8 MiB
@@ -68,7 +70,8 @@ async def fetch(tmp: Path, it: Item, *, retries: int = 3, credentials: Credentia
     paths.create()
     with ThreadPoolExecutor(2) as pool:
         async with aiohttp.ClientSession() as session:
-            fetcher = Fetcher(Http(session, Limits()), paths, pool, rand=lambda: 0.0)
+            fetcher = Fetcher(Http(session, Limits()), Placer(LocalStorage(paths.root)),
+                              paths.partial, pool, rand=lambda: 0.0)
             return await fetcher.fetch(it, JobFetch(retries, 5.0, max_size, credentials))
 
 

@@ -20,11 +20,13 @@ from aiohttp import web
 
 from assetvault import errors
 from assetvault.archive.paths import ArchivePaths
+from assetvault.archive.placer import Placer
 from assetvault.models import Outcome, Status
 from assetvault.net.api import JobApi
 from assetvault.net.http import Http
 from assetvault.net.limits import Bandwidth, Limits
 from assetvault.net.origin import GuardedResolver, check_url, is_link_local
+from assetvault.storage import LocalStorage
 from assetvault.transfer.fetch import Fetcher, JobFetch
 from tests.transfer.test_fetch import BODY, Server, half_then_drop, item
 
@@ -42,7 +44,8 @@ async def fetch(tmp: Path, url: str, *, retries: int = 3, timeout: float = 5.0,
     with ThreadPoolExecutor(2) as pool:
         connector = aiohttp.TCPConnector(resolver=GuardedResolver(frozenset(allow_hosts)))
         async with aiohttp.ClientSession(connector=connector) as session:
-            fetcher = Fetcher(Http(session, Limits()), paths, pool, rand=lambda: 0.0,
+            fetcher = Fetcher(Http(session, Limits()), Placer(LocalStorage(paths.root)),
+                              paths.partial, pool, rand=lambda: 0.0,
                               bandwidth=Bandwidth(bandwidth))
             job = JobFetch(retries, timeout, 1 << 30, None, allow_hosts, min_speed)
             return await fetcher.fetch(item(url, expected_size=expected_size), job)
@@ -163,7 +166,8 @@ def test_a_crashed_runs_sidecar_keeps_the_total(tmp_path: Path) -> None:
                 {"url": url, "etag": '"v1"', "last_modified": None, "total": len(BODY)}))
             with ThreadPoolExecutor(2) as pool:
                 async with aiohttp.ClientSession() as session:
-                    fetcher = Fetcher(Http(session, Limits()), paths, pool, rand=lambda: 0.0)
+                    fetcher = Fetcher(Http(session, Limits()), Placer(LocalStorage(paths.root)),
+                                      paths.partial, pool, rand=lambda: 0.0)
                     out = await fetcher.fetch(item(url), JobFetch(2, 5.0, 1 << 30))
         assert calls == ["bytes=1000-", None]
         assert out.sha256 == NEW_SHA

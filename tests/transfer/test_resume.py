@@ -28,9 +28,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assetvault.archive.paths import ArchivePaths
+from assetvault.archive.placer import Placer
 from assetvault.models import Item, Status
 from assetvault.net.http import Http
 from assetvault.net.limits import Limits
+from assetvault.storage import LocalStorage
 from assetvault.transfer.fetch import Fetcher, JobFetch
 
 A = bytes((i * 7 + 3) % 251 for i in range(3000))
@@ -144,7 +146,8 @@ async def _fetch(root: Path, url: str) -> Status:
     it = Item(key="k/f.bin", job="j", url=url, path="files/f.bin")
     with ThreadPoolExecutor(2) as pool:
         async with aiohttp.ClientSession() as session:
-            fetcher = Fetcher(Http(session, Limits()), paths, pool, rand=lambda: 0.0)
+            fetcher = Fetcher(Http(session, Limits()), Placer(LocalStorage(paths.root)),
+                              paths.partial, pool, rand=lambda: 0.0)
             out = await fetcher.fetch(it, JobFetch(2, 5.0, 1 << 30))
     return out.status
 

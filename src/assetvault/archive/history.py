@@ -7,48 +7,39 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePosixPath
 
-from .paths import ArchivePaths
-
-READ = 1 << 20
+from ..storage import DATA, HISTORY, Storage
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a whole file, read a megabyte at a time."""
+def sha256_of(storage: Storage, key: str) -> str:
+    """SHA-256 of a whole object, read a block at a time."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(READ):
-            digest.update(block)
+    for block in storage.blocks(key):
+        digest.update(block)
     return digest.hexdigest()
 
 
-def keep_history(paths: ArchivePaths, final: Path, previous: str | None,
-                 when: datetime | None = None) -> Path | None:
-    """Keep the file at ``final`` (if any) in the history; return where it went.
+def history_key(key: str, sha256: str, when: datetime) -> str:
+    """Where the bytes at payload ``key`` go when they are replaced at ``when``."""
+    relative = PurePosixPath(key.removeprefix(DATA))
+    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    name = f"{relative.stem}.{stamp}.{sha256[:16]}{relative.suffix}"
+    return f"{HISTORY}{relative.parent / name}"
 
-    It is hard-linked there, so ``final`` never goes missing before the new bytes replace it;
-    the caller's rename then drops the old name.
+
+def keep_history(storage: Storage, key: str, previous: str | None,
+                 when: datetime | None = None) -> str | None:
+    """Keep the object at payload ``key`` (if any) in the history; return where it went.
+
+    It is copied there (a hard link on a local folder), so ``key`` never goes missing before
+    the new bytes replace it.
     """
-    try:
-        if not stat.S_ISREG(os.lstat(final).st_mode):
-            return None
-    except OSError:
+    if storage.size(key) is None:
         return None
-    final = Path(final)
-    sha = previous or sha256_file(final)
-    stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    relative = final.relative_to(paths.data)
-    name = f"{relative.stem}.{stamp}.{sha[:16]}{relative.suffix}"
-    target = paths.history / relative.parent / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(final, target)
-    except FileExistsError:
-        pass
-    except OSError:
-        os.replace(final, target)
+    sha = previous or sha256_of(storage, key)
+    target = history_key(key, sha, when or datetime.now(UTC))
+    if storage.size(target) is None:
+        storage.copy(key, target)
     return target

@@ -1,9 +1,10 @@
 """The archive as a BagIt bag (RFC 8493): writing the tag files; the public face of bag code.
 
 ``write_bag`` writes ``bagit.txt``, ``manifest-sha256.txt``, ``bag-info.txt`` and
-``tagmanifest-sha256.txt`` at the bag root from a stream of :class:`PayloadFile`, never held in
-memory: memory does not grow with the number of entries. The payload under ``data/`` is never
-touched, and anything else at the root (``.assetvault/``) is neither payload nor listed.
+``tagmanifest-sha256.txt`` at the bag root, through the archive's storage, from a stream of
+:class:`PayloadFile`, never held in memory: memory does not grow with the number of entries.
+The payload under ``data/`` is never touched, and anything else at the root (``.assetvault/``)
+is neither payload nor listed.
 
 Reading and verification live in :mod:`assetvault.bag.verify`; they are re-exported here.
 
@@ -19,12 +20,10 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 import re
-import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from assetvault.bag.verify import (
     BAG_INFO_TXT,
@@ -37,6 +36,7 @@ from assetvault.bag.verify import (
     is_safe_payload_path,
     verify_bag,
 )
+from assetvault.storage import Storage, Upload
 
 __all__ = [
     "TAG_FILES",
@@ -53,7 +53,6 @@ BAGIT_TXT_TEXT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 _ENCODE = str.maketrans({"%": "%25", "\r": "%0D", "\n": "%0A"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RESERVED = frozenset({"Bag-Software-Agent", "Bagging-Date", "Payload-Oxum"})
-_TMP_SUFFIX = ".tmp"
 TAG_FILES = (BAGIT_TXT, MANIFEST, BAG_INFO_TXT, TAGMANIFEST)
 
 
@@ -82,38 +81,38 @@ def _entry(sha256: str, path: str) -> str:
 
 
 def write_bag(
-    root: Path,
+    storage: Storage,
     files: Iterable[PayloadFile],
     *,
     agent: str,
     bagging_date: datetime.date | None = None,
     info: Mapping[str, str] | None = None,
 ) -> None:
-    """Write the bag's tag files at ``root`` for ``files`` (in the order given: pass them sorted).
+    """Write the bag's tag files into ``storage`` for ``files`` (in the order given: pass them
+    sorted).
 
-    Every tag file is staged in ``root`` first, then swapped in (see :func:`_swap_in`).
+    Every tag file is uploaded uncommitted first, then committed (see :func:`_swap_in`).
     Raises ValueError for an unsafe or duplicated path, a malformed digest or size, or an
     ``info`` label or value that cannot be written as one tag line; nothing is replaced then.
     """
-    root = Path(root)
     header = _tag_line("Bag-Software-Agent", agent)
     extra_lines = "".join(
         _tag_line(label, value, extra=True) for label, value in (info or {}).items()
     )
-    _remove_leftovers(root)
+    storage.sweep()
     oxum = _Oxum()
-    staged = [_stage(root / BAGIT_TXT, [BAGIT_TXT_TEXT.encode()])]
+    staged = [_stage(storage, BAGIT_TXT, [BAGIT_TXT_TEXT.encode()])]
     try:
-        staged.append(_stage(root / MANIFEST, _manifest_chunks(files, oxum)))
+        staged.append(_stage(storage, MANIFEST, _manifest_chunks(files, oxum)))
         date = (bagging_date or datetime.date.today()).isoformat()
         bag_info = f"{header}Bagging-Date: {date}\nPayload-Oxum: {oxum}\n{extra_lines}"
-        staged.append(_stage(root / BAG_INFO_TXT, [bag_info.encode()]))
-        staged.append(_stage(root / TAGMANIFEST, [_tagmanifest_text(staged).encode()]))
+        staged.append(_stage(storage, BAG_INFO_TXT, [bag_info.encode()]))
+        staged.append(_stage(storage, TAGMANIFEST, [_tagmanifest_text(staged).encode()]))
     except BaseException:
-        for tmp, _, _ in staged:
-            tmp.unlink(missing_ok=True)
+        for upload, _, _ in staged:
+            upload.abort()
         raise
-    _swap_in(root, staged)
+    _swap_in(storage, staged)
 
 
 # -- content ---------------------------------------------------------------------------------
@@ -169,33 +168,45 @@ def _has_break(text: str) -> bool:
     return any(c in text for c in "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
-def _tagmanifest_text(staged: list[tuple[Path, Path, str]]) -> str:
-    entries = sorted((target.name, digest) for _, target, digest in staged)
+def _tagmanifest_text(staged: list[tuple[Upload, str, str]]) -> str:
+    entries = sorted((name, digest) for _, name, digest in staged)
     return "".join(f"{digest}  {name}\n" for name, digest in entries)
 
 
 # -- files -----------------------------------------------------------------------------------
 
+WRITE_BYTES = 1 << 20  # manifest lines gathered per write: one call per line cost a syscall each
 
-def _stage(target: Path, chunks: Iterable[bytes]) -> tuple[Path, Path, str]:
-    """Write ``chunks`` to a fresh temporary file beside ``target``; return it and its SHA-256."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}")
+
+def _stage(storage: Storage, name: str, chunks: Iterable[bytes]) -> tuple[Upload, str, str]:
+    """Upload ``chunks`` as ``name``, uncommitted; return the upload, the name and its SHA-256."""
     digest = hashlib.sha256()
+    upload = storage.upload(name, durable=True)
     try:
-        with open(tmp, "xb") as out:  # "x": never reuse a name; default mode, so not 0600
-            for chunk in chunks:
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())  # the rename must never expose a file still in the page cache
+        pending: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= WRITE_BYTES:
+                _send(upload, digest, pending)
+                pending, size = [], 0
+        _send(upload, digest, pending)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        upload.abort()
         raise
-    return tmp, target, digest.hexdigest()
+    return upload, name, digest.hexdigest()
 
 
-def _swap_in(root: Path, staged: list[tuple[Path, Path, str]]) -> None:
-    """Put the staged tag files in place, in this order, each with ``os.replace``:
+def _send(upload: Upload, digest: hashlib._Hash, pending: list[bytes]) -> None:
+    if pending:
+        block = b"".join(pending)
+        digest.update(block)
+        upload.write(block)
+
+
+def _swap_in(storage: Storage, staged: list[tuple[Upload, str, str]]) -> None:
+    """Commit the staged tag files, in this order:
 
     1. the old tag manifest is removed: from here until step 5 the bag has none, which
        RFC 8493 allows, rather than one that is wrong about the files being replaced;
@@ -203,27 +214,10 @@ def _swap_in(root: Path, staged: list[tuple[Path, Path, str]]) -> None:
        describes the new manifest);
     5. ``tagmanifest-sha256.txt``, which covers the three above, last.
 
-    Staging first keeps the window between steps 1 and 5 to a few renames, however large the
+    Staging first keeps the window between steps 1 and 5 to a few commits, however large the
     manifest. A crash in it leaves the payload, manifest and Payload-Oxum of either the old
     or the new state and the next run's ``write_bag`` rewrites all of them.
     """
-    (root / TAGMANIFEST).unlink(missing_ok=True)
-    _fsync_dir(root)
-    for tmp, target, _ in staged:  # bagit.txt, manifest, bag-info.txt, tag manifest
-        os.replace(tmp, target)
-        _fsync_dir(root)  # fixes the order of the renames on disk, not only in memory
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_leftovers(root: Path) -> None:
-    """Remove temporary tag files a crashed write_bag left behind (they are not payload)."""
-    for name in TAG_FILES:
-        for leftover in root.glob(f".{name}.*{_TMP_SUFFIX}"):
-            leftover.unlink(missing_ok=True)
+    storage.retract(TAGMANIFEST)
+    for upload, _, _ in staged:  # bagit.txt, manifest, bag-info.txt, tag manifest
+        upload.commit()

@@ -14,7 +14,6 @@ from .. import errors
 from ..archive.journal import Journal, Placed
 from ..archive.layout import suffix
 from ..archive.placer import Placer
-from ..archive.upkeep import link_or_copy
 from ..config.jobs import Job
 from ..models import Decided, Item, Outcome, Status
 from ..net.origin import origin_of
@@ -106,7 +105,7 @@ class Downloads:
         placed = Placed(item.key, item.job, shown, path, first.size, first.sha256,
                         item.upstream_version, first.etag, first.last_modified)
         if path != first.path:
-            await self._io(link_or_copy, self._placer, first.path, placed)
+            await self._io(self._placer.place_copy, first.path, placed)
         else:
             await self._io(self._journal.append, placed)
         return Outcome(item.key, item.job, Status.DOWNLOADED, shown, path, first.size,

@@ -39,6 +39,7 @@ from ..net.origin import GuardedResolver, origin_of
 from ..net.ratelimit import lowest_rate
 from ..redact import Redactor
 from ..sources.credentials import api_origin_url
+from ..storage import LocalStorage
 from ..transfer.fetch import Fetcher
 from .channel import Channel, close_when_done
 from .downloads import Downloads
@@ -81,7 +82,8 @@ class Run:
         self._io = TrackedPool(4, "assetvault-io")
         self.workers = max(job.settings.concurrency for job in jobs)
         self.journal = Journal(self.paths.journal)
-        self.placer = Placer(self.paths, self.journal)
+        self.storage = LocalStorage(self.paths.root)
+        self.placer = Placer(self.storage, self.journal)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -144,7 +146,10 @@ class Run:
         """Record what a crashed run placed but did not commit; then journal this run."""
         assert self.store is not None
         now = utc_text(datetime.now(UTC))
-        count = await self._call(recover, self.store, self.paths, now)
+        count = await self._call(recover, self.store, self.storage, self.paths.journal, now)
+        # Half-written temporary files of a killed run: never placed, never resumable (this
+        # run holds the archive's lock, so no other writer owns one).
+        await self._call(self.storage.sweep)
         if count:
             log.info("recovered %d files a previous run placed but did not record", count)
         self.journal.open()
@@ -199,8 +204,9 @@ class Run:
         async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
                                          read_bufsize=1 << 20) as session:
             http = Http(session, self._limits())
-            fetcher = Fetcher(http, self.paths, self._io, bandwidth=self._bandwidth(),
-                              on_bytes=self.progress.add_bytes, placer=self.placer,
+            fetcher = Fetcher(http, self.placer, self.paths.partial, self._io,
+                              bandwidth=self._bandwidth(),
+                              on_bytes=self.progress.add_bytes,
                               redactor=self.tally.redact)
             downloads = Downloads(self.jobs, fetcher, self.placer, self.journal, self._io_call,
                                   self.tally.redact)
@@ -230,7 +236,7 @@ class Run:
 
     def _planner(self, entries: Channel[list[Entry]], work: Channel[tuple[Item, str | None]],
                  results: Channel[list[Decided]]) -> Planner:
-        context = PlanContext(self.reader, self.run_id, str(self.paths.data), self.placer,
+        context = PlanContext(self.reader, self.run_id, self.placer,
                               self._io_call, self.tally, self.options.verify_existing)
         if self.options.dry_run:
             return DryPlanner(entries, work, results, context, result=self.result, out=self.out)
@@ -264,7 +270,7 @@ class Run:
         self.tally.close()
         if self.store is None or self.options.dry_run:
             return
-        finisher = Finisher(store=self.store, paths=self.paths, journal=self.journal,
+        finisher = Finisher(store=self.store, storage=self.storage, journal=self.journal,
                             io=self._io, call=self._call, io_call=self._io_call,
                             run_id=self.run_id, report=self.options.report)
         await finisher.finish(self.result, self.jobs, self.tally.stats)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 from .. import __version__
 from ..archive.journal import Journal
-from ..archive.paths import ArchivePaths
 from ..archive.store import Store
 from ..archive.upkeep import replay, seal
 from ..config.jobs import Job, OnpremiseJob
 from ..config.options import utc_text
 from ..models import JobStats, RunResult
 from ..sources.onpremise_owners import record_patterns
-from .report import write_report
+from ..storage import REPORTS, Storage
+from .report import report_text, write_report
 from .threads import Offload, TrackedPool
 
 
@@ -23,10 +23,10 @@ class Finisher:
     """What a run does once its stages are over, also after a failure or a stop: what is
     archived is recorded, sealed and reported."""
 
-    def __init__(self, *, store: Store, paths: ArchivePaths, journal: Journal, io: TrackedPool,
+    def __init__(self, *, store: Store, storage: Storage, journal: Journal, io: TrackedPool,
                  call: Offload, io_call: Offload, run_id: int, report: Path | None) -> None:
         self.store = store
-        self.paths = paths
+        self.storage = storage
         self.journal = journal
         self.io = io
         self.call = call
@@ -42,11 +42,11 @@ class Finisher:
             # Workers stopped mid-item may have placed files whose outcomes never reached the
             # writer: once their threads are done, the journal knows every file in data/.
             await asyncio.to_thread(self.io.drain)
-            await self.call(replay, self.store, self.paths, self.journal, now)
+            await self.call(replay, self.store, self.storage, self.journal, now)
         await self.call(self.store.settle, self.run_id, now)
         if not stopped:
             await self._mark_gone(jobs, stats)
-        await self.call(seal, self.store, self.paths.root, f"assetvault {__version__}")
+        await self.call(seal, self.store, self.storage, f"assetvault {__version__}")
         text = await self._report(result)
         # `since: last-run` starts from the last clean run; one that left pending files is not
         # clean, or they would never be listed again (they are "tried again on the next run").
@@ -59,11 +59,13 @@ class Finisher:
 
     async def _report(self, result: RunResult) -> str:
         stamp = result.started.strftime("%Y%m%dT%H%M%SZ")
-        targets = [self.paths.reports / f"run-{self.run_id:05d}-{stamp}.json"]
+        key = f"{REPORTS}run-{self.run_id:05d}-{stamp}.json"
+        text = report_text(result)
+        await self.io_call(self.storage.put_bytes, key, text.encode())
+        result.report_path = self.storage.where(key)
         if self.report is not None:
-            targets.append(self.report)
-        result.report_path = targets[-1]
-        text: str = await self.io_call(write_report, result, targets)
+            await self.io_call(write_report, text, self.report)
+            result.report_path = str(self.report)
         return text
 
     async def _mark_gone(self, jobs: tuple[Job, ...], stats: dict[str, JobStats]) -> None:

@@ -40,7 +40,6 @@ class PlanContext:
 
     reader: Store | None  # the state as it was (None: no archive yet)
     run_id: int
-    data: str  # the payload folder
     placer: Placer
     io_call: Offload
     tally: Tally
@@ -60,7 +59,6 @@ class Planner:
         self.results = results
         self.reader = run.reader
         self.run_id = run.run_id
-        self.data = f"{run.data}/"
         self.placer = run.placer
         self.io_call = run.io_call
         self.tally = run.tally
@@ -96,8 +94,8 @@ class Planner:
             fresh, records = await self.io_call(check_batch, self.placer, items, docs, rows,
                                                 self.write, self.tally.redact.url, True)
             return fresh, records, []
-        fresh = fresh_items(self.data, items, rows, self.tally.redact.url)
-        same, changed = check_docs(self.data, docs, rows)
+        fresh = fresh_items(self.placer.storage, items, rows, self.tally.redact.url)
+        same, changed = check_docs(self.placer.storage, docs, rows)
         records = (await self.io_call(write_docs, self.placer, changed, rows, self.write)
                    if changed else [])
         return fresh, records, [doc.key for doc in same]

@@ -45,20 +45,22 @@ def report_dict(result: RunResult) -> dict[str, object]:
     }
 
 
-def write_report(result: RunResult, targets: list[Path]) -> str:
-    """Write the report to every target (atomically); return its text."""
-    text = json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n"
-    for target in targets:
-        if target.is_symlink() or (target.exists() and not target.is_file()):
-            # A link, a FIFO, /dev/stdout: write through it, never replace it.
-            with open(target, "w", encoding="utf-8") as f:
-                f.write(text)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    return text
+def report_text(result: RunResult) -> str:
+    """The JSON report as written."""
+    return json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_report(text: str, target: Path) -> None:
+    """Write the report where the user asked (``--report``: outside the archive), atomically."""
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        # A link, a FIFO, /dev/stdout: write through it, never replace it.
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
 
 
 def summary_table(result: RunResult) -> str:

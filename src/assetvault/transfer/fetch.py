@@ -25,7 +25,6 @@ import aiohttp
 from .. import errors
 from ..archive.journal import Placed
 from ..archive.layout import extension_for
-from ..archive.paths import ArchivePaths
 from ..archive.placer import Placer
 from ..models import Item, Outcome, Status
 from ..net.http import Credentials, Http, status_error
@@ -133,21 +132,22 @@ class Fetcher:
     def __init__(
         self,
         http: Http,
-        paths: ArchivePaths,
+        placer: Placer,
+        partial: Path,
         executor: Executor,
         *,
         bandwidth: Bandwidth | None = None,
         on_bytes: Callable[[int], None] = lambda n: None,
         rand: Callable[[], float] = random.random,
-        placer: Placer | None = None,
         redactor: Redactor | None = None,
     ) -> None:
+        """``partial`` is the folder of partial downloads (local, beside the run's state)."""
         # The run's redactor: an item's URL is stored and shown in the one form it gives.
         self._shown = (redactor or Redactor()).url
-        self._placer = placer or Placer(paths)
+        self._placer = placer
         # Sidecars that a crashed run left: only those items look for a resumable partial.
-        self._leftover = {p.name for p in paths.partial.glob("*.json")}
-        self._scratch = str(paths.partial)
+        self._leftover = {p.name for p in partial.glob("*.json")}
+        self._scratch = str(partial)
         self._http = http
         self._executor = executor
         self._bandwidth = bandwidth or Bandwidth(0)
