@@ -11,10 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import mimetypes
-import os
 import re
 import unicodedata
-from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 MAX_SEGMENT_BYTES = 255  # the common limit of ext4, APFS, NTFS (NTFS counts UTF-16, lower)
@@ -228,12 +226,3 @@ def _url_parts(url: str) -> list[str]:
     segments = [unquote(s, errors="surrogateescape") for s in split.path.split("/")]
     segments = [s for s in segments[1:-1] if s] + [segments[-1] or "index"]
     return [host, *segments]
-
-
-def inside(root: Path, rel: str | PurePosixPath) -> Path:
-    """``root/rel`` with symlinks resolved; ``ValueError`` if that is not inside ``root``."""
-    base = os.path.realpath(root)
-    target = os.path.realpath(os.path.join(base, *PurePosixPath(rel).parts))
-    if os.path.commonpath([base, target]) != base:
-        raise ValueError(f"{str(rel)!r} resolves outside {base!r}")
-    return Path(target)

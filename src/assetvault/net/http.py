@@ -76,8 +76,7 @@ class Http:
         ask = _Ask(url, headers or {}, params or {}, credentials, timeout, allow_hosts,
                    refusals, decompress, origin_of(url),
                    credentials.origin[1] if credentials is not None else None)
-        current = url
-        visited: set[str] = set()
+        current, visited = url, set[str]()
         for _hop in range(MAX_REDIRECTS + 1):
             check_url(current, allow_hosts, ask.trusted)
             if current in visited:
