@@ -18,12 +18,12 @@ from assetvault.archive import layout
 from assetvault.archive.layout import (
     extension_for,
     file_name_from_url,
-    inside,
     onpremise_dir,
     safe_segment,
     spectrum_dir,
     urls_path,
 )
+from assetvault.storage.local import inside  # where safe names are finally written
 
 RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
             *(f"LPT{i}" for i in range(10))}
