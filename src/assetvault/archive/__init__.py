@@ -1,1 +1,1 @@
-"""The archive on disk: paths, layout, placement, journal, history, state, recovery."""
+"""The archive's bookkeeping: layout, placement, journal, history, state, recovery, seal."""

@@ -1,4 +1,4 @@
-"""Where things live in an archive: payload under ``data/``, tool state in ``.assetvault/``."""
+"""A local archive's folders: payload in ``data/``, the run's working state in ``.assetvault/``."""
 
 from __future__ import annotations
 
