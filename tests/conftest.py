@@ -15,6 +15,11 @@ import pytest
 
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
+from .seaweed import seaweed_session
+
+# One real S3 server (SeaweedFS) for the whole session; each test uses its own bucket.
+seaweed = pytest.fixture(scope="session", name="seaweed")(seaweed_session)
+
 TOKEN = "sandbox-spectrum-token"
 API_KEY = "sandbox-onpremise-key"
 CLI_TIMEOUT = 90

@@ -5,11 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-import pytest
-
-from tests.seaweed import SeaweedS3, seaweed_session
-
-seaweed = pytest.fixture(scope="session", name="seaweed")(seaweed_session)
+from tests.seaweed import SeaweedS3
 
 
 def _code(body: bytes) -> str:

@@ -1,7 +1,18 @@
 """Where an archive's bytes live: one interface; a folder here, or (next) an object store."""
 
-from .base import DATA, HISTORY, REPORTS, Meta, Storage, Stored, UnsafeKeyError, Upload
+from .base import (
+    DATA,
+    HISTORY,
+    REPORTS,
+    STATE,
+    Meta,
+    Storage,
+    StorageError,
+    Stored,
+    UnsafeKeyError,
+    Upload,
+)
 from .local import LocalStorage
 
-__all__ = ["DATA", "HISTORY", "REPORTS", "LocalStorage", "Meta", "Storage", "Stored",
-           "UnsafeKeyError", "Upload"]
+__all__ = ["DATA", "HISTORY", "REPORTS", "STATE", "LocalStorage", "Meta", "Storage",
+           "StorageError", "Stored", "UnsafeKeyError", "Upload"]

@@ -25,6 +25,10 @@ class UnsafeKeyError(ValueError):
     """A key that would be written outside its place (a folder that resolves elsewhere)."""
 
 
+class StorageError(OSError):
+    """The store failed a call after its own retries (5xx, timeouts, throttling)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Meta:
     """Provenance stored beside a payload object where the store keeps metadata (SPEC 7):
@@ -33,6 +37,8 @@ class Meta:
     sha256: str
     url: str  # redacted
     version: str | None = None
+    key: str = ""  # the item's key and job: enough to record it again from a listing
+    job: str = ""
 
 
 @dataclass(frozen=True, slots=True)
