@@ -28,47 +28,19 @@ from assetvault.bag.write import (
 from assetvault.storage import LocalStorage
 from assetvault.storage.local import LocalUpload
 
+from .bags import (
+    AGENT,
+    BAD_MANIFEST_LINES,
+    BAD_OXUMS,
+    LOC_SAFE,
+    PERCENT,
+    add_manifest_line,
+    make_bag,
+    make_payload,
+    set_oxum,
+)
+
 BAGIT_CLI = Path(sys.executable).parent / "bagit.py"
-AGENT = "assetvault/test"
-
-# Names bagit-python 1.9 reads back: spaces, one LF, Unicode, nesting, hidden folders, empty.
-LOC_SAFE = {
-    "plain.txt": b"plain",
-    "with space/file name.txt": b"spaced",
-    "line\nbreak.txt": b"newline in the name",
-    "ünïcødé/日本語.png": b"\x89PNG unicode",
-    "deep/a/b/c/d.bin": bytes(range(256)) * 40,
-    "empty.dat": b"",
-    ".hidden/dot.txt": b"hidden folder",
-}
-# RFC 8493 §2.1.3 writes '%' as %25; bagit-python 1.9 never decodes it (bagit-python#157).
-PERCENT = {"100%.txt": b"percent", "a%0Ab.txt": b"looks encoded"}
-
-
-def _make_payload(root: Path, contents: dict[str, bytes]) -> list[PayloadFile]:
-    files = []
-    for name, body in contents.items():
-        path = root / "data" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-        files.append(PayloadFile(PurePosixPath(name), hashlib.sha256(body).hexdigest(), len(body)))
-    return sorted(files, key=lambda f: f.path)
-
-
-def _make_state(root: Path) -> None:
-    """Junk like assetvault's own state folder: not payload, must not upset validators."""
-    (root / ".assetvault" / "partial").mkdir(parents=True)
-    (root / ".assetvault" / "state.sqlite").write_bytes(b"SQLite format 3\0junk")
-    (root / ".assetvault" / "partial" / "x.part").write_bytes(b"half a file")
-    (root / ".assetvault" / "reports").mkdir()
-    (root / ".assetvault" / "reports" / "run.json").write_text("{}")
-
-
-def _bag(root: Path, contents: dict[str, bytes]) -> list[PayloadFile]:
-    files = _make_payload(root, contents)
-    _make_state(root)
-    write_bag(LocalStorage(root), iter(files), agent=AGENT, bagging_date=datetime.date(2024, 5, 6))
-    return files
 
 
 def _loc_validate(root: Path) -> None:
@@ -85,22 +57,16 @@ def _loc_cli(root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def bag(tmp_path: Path) -> Path:
-    _bag(tmp_path, LOC_SAFE | PERCENT)
-    return tmp_path
-
-
 # -- the Library of Congress validator ------------------------------------------------------
 
 
 def test_loc_library_accepts_bag_with_state_folder(tmp_path: Path) -> None:
-    _bag(tmp_path, LOC_SAFE)
+    make_bag(tmp_path, LOC_SAFE)
     _loc_validate(tmp_path)
 
 
 def test_loc_cli_accepts_bag_with_state_folder(tmp_path: Path) -> None:
-    _bag(tmp_path, LOC_SAFE)
+    make_bag(tmp_path, LOC_SAFE)
     done = _loc_cli(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "is valid" in done.stderr
@@ -112,7 +78,7 @@ def test_loc_cli_accepts_bag_with_state_folder(tmp_path: Path) -> None:
     reason="bagit-python 1.9 does not decode %25 (LibraryOfCongress/bagit-python#157)",
 )
 def test_loc_library_with_percent_names(tmp_path: Path) -> None:
-    _bag(tmp_path, PERCENT)
+    make_bag(tmp_path, PERCENT)
     _loc_validate(tmp_path)
 
 
@@ -150,7 +116,7 @@ def test_manifest_line() -> None:
 
 
 def test_info_entries_and_default_date(tmp_path: Path) -> None:
-    files = _make_payload(tmp_path, {"x": b"x"})
+    files = make_payload(tmp_path, {"x": b"x"})
     write_bag(LocalStorage(tmp_path), files, agent=AGENT, info={"Source-Organization": "Brand Ops"})
     info = (tmp_path / "bag-info.txt").read_text().splitlines()
     assert info[1] == f"Bagging-Date: {datetime.date.today().isoformat()}"
@@ -181,7 +147,7 @@ def test_bad_info_is_refused_before_anything_is_written(
     ],
 )
 def test_bad_payload_entry_leaves_previous_bag_intact(tmp_path: Path, entry: PayloadFile) -> None:
-    files = _bag(tmp_path, LOC_SAFE)
+    files = make_bag(tmp_path, LOC_SAFE)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     with pytest.raises(ValueError):
         write_bag(LocalStorage(tmp_path), [*files, entry], agent=AGENT)
@@ -190,15 +156,15 @@ def test_bad_payload_entry_leaves_previous_bag_intact(tmp_path: Path, entry: Pay
 
 
 def test_duplicate_path_is_refused(tmp_path: Path) -> None:
-    files = _make_payload(tmp_path, {"x": b"x"})
+    files = make_payload(tmp_path, {"x": b"x"})
     with pytest.raises(ValueError, match="twice"):
         write_bag(LocalStorage(tmp_path), files * 2, agent=AGENT)
 
 
 def test_rewrite_after_more_payload_and_leftover_temp_files(tmp_path: Path) -> None:
-    _bag(tmp_path, LOC_SAFE)
+    make_bag(tmp_path, LOC_SAFE)
     (tmp_path / ".manifest-sha256.txt.0123abcd.tmp").write_text("crashed write")
-    files = _make_payload(tmp_path, LOC_SAFE | {"later/new.txt": b"second run"})
+    files = make_payload(tmp_path, LOC_SAFE | {"later/new.txt": b"second run"})
     write_bag(LocalStorage(tmp_path), files, agent=AGENT)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     _loc_validate(tmp_path)
@@ -308,30 +274,15 @@ def test_missing_tag_manifest_is_allowed(bag: Path) -> None:
     assert verify_bag(bag).ok
 
 
-@pytest.mark.parametrize("oxum", ["12", "a.b", "1.2.3", ""])
+@pytest.mark.parametrize("oxum", BAD_OXUMS)
 def test_bad_payload_oxum(bag: Path, oxum: str) -> None:
-    (bag / "tagmanifest-sha256.txt").unlink()
-    info = (bag / "bag-info.txt").read_text().splitlines()
-    info = [f"Payload-Oxum: {oxum}" if line.startswith("Payload-Oxum") else line for line in info]
-    (bag / "bag-info.txt").write_text("\n".join(info) + "\n")
+    set_oxum(bag, oxum)
     assert any("Payload-Oxum" in p for p in verify_bag(bag).problems)
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        "0" * 64 + "  data/../../etc/passwd",
-        "0" * 64 + "  /etc/passwd",
-        "0" * 64 + "  bagit.txt",
-        "0" * 64 + "  data/./plain.txt",
-        "not-a-hash  data/plain.txt",
-        "0" * 64,
-    ],
-)
+@pytest.mark.parametrize("line", BAD_MANIFEST_LINES)
 def test_bad_manifest_lines_are_problems(bag: Path, line: str) -> None:
-    (bag / "tagmanifest-sha256.txt").unlink()
-    with open(bag / "manifest-sha256.txt", "a", encoding="utf-8") as manifest:
-        manifest.write(line + "\n")
+    add_manifest_line(bag, line)
     result = verify_bag(bag)
     assert any("not a valid entry" in p for p in result.problems), result.problems
     assert (result.missing, result.extra, result.mismatched) == ([], [], [])
@@ -384,7 +335,7 @@ def test_tag_manifest_entries_outside_or_missing(
 
 def test_unicode_normalisation_differences_still_match(tmp_path: Path) -> None:
     name = unicodedata.normalize("NFC", "café.txt")
-    files = _make_payload(tmp_path, {unicodedata.normalize("NFD", name): b"coffee"})
+    files = make_payload(tmp_path, {unicodedata.normalize("NFD", name): b"coffee"})
     nfc = [PayloadFile(PurePosixPath(name), f.sha256, f.size) for f in files]
     write_bag(LocalStorage(tmp_path), nfc, agent=AGENT)
     result = verify_bag(tmp_path)
@@ -422,8 +373,8 @@ def test_a_seal_cut_short_never_leaves_a_wrong_tag_manifest(tmp_path: Path,
                                                             ) -> None:
     """Killed between committing the new manifest and the new tag manifest, the bag has no
     tag manifest (RFC 8493 allows none), never the old one naming the old manifest's digest."""
-    _bag(tmp_path, LOC_SAFE)
-    files = _make_payload(tmp_path, LOC_SAFE | {"later/new.txt": b"second run"})
+    make_bag(tmp_path, LOC_SAFE)
+    files = make_payload(tmp_path, LOC_SAFE | {"later/new.txt": b"second run"})
     real_commit = LocalUpload.commit
     committed: list[str] = []
 
