@@ -95,6 +95,16 @@ MUTANTS = (
            ("tests/test_crash.py", "tests/test_rerun_state.py")),
     Mutant("seal-keeps-old-tagmanifest", SRC + "bag/write.py",
            "    storage.retract(TAGMANIFEST)\n", "", ("tests/bag",)),
+    # object storage: a fresh machine records what a killed run finished; leftovers go
+    Mutant("s3-no-reconcile", SRC + "run/engine.py",
+           "            count += await self._call(reconcile, self.store, self.remote, now)",
+           "            pass", ("tests/test_s3_cli.py",)),
+    Mutant("s3-sweep-keeps-uploads", SRC + "storage/s3_uploads.py",
+           "            if upload[\"Initiated\"] < before:", "            if False:",
+           ("tests/test_s3_cli.py",)),
+    Mutant("s3-snapshot-not-restored", SRC + "archive/snapshot.py",
+           "    if database.exists() or storage.size(SNAPSHOT) is None:",
+           "    if True:", ("tests/test_s3_cli.py",)),
     Mutant("policy-retry-after-ignored", SRC + "net/policy.py",
            "last.retry_after or 1.0)", "1.0)", ("tests/test_politeness.py",)),
 )

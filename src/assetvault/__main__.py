@@ -1,3 +1,3 @@
-from assetvault.cli import main
+from assetvault.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from . import errors
-from .archive.paths import ArchivePaths
+from .archive.paths import ArchivePaths, Workspace
+from .archive.snapshot import SNAPSHOT, restore_snapshot
 from .archive.store import Store
-from .bag.write import verify_bag
+from .bag.verify import verify_storage
+from .bag.write import VerifyResult, verify_bag
 from .config.jobs import Manifest, OnpremiseJob, Settings, SpectrumJob
 from .config.manifest import load_manifest
 from .config.options import RunOptions
@@ -19,6 +22,8 @@ from .models import RunResult
 from .run.engine import run_manifest
 from .run.progress import make_progress
 from .run.report import summary_table
+from .storage.location import Location, StoreUrl, parse_store_url, work_folder
+from .storage.open import check_store, open_object_store
 
 log = logging.getLogger("assetvault")
 
@@ -42,7 +47,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         _check_writable(args.report)
     options = RunOptions(jobs=tuple(args.job), dry_run=args.dry_run, report=args.report,
-                         verify_existing=args.verify_existing)
+                         verify_existing=args.verify_existing, state_dir=args.state_dir)
     progress = make_progress(enabled=not (args.no_progress or args.quiet or args.dry_run))
     result = await run_manifest(manifest, options, progress, out=_out)
     _finish_lines(result, dry_run=args.dry_run, quiet=args.quiet)
@@ -91,7 +96,12 @@ def _finish_lines(result: RunResult, *, dry_run: bool, quiet: bool) -> None:
 
 async def verify(args: argparse.Namespace) -> int:
     """``assetvault verify``: every payload file against the manifest; 1 naming each problem."""
-    root: Path = args.archive
+    location = location_of(args.archive)
+    if isinstance(location, StoreUrl):
+        with tempfile.TemporaryDirectory(prefix="assetvault-verify-") as scratch:
+            result = await asyncio.to_thread(_verify_store, location, Path(scratch), args.fast)
+        return _verdict(result, args)
+    root = location
     if not (root / "bagit.txt").is_file():
         raise errors.UsageError(f"{root}: not an archive (no bagit.txt there)")
     paths = ArchivePaths(root)
@@ -105,6 +115,24 @@ async def verify(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+    return _verdict(result, args)
+
+
+def _verify_store(url: StoreUrl, scratch: Path, fast: bool) -> VerifyResult:
+    """An object-store bag: every object streamed through SHA-256 (``fast``: sizes from the
+    listing and the digests stored with each object)."""
+    storage = open_object_store(url, scratch)
+    check_store(storage)
+    if storage.size("bagit.txt") is None:
+        raise errors.UsageError(f"{url}: not an archive (no bagit.txt there)")
+    digests = None
+    if fast:
+        def digests(key: str) -> str | None:
+            return storage.metadata(key).get("sha256")
+    return verify_storage(storage, fast=fast, digests=digests)
+
+
+def _verdict(result: VerifyResult, args: argparse.Namespace) -> int:
     for label, names in (("missing", result.missing), ("extra", result.extra),
                          ("mismatch", result.mismatched), ("problem", result.problems)):
         for name in names:
@@ -118,11 +146,42 @@ async def verify(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     """``assetvault status``: what the state database knows."""
-    paths = ArchivePaths(args.archive)
+    location = location_of(args.archive)
+    if isinstance(location, StoreUrl):
+        with tempfile.TemporaryDirectory(prefix="assetvault-status-") as scratch:
+            return _status(_store_state(location, args.state_dir, Path(scratch)))
+    paths = ArchivePaths(location)
     if not paths.database.is_file():
         raise errors.UsageError(f"{args.archive}: not an archive (no {paths.database.name} in "
                                 f"{paths.state})")
-    store = Store(paths.database, readonly=True)
+    return _status(paths.database)
+
+
+def location_of(text: str) -> Location:
+    """A folder, or an object-store URL, as the command line names an archive."""
+    try:
+        url = parse_store_url(text)
+    except ValueError as exc:
+        raise errors.UsageError(str(exc)) from None
+    return Path(text) if url is None else url
+
+
+def _store_state(url: StoreUrl, state_dir: Path | None, scratch: Path) -> Path:
+    """The state of an object-store archive: this machine's working copy if it has one,
+    else the snapshot the archive carries (downloaded into ``scratch``)."""
+    local = Workspace(work_folder(url, state_dir)).database
+    if local.is_file():
+        return local
+    storage = open_object_store(url, scratch)
+    check_store(storage)
+    copy = scratch / "state.sqlite"
+    if not restore_snapshot(copy, storage):
+        raise errors.UsageError(f"{url}: not an archive (no {SNAPSHOT} there)")
+    return copy
+
+
+def _status(database: Path) -> int:
+    store = Store(database, readonly=True)
     try:
         print("items per job and state:")
         for job, state, n in store.counts():
@@ -173,8 +232,10 @@ async def demo(args: argparse.Namespace) -> int:
     from .sandbox import DatasetConfig, Sandbox
 
     config = DatasetConfig()
+    location = location_of(args.dir)
+    archive = location.resolve() if isinstance(location, Path) else location
     async with Sandbox(config) as box:
-        manifest = demo_manifest(args.dir.resolve(), box.api_url, box.dataset.organization_ids(),
+        manifest = demo_manifest(archive, box.api_url, box.dataset.organization_ids(),
                                  {k: box.dataset.owner_ids(k) for k in ("products", "beers")},
                                  config.spectrum_token, config.onpremise_api_key)
         if not args.quiet:
@@ -183,15 +244,20 @@ async def demo(args: argparse.Namespace) -> int:
         progress = make_progress(enabled=not (args.no_progress or args.quiet))
         result = await run_manifest(manifest, RunOptions(), progress, out=_out)
     _finish_lines(result, dry_run=False, quiet=args.quiet)
-    check = await asyncio.to_thread(verify_bag, manifest.archive)
+    if isinstance(archive, StoreUrl):
+        with tempfile.TemporaryDirectory(prefix="assetvault-verify-") as scratch:
+            check = await asyncio.to_thread(_verify_store, archive, Path(scratch), False)
+    else:
+        check = await asyncio.to_thread(verify_bag, archive)
     if not args.quiet:
         state = "ok" if check.ok else "FAILED"
         print(f"verify: {state}, {check.checked} payload files re-hashed against the bag manifest")
-        print(f"look inside: ls {manifest.archive}/data; assetvault status {manifest.archive}")
+        look = f"ls {archive}/data" if isinstance(archive, Path) else f"assetvault verify {archive}"
+        print(f"look inside: {look}; assetvault status {archive}")
     return result.exit_code if check.ok else 1
 
 
-def demo_manifest(archive: Path, api_url: str, organizations: list[str],
+def demo_manifest(archive: Location, api_url: str, organizations: list[str],
                   owners: dict[str, list[str]], token: str, api_key: str) -> Manifest:
     """The demo's jobs: every organization and owner the sandbox serves; the products as
     ``products: all`` would list them (the account's list), the beers by id."""

@@ -675,3 +675,30 @@ def test_a_variable_shared_with_a_secret_is_never_echoed(tmp_path: Path) -> None
         with pytest.raises(ManifestError) as caught:
             load_manifest(path, {"S": secret})
         assert secret not in str(caught.value)
+
+
+# -- object-store archives (SPEC 7) -----------------------------------------------------------
+
+
+def test_an_s3_archive_and_its_options(tmp_path: Path) -> None:
+    from assetvault.storage.location import StoreUrl
+
+    text = SPECTRUM.replace("version: 1\n", "version: 1\narchive: s3://brand-backups/nightly/\n"
+                            "archive_options:\n  endpoint: ${S3_ENDPOINT}\n  region: eu-west-1\n"
+                            "  allow_http: yes\n")
+    manifest = load(tmp_path, text, {"S3_ENDPOINT": "http://127.0.0.1:8333"})
+    assert manifest.archive == StoreUrl("s3", "brand-backups", "nightly", (
+        ("endpoint", "http://127.0.0.1:8333"), ("region", "eu-west-1"), ("allow_http", "true")))
+    assert str(manifest.archive) == "s3://brand-backups/nightly"
+
+
+@pytest.mark.parametrize(("archive", "extra", "said"), [
+    ("s3:///nightly", "", "names no bucket"),
+    ("s3://b/p", "archive_options:\n  endpiont: http://x\n", "did you mean 'endpoint'"),
+    ("./here", "archive_options:\n  region: eu-west-1\n", "apply to an object-store archive"),
+])
+def test_bad_object_store_settings_say_what_and_where(tmp_path: Path, archive: str, extra: str,
+                                                      said: str) -> None:
+    text = SPECTRUM.replace("version: 1\n", f"version: 1\narchive: {archive}\n{extra}")
+    error = fails(tmp_path, text)
+    assert said in error.message and "line" in error.message

@@ -48,7 +48,8 @@ class Placer:
             keep_history(self.storage, key, previous)
             if self._journal is not None:
                 self._journal.append(placed)
-            put(key, Meta(placed.sha256, placed.url, placed.version))
+            put(key, Meta(placed.sha256, placed.url, placed.version, placed.key, placed.job,
+                          placed.kind))
         except UnsafeKeyError:
             raise errors.FetchError(f"refused to write {placed.path!r}: it resolves outside "
                                     "data/", url=redact_url(url)) from None

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from .. import errors
 from ..bag.write import TAG_FILES, PayloadFile, write_bag
 from ..models import ARCHIVED, DocRecord, Document, Item, Kind, KnownDocument, Row
-from ..storage import DATA, Storage
+from ..storage import DATA, Storage, StorageError
 from .fresh import is_up_to_date
 from .history import sha256_of
 from .journal import Journal, Placed
@@ -138,6 +138,9 @@ def _write_doc(placer: Placer, doc: Document, sha: str, row: Row | None,
         placer.place_bytes(doc.body, placed, row.sha256 if row is not None else None, "")
     except errors.FetchError as exc:
         return dataclasses.replace(record, written=False, error=exc.message)
+    except StorageError as exc:
+        return dataclasses.replace(record, written=False,
+                                   error=f"the archive's object store failed: {exc}")
     return record
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..storage.location import Location
+
 GIB = 1024**3
 
 SPECTRUM_BASE_URL = "https://api.spectrumcustomizer.com"
@@ -115,7 +117,7 @@ class Manifest:
     """A whole manifest: where the archive is and the jobs to run."""
 
     path: Path
-    archive: Path
+    archive: Location  # a folder, or an object-store URL with its options
     jobs: tuple[Job, ...]
 
     def secrets(self) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from typing import Any, TypedDict, TypeVar
 
 from assetvault.config import checks as check
 from assetvault.config import endpoints, values
+from assetvault.config.archive import archive_location
 from assetvault.config.checks import Check, Where, parse_size
 from assetvault.config.jobs import (
     LISTABLE_KINDS,
@@ -56,7 +57,7 @@ SETTINGS: Mapping[str, Check[Any]] = {
     "min_speed": partial(check.size, minimum=0),
     "max_file_size": partial(check.size, minimum=1),
 }
-TOP_KEYS = frozenset({"version", "archive", "defaults", "jobs"})
+TOP_KEYS = frozenset({"version", "archive", "archive_options", "defaults", "jobs"})
 COMMON_KEYS = frozenset({"name", "source", "allow_hosts", *SETTINGS})
 _API_KEYS = frozenset({"base_url", "headers"})
 SOURCE_KEYS: Mapping[str, frozenset[str]] = {
@@ -108,7 +109,7 @@ def _load(path: Path, source: str, env: Mapping[str, str]) -> Manifest:
             raise where.at(entry.key).error(_top_key_problem(entry.key), entry.key_line)
     folder = path.absolute().parent
     _check_version(top, where)
-    archive = _archive(top, where, folder)
+    archive = archive_location(top, where, folder)
     defaults = _defaults(top, where)
     return Manifest(path=path.absolute(), archive=archive, jobs=_jobs(top, where, folder, defaults))
 
@@ -141,31 +142,6 @@ def _check_version(top: Map, where: Where) -> None:
     if check.whole(_value(entry, w), w, minimum=0) != 1:
         raise w.error("this assetvault reads manifest version 1 only; write 'version: 1'",
                       entry.value.line)
-
-
-def _archive(top: Map, where: Where, folder: Path) -> Path:
-    entry = top.entries.get("archive")
-    w = where.at("archive")
-    raw = "./archive"
-    if entry is not None:
-        raw = check.text(_value(entry, w), w, expected="a folder path")
-    archive = (folder / Path(raw).expanduser()).resolve()
-    blocker = _nearest_existing(archive)
-    if blocker is not None and not blocker.is_dir():
-        line = None if entry is None else entry.value.line
-        if blocker == archive:
-            raise w.error(f"'{archive}' exists and is a file; the archive must be a folder (it is "
-                          "created when missing): point archive at another path", line)
-        raise w.error(f"'{blocker}' is a file, so the archive folder '{archive}' cannot be created "
-                      "inside it; point archive at another path", line)
-    return archive
-
-
-def _nearest_existing(path: Path) -> Path | None:
-    try:
-        return next((p for p in (path, *path.parents) if p.exists()), None)
-    except OSError:
-        return None  # unreadable: let the run report it with the real error
 
 
 def _defaults(top: Map, where: Where) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class RunOptions:
     dry_run: bool = False
     report: Path | None = None
     verify_existing: bool = False
+    state_dir: Path | None = None  # the local working folder of an object-store archive
 
 
 def utc_text(when: datetime) -> str:

@@ -19,6 +19,7 @@ from ..models import Decided, Item, Outcome, Status
 from ..net.origin import origin_of
 from ..redact import Redactor
 from ..sources.credentials import credentials_for
+from ..storage import StorageError
 from ..transfer.fetch import Fetcher, JobFetch
 from .channel import Channel
 from .threads import Offload
@@ -61,7 +62,7 @@ class Downloads:
                 # A bug met by one item must cost that item, not the run.
                 log.debug("internal error on %s", item.key, exc_info=True)
                 outcome = Outcome(item.key, item.job, Status.FAILED, self._shown(item.url),
-                                  item.path, error=f"internal error: {type(exc).__name__}: {exc}")
+                                  item.path, error=_failure(exc))
             await results.send([outcome])
 
     async def fetch(self, item: Item, previous: str | None) -> Outcome:
@@ -118,3 +119,9 @@ def job_fetch(job: Job) -> JobFetch:
     s = job.settings
     return JobFetch(s.retries, s.timeout, s.max_file_size, credentials_for(job), job.allow_hosts,
                     s.min_speed)
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, StorageError):  # linking a copy: the store failed, not our code
+        return f"the archive's object store failed: {exc}"
+    return f"internal error: {type(exc).__name__}: {exc}"

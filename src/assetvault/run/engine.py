@@ -20,14 +20,16 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 
 from .. import __version__, errors
 from ..archive.journal import Journal
-from ..archive.paths import ArchivePaths
+from ..archive.paths import ArchivePaths, Workspace
 from ..archive.placer import Placer
+from ..archive.snapshot import SNAPSHOT, SNAPSHOT_EVERY, open_remote, reconcile, take_snapshot
 from ..archive.store import Store
 from ..archive.upkeep import ArchiveLock, recover
 from ..config.jobs import Job, Manifest
@@ -39,7 +41,9 @@ from ..net.origin import GuardedResolver, origin_of
 from ..net.ratelimit import lowest_rate
 from ..redact import Redactor
 from ..sources.credentials import api_origin_url
-from ..storage import LocalStorage
+from ..storage import LocalStorage, Storage, StorageError
+from ..storage.location import work_folder
+from ..storage.open import open_object_store, store_secrets
 from ..transfer.fetch import Fetcher
 from .channel import Channel, close_when_done
 from .downloads import Downloads
@@ -50,6 +54,9 @@ from .progress import Progress
 from .tally import Tally
 from .threads import TrackedPool
 from .writer import Writer
+
+if TYPE_CHECKING:
+    from ..storage.s3 import S3Storage
 
 T = TypeVar("T")
 log = logging.getLogger("assetvault")
@@ -68,8 +75,14 @@ class Run:
         self.options = options
         self.progress = progress
         self.out = out
-        self.paths = ArchivePaths(manifest.archive)
-        redact = Redactor(manifest.secrets())
+        location = manifest.archive
+        self.paths: Workspace = (ArchivePaths(location) if isinstance(location, Path) else
+                                 Workspace(work_folder(location, options.state_dir)))
+        # The object store, when the archive is one (its client is imported only then).
+        self.remote: S3Storage | None = (None if isinstance(location, Path) else
+                                         open_object_store(location, self.paths.folder))
+        self.storage: Storage = self.remote or LocalStorage(self.paths.folder.parent)
+        redact = Redactor([*manifest.secrets(), *store_secrets()])
         self.result = RunResult(started=datetime.now(UTC))
         self.tally = Tally(jobs, self.result, redact, progress)
         self.store: Store | None = None
@@ -82,7 +95,6 @@ class Run:
         self._io = TrackedPool(4, "assetvault-io")
         self.workers = max(job.settings.concurrency for job in jobs)
         self.journal = Journal(self.paths.journal)
-        self.storage = LocalStorage(self.paths.root)
         self.placer = Placer(self.storage, self.journal)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -98,11 +110,13 @@ class Run:
         lock = None
         try:
             if self.options.dry_run:
+                await self._open_remote()
                 self._open_store_readonly()
             else:
                 self.paths.create()
                 lock = ArchiveLock(self.paths.lock)
                 lock.acquire()
+                await self._open_remote()
                 self.store = Store(self.paths.database)
                 self.reader = Store(self.paths.database, readonly=True)
                 self.run_id = await self._call(self.store.begin_run, utc_text(self.result.started))
@@ -110,6 +124,10 @@ class Run:
             await self._run_stages()
             try:
                 await self._finish()
+            except StorageError as exc:
+                # The state is kept (and journaled): a re-run seals what this one could not.
+                self.result.fatal = (f"the archive's object store failed at the end of the run "
+                                     f"({exc}); the state is kept: run again to seal the bag")
             except (OSError, sqlite3.Error) as exc:
                 if not errors.is_disk_full(exc):
                     raise
@@ -119,6 +137,8 @@ class Run:
         return self.result
 
     async def _run_stages(self) -> None:
+        snapshots = (asyncio.create_task(self._snapshots())
+                     if self.remote is not None and not self.options.dry_run else None)
         try:
             if not self._stopping:
                 await self._pipeline()
@@ -129,6 +149,20 @@ class Run:
             log.debug("run stopped", exc_info=True)
             self.result.fatal = (errors.DISK_FULL if errors.is_disk_full(exc) else
                                  self.tally.redact(f"internal error: {_first_error(exc)}"))
+        finally:
+            if snapshots is not None:
+                snapshots.cancel()
+
+    async def _snapshots(self) -> None:
+        """The state to the object store every few minutes (a timer, not a synchronisation):
+        another machine picking the archive up after this one died loses at most that much."""
+        assert self.remote is not None
+        while True:
+            await asyncio.sleep(SNAPSHOT_EVERY)
+            try:
+                await self._io_call(take_snapshot, self.paths.database, self.remote)
+            except OSError as exc:
+                log.warning("state snapshot to %s failed: %s", self.remote.location, exc)
 
     def _close(self, lock: ArchiveLock | None) -> None:
         self.progress.close()
@@ -150,9 +184,16 @@ class Run:
         # Half-written temporary files of a killed run: never placed, never resumable (this
         # run holds the archive's lock, so no other writer owns one).
         await self._call(self.storage.sweep)
+        if self.remote is not None:
+            count += await self._call(reconcile, self.store, self.remote, now)
         if count:
             log.info("recovered %d files a previous run placed but did not record", count)
         self.journal.open()
+
+    async def _open_remote(self) -> None:
+        if self.remote is not None and await self._io_call(open_remote, self.remote,
+                                                            self.paths.database):
+            log.info("state restored from %s", self.remote.where(SNAPSHOT))
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -272,7 +313,8 @@ class Run:
             return
         finisher = Finisher(store=self.store, storage=self.storage, journal=self.journal,
                             io=self._io, call=self._call, io_call=self._io_call,
-                            run_id=self.run_id, report=self.options.report)
+                            run_id=self.run_id, report=self.options.report,
+                            snapshot=(self.paths.database if self.remote is not None else None))
         await finisher.finish(self.result, self.jobs, self.tally.stats)
 
 

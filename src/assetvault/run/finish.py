@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..archive.journal import Journal
+from ..archive.snapshot import take_snapshot
 from ..archive.store import Store
 from ..archive.upkeep import replay, seal
 from ..config.jobs import Job, OnpremiseJob
@@ -24,7 +25,10 @@ class Finisher:
     archived is recorded, sealed and reported."""
 
     def __init__(self, *, store: Store, storage: Storage, journal: Journal, io: TrackedPool,
-                 call: Offload, io_call: Offload, run_id: int, report: Path | None) -> None:
+                 call: Offload, io_call: Offload, run_id: int, report: Path | None,
+                 snapshot: Path | None = None) -> None:
+        """``snapshot``: the state database, copied to the archive at the end (an object
+        store's archive carries its own state)."""
         self.store = store
         self.storage = storage
         self.journal = journal
@@ -33,6 +37,7 @@ class Finisher:
         self.io_call = io_call
         self.run_id = run_id
         self.report = report
+        self.snapshot = snapshot
 
     async def finish(self, result: RunResult, jobs: tuple[Job, ...],
                      stats: dict[str, JobStats]) -> None:
@@ -56,6 +61,8 @@ class Finisher:
         assert result.finished is not None
         await self.call(self.store.finish_run, self.run_id, utc_text(result.finished),
                         result.exit_code, text, job_runs)
+        if self.snapshot is not None:
+            await self.io_call(take_snapshot, self.snapshot, self.storage)
 
     async def _report(self, result: RunResult) -> str:
         stamp = result.started.strftime("%Y%m%dT%H%M%SZ")

@@ -39,6 +39,7 @@ class Meta:
     version: str | None = None
     key: str = ""  # the item's key and job: enough to record it again from a listing
     job: str = ""
+    kind: str = ""  # file or doc (an asset.json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,11 @@ class Storage(Protocol):
 
     def size(self, key: str) -> int | None:
         """The size of the object at ``key``; None if there is none (or not a plain file)."""
+        ...
+
+    def metadata(self, key: str) -> dict[str, str]:
+        """The provenance stored with an object (as written from :class:`Meta`); empty where
+        the store keeps none (a local folder)."""
         ...
 
     def read(self, key: str) -> bytes:

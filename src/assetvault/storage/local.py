@@ -66,6 +66,9 @@ class LocalStorage:
             return None
         return st.st_size if stat.S_ISREG(st.st_mode) else None
 
+    def metadata(self, key: str) -> dict[str, str]:
+        return {}  # a file system keeps no provenance beside a file: the state does
+
     def read(self, key: str) -> bytes:
         with open(os.path.join(self._root, key), "rb") as f:
             return f.read()

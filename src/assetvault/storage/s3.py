@@ -79,8 +79,9 @@ def _attributes(meta: Meta | None) -> dict[str, str] | None:
     if meta is None:
         return None
     # User metadata travels as HTTP headers: ASCII only, so the URL is percent-encoded.
-    attrs = {"sha256": meta.sha256, "source-url": quote(meta.url, safe=":/?&=%~+,;@!$'()*[]#")}
-    for name, value in (("version", meta.version), ("key", meta.key), ("job", meta.job)):
+    attrs = {"sha256": meta.sha256, "source-url": quote(meta.url, safe=":/?&=~,;@!$'()*[]#")}
+    for name, value in (("version", meta.version), ("key", meta.key), ("job", meta.job),
+                        ("kind", meta.kind)):
         if value:
             attrs[name] = quote(value, safe="")
     return attrs
@@ -115,6 +116,11 @@ class S3Storage:
             self._sizes = sizes
         return len(sizes)
 
+    def listing(self) -> dict[str, int]:
+        """The sizes of ``data/`` as loaded and since written (empty before loading)."""
+        with self._lock:
+            return dict(self._sizes or {})
+
     def size(self, key: str) -> int | None:
         sizes = self._sizes
         if sizes is not None and key.startswith(DATA):
@@ -123,6 +129,12 @@ class S3Storage:
             return int(_call(obstore.head, self._store, key)["size"])
         except FileNotFoundError:
             return None
+
+    def top_level(self) -> list[str]:
+        """The objects and folders (ending in ``/``) right under the prefix: one request."""
+        found = _call(obstore.list_with_delimiter, self._store, None)
+        return [*(f"{p.rstrip('/')}/" for p in found["common_prefixes"]),
+                *(m["path"] for m in found["objects"])]
 
     def metadata(self, key: str) -> dict[str, str]:
         """The object's user metadata (a HEAD)."""

@@ -31,6 +31,7 @@ from ..net.http import Credentials, Http, status_error
 from ..net.limits import Bandwidth, SpeedGuard
 from ..net.policy import RetryPolicy
 from ..redact import Redactor, redact_url
+from ..storage import StorageError
 from . import resume
 from .resume import Held
 from .sink import Digests, Sink
@@ -171,6 +172,8 @@ class Fetcher:
             path = result.path or await self._place(item, partial, result, previous)
         except errors.FetchError as exc:
             error = exc.message
+        except StorageError as exc:
+            error = f"the archive's object store failed: {exc}"
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise errors.RunFatalError("the disk is full") from exc

@@ -1,0 +1,240 @@
+"""Object-storage archives (SPEC 7), end to end: the real CLI into a real S3 server (SeaweedFS)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import bagit
+import pytest
+
+from assetvault.sandbox import DatasetConfig, SandboxThread
+from assetvault.storage.location import StoreUrl
+from assetvault.storage.s3 import S3Storage
+
+from .conftest import API_KEY, TOKEN, Cli, run_cli
+from .seaweed import SeaweedS3
+
+WAIT = 60.0
+_buckets = itertools.count()
+
+
+def bucket(seaweed: SeaweedS3) -> str:
+    name = f"cli-{os.getpid()}-{next(_buckets)}"
+    seaweed.create_bucket(name)
+    return name
+
+
+def manifest(tmp: Path, box: SandboxThread, archive: str, **extra: Any) -> Path:
+    jobs = [{"name": "spec", "source": "spectrum", "base_url": box.api_url, "token": TOKEN,
+             "client": "carhartt", "organizations": box.dataset.organization_ids(), **extra},
+            {"name": "onp", "source": "onpremise", "base_url": box.api_url, "api_key": API_KEY,
+             "products": "all", **extra}]
+    path = tmp / "jobs.yaml"
+    path.write_text(json.dumps({"version": 1, "archive": archive, "jobs": jobs}))
+    return path
+
+
+def cli(seaweed: SeaweedS3, *args: str | Path, env: dict[str, str] | None = None) -> Cli:
+    return run_cli(*args, env={**seaweed.env(), **(env or {})})
+
+
+def storage_of(seaweed: SeaweedS3, url: str, tmp: Path) -> S3Storage:
+    scheme_less = url.removeprefix("s3://")
+    name, _, prefix = scheme_less.partition("/")
+    return S3Storage(StoreUrl("s3", name, prefix), tmp / "reader", seaweed.env())
+
+
+def download(store: S3Storage, into: Path) -> Path:
+    """A copy of the prefix, as any S3 tool would make it."""
+    for obj in store.list(""):
+        target = into / obj.key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(store.read(obj.key))
+    return into
+
+
+def file_requests(box: SandboxThread) -> dict[str, int]:
+    """Requests for files (not listings) so far, by path."""
+    listings = ("/api/", "/products", "/beers", "/restaurants", "/menu_items")
+    return {p: n for p, n in box.counts.items() if not p.startswith(listings)}
+
+
+def test_an_archive_in_s3_is_a_bag_a_fresh_machine_resumes(seaweed: SeaweedS3,
+                                                            tmp_path: Path) -> None:
+    url = f"s3://{bucket(seaweed)}/backups/brand"
+    config = DatasetConfig(organizations=1, assets_per_org=8, products=2, beers=0)
+    with SandboxThread(config) as box:
+        jobs = manifest(tmp_path, box, url)
+        first = cli(seaweed, "run", jobs, "--no-progress", "--state-dir", tmp_path / "one")
+        assert first.code == 0, first.err
+        assert f"report: {url}/.assetvault/reports/run-00001-" in first.out
+        fetched = file_requests(box)
+        assert fetched
+        # Another machine: no local state at all.
+        again = cli(seaweed, "run", jobs, "--no-progress", "--state-dir", tmp_path / "two")
+        assert again.code == 0, again.err
+        assert file_requests(box) == fetched, "a complete, unchanged file was fetched again"
+    store = storage_of(seaweed, url, tmp_path)
+    copy = download(store, tmp_path / "copy")
+    bagit.Bag(str(copy)).validate()
+    payload = [s.key for s in store.list("data/") if not s.key.endswith("asset.json")]
+    meta = store.metadata(payload[0])
+    assert meta["sha256"] == hashlib.sha256(store.read(payload[0])).hexdigest()
+    assert meta["source-url"] and meta["key"] and meta["job"] in ("spec", "onp")
+    assert store.size(".assetvault/state.sqlite")
+    verified = cli(seaweed, "verify", url)
+    assert verified.code == 0 and "ok:" in verified.out, verified.err
+    assert cli(seaweed, "verify", url, "--fast").code == 0
+    status = cli(seaweed, "status", url)
+    assert status.code == 0 and "spec" in status.out and "complete" in status.out
+
+
+def test_verify_names_a_damaged_object(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    url = f"s3://{bucket(seaweed)}/arch"
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=3, products=0,
+                                     beers=0)) as box:
+        assert cli(seaweed, "run", manifest(tmp_path, box, url), "-q", "--state-dir",
+                   tmp_path / "s").code == 0
+    store = storage_of(seaweed, url, tmp_path)
+    victim = next(s.key for s in store.list("data/") if not s.key.endswith("asset.json"))
+    store.put_bytes(victim, b"not what was archived")
+    result = cli(seaweed, "verify", url)
+    assert result.code == 1 and f"mismatch: {victim}" in result.out
+
+
+def test_kill_9_then_another_machine_finishes_without_fetching_twice(seaweed: SeaweedS3,
+                                                                     tmp_path: Path) -> None:
+    url = f"s3://{bucket(seaweed)}/arch"
+    config = DatasetConfig(organizations=1, assets_per_org=24, products=0, beers=0,
+                           file_size_min=150_000, file_size_max=150_000)
+    with SandboxThread(config, faults="files:slow:rate=300000") as box:
+        jobs = manifest(tmp_path, box, url, concurrency=2, per_host=2)
+        proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
+                                 "--state-dir", str(tmp_path / "dead")],
+                                env={**os.environ, **seaweed.env()}, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        store = storage_of(seaweed, url, tmp_path)
+        deadline = time.monotonic() + WAIT
+        while len([s for s in store.list("data/") if not s.key.endswith("asset.json")]) < 4:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no object appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=WAIT)
+        done = {s.key: store.read(s.key) for s in store.list("data/")
+                if not s.key.endswith("asset.json")}
+        before = file_requests(box)
+        again = cli(seaweed, "run", jobs, "-q", "--state-dir", tmp_path / "other")
+        assert again.code == 0, again.err
+        after = file_requests(box)
+        for key in done:
+            sources = [p for p in after if p.endswith(key.rsplit("/", 1)[-1])]
+            assert all(after[p] == before[p] for p in sources), f"{key} was fetched again"
+        for key, body in done.items():
+            assert store.read(key) == body
+        for obj in store.list("data/"):
+            if not obj.key.endswith("asset.json"):
+                source = store.metadata(obj.key)["source-url"]
+                path = source.split("//", 1)[1].split("/", 1)[1].split("?")[0]
+                assert store.read(obj.key) == box.dataset.file_bytes("/" + path), obj.key
+    bagit.Bag(str(download(store, tmp_path / "copy"))).validate()
+
+
+def test_incomplete_multipart_uploads_are_aborted_by_the_next_run(seaweed: SeaweedS3,
+                                                                   tmp_path: Path) -> None:
+    import botocore.session
+
+    name = bucket(seaweed)
+    env = seaweed.env()
+    client = botocore.session.get_session().create_client(
+        "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    started = client.create_multipart_upload(Bucket=name, Key="arch/data/half.bin")
+    client.upload_part(Bucket=name, Key="arch/data/half.bin", UploadId=started["UploadId"],
+                       PartNumber=1, Body=b"x" * (5 << 20))
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=2, products=0,
+                                     beers=0)) as box:
+        result = cli(seaweed, "run", manifest(tmp_path, box, f"s3://{name}/arch"), "-q",
+                     "--state-dir", tmp_path / "s")
+    assert result.code == 0, result.err
+    left = client.list_multipart_uploads(Bucket=name, Prefix="arch/").get("Uploads", [])
+    assert left == []
+
+
+@pytest.mark.parametrize("problem", ["missing bucket", "wrong secret", "no endpoint",
+                                     "foreign prefix"])
+def test_bad_store_settings_exit_2_before_anything_is_listed(seaweed: SeaweedS3, tmp_path: Path,
+                                                             problem: str) -> None:
+    name = bucket(seaweed)
+    url, env = f"s3://{name}/arch", {}
+    if problem == "missing bucket":
+        url = "s3://no-such-bucket-anywhere/arch"
+    elif problem == "wrong secret":
+        env = {"AWS_SECRET_ACCESS_KEY": "Wrong-Secret-0451"}
+    elif problem == "no endpoint":
+        env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    else:
+        storage_of(seaweed, url, tmp_path).put_bytes("holiday/photo.jpg", b"jpeg")
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=2, products=0,
+                                     beers=0)) as box:
+        result = cli(seaweed, "run", manifest(tmp_path, box, url), "-q", "--state-dir",
+                     tmp_path / "s", env=env)
+        assert not any(p.startswith("/api/") for p in box.counts), "something was listed"
+    assert result.code == 2, (result.code, result.err)
+    assert url in result.err and "Traceback" not in result.err
+    assert "Wrong-Secret-0451" not in result.err and seaweed.secret_key not in result.err
+
+
+def test_a_replaced_object_is_kept_in_the_history_and_a_gone_one_stays(seaweed: SeaweedS3,
+                                                                        tmp_path: Path) -> None:
+    url = f"s3://{bucket(seaweed)}/arch"
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=6, products=0,
+                                     beers=0)) as box:
+        jobs = manifest(tmp_path, box, url)
+        assert cli(seaweed, "run", jobs, "-q", "--state-dir", tmp_path / "s").code == 0
+        store = storage_of(seaweed, url, tmp_path)
+        before = {s.key: store.read(s.key) for s in store.list("data/")}
+        org = box.dataset.organization_ids()[0]
+        changed, removed = box.dataset.content_ids(org)[:2]
+        box.dataset.touch_spectrum(org, changed)
+        box.dataset.remove_spectrum(org, removed)
+        # Another machine again: the history copy must not depend on local files.
+        result = cli(seaweed, "run", jobs, "-q", "--state-dir", tmp_path / "t")
+        assert result.code == 0, result.err
+    after = {s.key: store.read(s.key) for s in store.list("data/")}
+    replaced = [k for k in before if f"/{changed}/" in k and before[k] != after[k]]
+    assert replaced, "the touched asset's files did not change"
+    history = {s.key: store.read(s.key) for s in store.list(".assetvault/history/")}
+    for key in replaced:
+        old_sha = hashlib.sha256(before[key]).hexdigest()
+        assert any(old_sha[:16] in h and body == before[key] for h, body in history.items()), key
+    gone = [k for k in before if f"/{removed}/" in k]
+    assert gone and all(after[k] == before[k] for k in gone)
+    bagit.Bag(str(download(store, tmp_path / "copy"))).validate()
+
+
+def test_no_secret_reaches_an_object_or_its_metadata(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    url = f"s3://{bucket(seaweed)}/arch"
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=4, products=2, beers=0),
+                       faults="files:500@p0.3") as box:
+        result = cli(seaweed, "run", manifest(tmp_path, box, url, retries=0), "-v",
+                     "--state-dir", tmp_path / "s")
+    assert result.code in (0, 1), result.err
+    store = storage_of(seaweed, url, tmp_path)
+    secrets = [TOKEN, API_KEY, seaweed.secret_key]
+    for obj in store.list(""):
+        blob = store.read(obj.key) + json.dumps(store.metadata(obj.key)).encode()
+        for secret in secrets:
+            assert secret.encode() not in blob, obj.key
+    for secret in secrets:
+        assert secret not in result.out + result.err
