@@ -75,13 +75,15 @@ class Run:
         self.options = options
         self.progress = progress
         self.out = out
-        location = manifest.archive
-        self.paths: Workspace = (ArchivePaths(location) if isinstance(location, Path) else
-                                 Workspace(work_folder(location, options.state_dir)))
-        # The object store, when the archive is one (its client is imported only then).
-        self.remote: S3Storage | None = (None if isinstance(location, Path) else
-                                         open_object_store(location, self.paths.folder))
-        self.storage: Storage = self.remote or LocalStorage(self.paths.folder.parent)
+        self.paths: Workspace
+        self.storage: Storage
+        self.remote: S3Storage | None = None  # the object store, when the archive is one
+        if isinstance(manifest.archive, Path):
+            self.paths = ArchivePaths(manifest.archive)
+            self.storage = LocalStorage(manifest.archive)
+        else:
+            self.paths = Workspace(work_folder(manifest.archive, options.state_dir))
+            self.storage = self.remote = open_object_store(manifest.archive, self.paths.folder)
         redact = Redactor([*manifest.secrets(), *store_secrets()])
         self.result = RunResult(started=datetime.now(UTC))
         self.tally = Tally(jobs, self.result, redact, progress)
