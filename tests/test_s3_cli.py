@@ -109,6 +109,12 @@ def test_verify_names_a_damaged_object(seaweed: SeaweedS3, tmp_path: Path) -> No
     store.put_bytes(victim, b"not what was archived")
     result = cli(seaweed, "verify", url)
     assert result.code == 1 and f"mismatch: {victim}" in result.out
+    # Same size, no stored digest: the fast check cannot vouch for it either.
+    size = store.size(victim)
+    assert size is not None
+    store.put_bytes(victim, b"x" * size)
+    fast = cli(seaweed, "verify", url, "--fast")
+    assert fast.code == 1 and f"mismatch: {victim}" in fast.out
 
 
 def test_kill_9_then_another_machine_finishes_without_fetching_twice(seaweed: SeaweedS3,
@@ -172,7 +178,7 @@ def test_incomplete_multipart_uploads_are_aborted_by_the_next_run(seaweed: Seawe
 
 
 @pytest.mark.parametrize("problem", ["missing bucket", "wrong secret", "no endpoint",
-                                     "foreign prefix"])
+                                     "foreign prefix", "foreign data", "foreign bag"])
 def test_bad_store_settings_exit_2_before_anything_is_listed(seaweed: SeaweedS3, tmp_path: Path,
                                                              problem: str) -> None:
     name = bucket(seaweed)
@@ -183,8 +189,14 @@ def test_bad_store_settings_exit_2_before_anything_is_listed(seaweed: SeaweedS3,
         env = {"AWS_SECRET_ACCESS_KEY": "Wrong-Secret-0451"}
     elif problem == "no endpoint":
         env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
-    else:
+    elif problem == "foreign prefix":
         storage_of(seaweed, url, tmp_path).put_bytes("holiday/photo.jpg", b"jpeg")
+    else:  # someone else's objects where ours would go: never adopted, never overwritten
+        theirs = storage_of(seaweed, url, tmp_path)
+        theirs.put_bytes("data/someone-elses.csv", b"a,b\n")
+        if problem == "foreign bag":
+            theirs.put_bytes("bagit.txt", b"BagIt-Version: 0.97\n")
+            theirs.put_bytes("manifest-sha256.txt", b"their manifest\n")
     with SandboxThread(DatasetConfig(organizations=1, assets_per_org=2, products=0,
                                      beers=0)) as box:
         result = cli(seaweed, "run", manifest(tmp_path, box, url), "-q", "--state-dir",
@@ -193,6 +205,11 @@ def test_bad_store_settings_exit_2_before_anything_is_listed(seaweed: SeaweedS3,
     assert result.code == 2, (result.code, result.err)
     assert url in result.err and "Traceback" not in result.err
     assert "Wrong-Secret-0451" not in result.err and seaweed.secret_key not in result.err
+    if problem == "foreign bag":
+        theirs = storage_of(seaweed, url, tmp_path)
+        assert theirs.read("manifest-sha256.txt") == b"their manifest\n"
+        assert sorted(s.key for s in theirs.list("")) == [
+            "bagit.txt", "data/someone-elses.csv", "manifest-sha256.txt"]
 
 
 def test_a_replaced_object_is_kept_in_the_history_and_a_gone_one_stays(seaweed: SeaweedS3,

@@ -105,6 +105,9 @@ MUTANTS = (
     Mutant("s3-snapshot-not-restored", SRC + "archive/snapshot.py",
            "    if database.exists() or storage.size(SNAPSHOT) is None:",
            "    if True:", ("tests/test_s3_cli.py",)),
+    Mutant("s3-adopts-foreign-prefix", SRC + "storage/open.py",
+           "    if stray is not None or (top and not ours):", "    if stray is not None:",
+           ("tests/test_s3_cli.py",)),
     Mutant("policy-retry-after-ignored", SRC + "net/policy.py",
            "last.retry_after or 1.0)", "1.0)", ("tests/test_politeness.py",)),
 )

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ..models import Kind
-from ..storage import DATA, STATE, Storage
+from ..storage import DATA, Storage
+from ..storage.base import SNAPSHOT
 from ..storage.open import check_store
 from .journal import Placed
 from .store import Store
@@ -23,7 +24,6 @@ from .store import Store
 if TYPE_CHECKING:
     from ..storage.s3 import S3Storage
 
-SNAPSHOT = STATE + "state.sqlite"
 SNAPSHOT_EVERY = 300.0  # seconds: SPEC 7 asks for at least every 5 minutes
 HEADS = 16  # metadata requests in flight while reconciling: each is a round trip
 
@@ -55,10 +55,11 @@ def restore_snapshot(database: Path, storage: Storage) -> bool:
     return True
 
 
-def open_remote(storage: S3Storage, database: Path) -> bool:
-    """Before a run on an object store: check it (exit 2 on bad settings), bring its state
-    here if this machine has none, and list ``data/`` once; whether a snapshot was restored."""
-    check_store(storage)
+def open_remote(storage: S3Storage, database: Path, *, claim: bool) -> bool:
+    """Before a run on an object store: check it (exit 2 on bad settings; ``claim`` an empty
+    prefix as an archive), bring its state here if this machine has none, and list ``data/``
+    once; whether a snapshot was restored."""
+    check_store(storage, claim=claim)
     restored = restore_snapshot(database, storage)
     storage.load_listing()
     return restored

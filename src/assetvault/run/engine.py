@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,7 +30,7 @@ from .. import __version__, errors
 from ..archive.journal import Journal
 from ..archive.paths import ArchivePaths, Workspace
 from ..archive.placer import Placer
-from ..archive.snapshot import SNAPSHOT, SNAPSHOT_EVERY, open_remote, reconcile, take_snapshot
+from ..archive.snapshot import SNAPSHOT_EVERY, open_remote, reconcile, take_snapshot
 from ..archive.store import Store
 from ..archive.upkeep import ArchiveLock, recover
 from ..config.jobs import Job, Manifest
@@ -42,6 +43,7 @@ from ..net.ratelimit import lowest_rate
 from ..redact import Redactor
 from ..sources.credentials import api_origin_url
 from ..storage import LocalStorage, Storage, StorageError
+from ..storage.base import SNAPSHOT
 from ..storage.location import work_folder
 from ..storage.open import open_object_store, store_secrets
 from ..transfer.fetch import Fetcher
@@ -193,8 +195,9 @@ class Run:
         self.journal.open()
 
     async def _open_remote(self) -> None:
-        if self.remote is not None and await self._io_call(open_remote, self.remote,
-                                                            self.paths.database):
+        claim = not self.options.dry_run  # a dry run writes nothing, not even the marker
+        if self.remote is not None and await self._io_call(
+                partial(open_remote, claim=claim), self.remote, self.paths.database):
             log.info("state restored from %s", self.remote.where(SNAPSHOT))
 
     @contextlib.contextmanager

@@ -18,6 +18,8 @@ from typing import Protocol
 DATA = "data/"
 STATE = ".assetvault/"
 HISTORY = STATE + "history/"
+SNAPSHOT = STATE + "state.sqlite"  # an object store's copy of the run's state
+MARKER = STATE + "archive.json"  # written first into an empty prefix: "this is an archive"
 REPORTS = STATE + "reports/"
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import errors
-from .base import DATA, STATE, Storage, StorageError
+from .. import __version__, errors
+from .base import DATA, MARKER, SNAPSHOT, STATE, Storage, StorageError
 from .local import LocalStorage
 from .location import Location, StoreUrl
 
@@ -46,21 +47,29 @@ def store_secrets(environ: Mapping[str, str] = os.environ) -> list[str]:
             if environ.get(v)]
 
 
-def check_store(storage: S3Storage) -> None:
+def check_store(storage: S3Storage, *, claim: bool = False) -> None:
     """Refused credentials, a missing bucket, an endpoint that does not answer, or a prefix
     holding something other than an assetvault archive: a UsageError (exit 2) naming the
-    archive, found before any download."""
+    archive, found before any download. With ``claim``, an empty prefix gets the archive's
+    marker before anything else is written, so a run killed at once still left an archive."""
     try:
-        stray = next((key for key in storage.top_level() if not _belongs(key)), None)
+        top = storage.top_level()
+        stray = next((key for key in top if not _belongs(key)), None)
+        ours = bool(top) and stray is None and (storage.size(MARKER) is not None
+                                                or storage.size(SNAPSHOT) is not None)
+        if not top and claim:
+            storage.put_bytes(MARKER, json.dumps({"assetvault": __version__}).encode())
     except StorageError as exc:
         raise errors.UsageError(f"{storage.location}: the archive's object store cannot be used: "
                                 f"{exc}. Check the bucket name, AWS_ACCESS_KEY_ID / "
                                 "AWS_SECRET_ACCESS_KEY, and the endpoint (AWS_ENDPOINT_URL or "
                                 "archive_options: endpoint)") from None
-    if stray is not None:
-        raise errors.UsageError(f"{storage.location}: this prefix holds {stray!r}, which is not "
-                                "part of an assetvault archive; point archive at an empty prefix "
-                                "or at an existing archive")
+    if stray is not None or (top and not ours):
+        what = f"holds {stray!r}, which is not part" if stray else (
+            f"holds objects but no {MARKER}: it is not")
+        raise errors.UsageError(f"{storage.location}: this prefix {what} of an assetvault "
+                                "archive; nothing was written. Point archive at an empty prefix "
+                                "or at an existing assetvault archive")
 
 
 def _belongs(key: str) -> bool:
