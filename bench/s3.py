@@ -26,8 +26,8 @@ its metadata).
 
 ``--variant`` adds an assetvault run with environment variables set (e.g.
 ``pool16:PYTHONPATH=/tmp/avsrc`` for a scratch copy of src/ with a change to try, or
-``unsigned:AWS_UNSIGNED_PAYLOAD=true``), measured interleaved with the others. Results: a table on stdout and every run in
-``bench/results/s3-DATE.jsonl``.
+``unsigned:AWS_UNSIGNED_PAYLOAD=true``), measured interleaved with the others.
+Results: a table on stdout and every run in ``bench/results/s3-DATE.jsonl``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from compare import BASE, J, ROOT, load_measure, setup  # noqa: E402
+from compare import BASE, ROOT, J, load_measure, setup  # noqa: E402
 from tests.seaweed import SeaweedS3  # noqa: E402
 
 TCK = os.sysconf("SC_CLK_TCK")
@@ -248,8 +248,8 @@ def cleanup(store: Any, server: SeaweedS3, bucket: str) -> None:
 
 
 def report(table: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-    print("| set | tool | wall s, median [min..max] | rate | CPU s | peak RSS MiB | SeaweedFS CPU s "
-          "| nginx CPU s | verified | wall / rclone wall |")
+    print("| set | tool | wall s, median [min..max] | rate | CPU s | peak RSS MiB "
+          "| SeaweedFS CPU s | nginx CPU s | verified | wall / rclone wall |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for (name, tool), runs in table.items():
         def med(key: str, rs: list[dict[str, Any]] = runs) -> float:
