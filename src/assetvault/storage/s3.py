@@ -15,10 +15,10 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import obstore
@@ -30,12 +30,15 @@ from .location import StoreUrl
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 READ = 1 << 20
 PART = 8 << 20  # multipart part size: files larger than this stream in parts
 PARALLEL_PARTS = 4
 
 
-def _truthy(value: str | None) -> bool:
+def truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -60,9 +63,9 @@ def make_store(url: StoreUrl, environ: Mapping[str, str]) -> S3Store:
     if endpoint:
         config["endpoint"] = endpoint
     if url.option("virtual_hosted_style") is not None:
-        config["virtual_hosted_style_request"] = _truthy(url.option("virtual_hosted_style"))
+        config["virtual_hosted_style_request"] = truthy(url.option("virtual_hosted_style"))
     # An http:// endpoint someone wrote down is meant: only https is assumed otherwise.
-    allow_http = (_truthy(url.option("allow_http")) or _truthy(environ.get("AWS_ALLOW_HTTP"))
+    allow_http = (truthy(url.option("allow_http")) or truthy(environ.get("AWS_ALLOW_HTTP"))
                   or (endpoint or "").startswith("http://"))
     # `timeout` covers a whole response body in obstore: a large GET on a slow link would
     # fail, so it is long and stalls are caught by connect and pool timeouts instead.
@@ -212,14 +215,18 @@ class S3Upload:
 
     def commit(self, meta: Meta | None = None) -> None:
         self._file.close()
-        self._storage.put_file(self._key, self._temp, meta)
+        try:
+            self._storage.put_file(self._key, self._temp, meta)
+        except BaseException:
+            self._temp.unlink(missing_ok=True)  # the key keeps what it had; nothing stays here
+            raise
 
     def abort(self) -> None:
         self._file.close()
         self._temp.unlink(missing_ok=True)
 
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """An obstore call; its errors (after its own retries) as StorageError, an OSError, so a
     failed write fails the item the way a full disk would, and says why."""
     try:

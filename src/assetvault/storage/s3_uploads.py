@@ -9,21 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from .location import StoreUrl
 
 
-def _client(url: StoreUrl, environ: Mapping[str, str]) -> Any:
+def abort_stale_uploads(url: StoreUrl, environ: Mapping[str, str], *, before: datetime) -> int:
+    """Abort every multipart upload under the prefix begun before ``before``; how many."""
     import botocore.config
     import botocore.session
 
-    from .s3 import endpoint_of
+    from .s3 import endpoint_of, truthy
 
-    session = botocore.session.get_session()
-    style = url.option("virtual_hosted_style")
-    addressing = "virtual" if (style or "").lower() in ("1", "true", "yes", "on") else "path"
-    return session.create_client(
+    addressing = "virtual" if truthy(url.option("virtual_hosted_style")) else "path"
+    client = botocore.session.get_session().create_client(
         "s3", endpoint_url=endpoint_of(url, environ),
         region_name=(url.option("region") or environ.get("AWS_REGION")
                      or environ.get("AWS_DEFAULT_REGION") or "us-east-1"),
@@ -33,11 +31,6 @@ def _client(url: StoreUrl, environ: Mapping[str, str]) -> Any:
         config=botocore.config.Config(s3={"addressing_style": addressing},
                                       retries={"max_attempts": 5, "mode": "standard"},
                                       connect_timeout=10, read_timeout=60))
-
-
-def abort_stale_uploads(url: StoreUrl, environ: Mapping[str, str], *, before: datetime) -> int:
-    """Abort every multipart upload under the prefix begun before ``before``; how many."""
-    client = _client(url, environ)
     prefix = f"{url.prefix}/" if url.prefix else ""
     aborted = 0
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=url.bucket,
