@@ -255,3 +255,36 @@ def test_no_secret_reaches_an_object_or_its_metadata(seaweed: SeaweedS3, tmp_pat
             assert secret.encode() not in blob, obj.key
     for secret in secrets:
         assert secret not in result.out + result.err
+
+
+def test_the_state_reaches_the_store_while_a_run_goes_on(seaweed: SeaweedS3,
+                                                          tmp_path: Path) -> None:
+    """The periodic snapshot: a machine that dies mid-run has left its state in the archive
+    (the interval shortened for the test; 5 minutes by default)."""
+    url = f"s3://{bucket(seaweed)}/arch"
+    config = DatasetConfig(organizations=1, assets_per_org=20, products=0, beers=0,
+                           file_size_min=100_000, file_size_max=100_000)
+    with SandboxThread(config, faults="files:slow:rate=100000") as box:
+        jobs = manifest(tmp_path, box, url, concurrency=2, per_host=2)
+        proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
+                                 "--state-dir", str(tmp_path / "s")],
+                                env={**os.environ, **seaweed.env(),
+                                     "ASSETVAULT_SNAPSHOT_SECONDS": "0.5"},
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        store = storage_of(seaweed, url, tmp_path)
+        deadline = time.monotonic() + WAIT
+        try:
+            while store.size(".assetvault/state.sqlite") is None:
+                assert proc.poll() is None, "the run ended before any snapshot"
+                assert time.monotonic() < deadline, "no snapshot appeared"
+                time.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=WAIT)
+    snapshot = tmp_path / "snap.sqlite"
+    snapshot.write_bytes(store.read(".assetvault/state.sqlite"))
+    import sqlite3
+
+    with sqlite3.connect(snapshot) as db:  # taken mid-run: the run is not finished in it
+        assert db.execute("SELECT finished FROM runs").fetchall() == [(None,)]

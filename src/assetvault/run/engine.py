@@ -30,7 +30,7 @@ from .. import __version__, errors
 from ..archive.journal import Journal
 from ..archive.paths import ArchivePaths, Workspace
 from ..archive.placer import Placer
-from ..archive.snapshot import SNAPSHOT_EVERY, open_remote, reconcile, take_snapshot
+from ..archive.snapshot import open_remote, reconcile, snapshot_every, take_snapshot
 from ..archive.store import Store
 from ..archive.upkeep import ArchiveLock, recover
 from ..config.jobs import Job, Manifest
@@ -161,8 +161,9 @@ class Run:
         """The state to the object store every few minutes (a timer, not a synchronisation):
         another machine picking the archive up after this one died loses at most that much."""
         assert self.remote is not None
+        every = snapshot_every()
         while True:
-            await asyncio.sleep(SNAPSHOT_EVERY)
+            await asyncio.sleep(every)
             try:
                 await self._io_call(take_snapshot, self.paths.database, self.remote)
             except OSError as exc:
