@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
 from .seaweed import seaweed_session
+
+# Tests never assert wall-clock times: Hypothesis's per-example deadline (200 ms) is one, and a
+# loaded machine broke it (315 ms once, 1.4 ms on the retry). Examples are still bounded by
+# pytest-timeout.
+settings.register_profile("assetvault", deadline=None)
+settings.load_profile("assetvault")
 
 # One real S3 server (SeaweedFS) for the whole session; each test uses its own bucket.
 seaweed = pytest.fixture(scope="session", name="seaweed")(seaweed_session)
