@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -67,6 +68,30 @@ def upstream_path(store: S3Storage, key: str) -> str:
     """The path on the file host an object came from (its source-url metadata)."""
     source = unquote(store.metadata(key)["source-url"])
     return "/" + source.split("//", 1)[1].split("/", 1)[1].split("?")[0]
+
+
+def start_run(seaweed: SeaweedS3, jobs: Path, state: Path,
+              **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
+                             "--state-dir", str(state)],
+                            env={**os.environ, **seaweed.env(), **env},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def wait_while_running(proc: subprocess.Popen[bytes], what: str,
+                       condition: Callable[[], bool]) -> None:
+    """Poll (bounded) until ``condition`` holds; fail if the run ended first."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def kill9(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=WAIT)
 
 
 def file_requests(box: SandboxThread) -> dict[str, int]:
@@ -131,18 +156,13 @@ def test_kill_9_then_another_machine_finishes_without_fetching_twice(seaweed: Se
                            file_size_min=150_000, file_size_max=150_000)
     with SandboxThread(config, faults="files:slow:rate=300000") as box:
         jobs = manifest(tmp_path, box, url, concurrency=2, per_host=2)
-        proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
-                                 "--state-dir", str(tmp_path / "dead")],
-                                env={**os.environ, **seaweed.env()}, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = start_run(seaweed, jobs, tmp_path / "dead")
         store = storage_of(seaweed, url, tmp_path)
-        deadline = time.monotonic() + WAIT
-        while len([s for s in store.list("data/") if not s.key.endswith("asset.json")]) < 3:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "no object appeared"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=WAIT)
+        try:
+            wait_while_running(proc, "three objects", lambda: len(
+                [s for s in store.list("data/") if not s.key.endswith("asset.json")]) >= 3)
+        finally:
+            kill9(proc)
         done = {s.key: store.read(s.key) for s in store.list("data/")
                 if not s.key.endswith("asset.json")}
         before = file_requests(box)
@@ -271,22 +291,13 @@ def test_the_state_reaches_the_store_while_a_run_goes_on(seaweed: SeaweedS3,
                            file_size_min=100_000, file_size_max=100_000)
     with SandboxThread(config, faults="files:slow:rate=100000") as box:
         jobs = manifest(tmp_path, box, url, concurrency=2, per_host=2)
-        proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
-                                 "--state-dir", str(tmp_path / "s")],
-                                env={**os.environ, **seaweed.env(),
-                                     "ASSETVAULT_SNAPSHOT_SECONDS": "0.5"},
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = start_run(seaweed, jobs, tmp_path / "s", ASSETVAULT_SNAPSHOT_SECONDS="0.5")
         store = storage_of(seaweed, url, tmp_path)
-        deadline = time.monotonic() + WAIT
         try:
-            while store.size(".assetvault/state.sqlite") is None:
-                assert proc.poll() is None, "the run ended before any snapshot"
-                assert time.monotonic() < deadline, "no snapshot appeared"
-                time.sleep(0.05)
+            wait_while_running(proc, "a snapshot",
+                               lambda: store.size(".assetvault/state.sqlite") is not None)
         finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=WAIT)
+            kill9(proc)
     snapshot = tmp_path / "snap.sqlite"
     snapshot.write_bytes(store.read(".assetvault/state.sqlite"))
     import sqlite3
