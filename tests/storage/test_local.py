@@ -79,3 +79,21 @@ def test_sweep_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     store.sweep()
     assert os.listdir(tmp_path / ".assetvault/partial") == ["keep.part"]
     assert not [p for p in tmp_path.iterdir() if p.is_file()]
+
+
+def test_a_file_outside_is_never_copied_into_the_history(tmp_path: Path) -> None:
+    """A symlinked folder under data/ pointing elsewhere: the file it shows is not ours, so
+    keeping 'its' history must not link it in (the write is refused anyway)."""
+    from assetvault.archive.history import keep_history
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.bin").write_bytes(b"someone else's")
+    root = tmp_path / "archive"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "evil").symlink_to(outside)
+    store = LocalStorage(root)
+    with pytest.raises(UnsafeKeyError):
+        keep_history(store, "data/evil/x.bin", None)
+    assert not (root / ".assetvault" / "history").exists() or not list(
+        (root / ".assetvault" / "history").rglob("*.bin"))

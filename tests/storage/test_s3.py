@@ -102,3 +102,24 @@ def test_a_missing_bucket_and_refused_keys_are_storage_errors(seaweed: SeaweedS3
     with pytest.raises(StorageError) as caught:
         refused.put_bytes("data/x", b"x")
     assert "wrong-secret-value" not in str(caught.value)
+
+
+def test_a_server_side_copy_is_never_reconciled_as_its_source(seaweed: SeaweedS3,
+                                                             tmp_path: Path) -> None:
+    """A copy keeps its source's metadata: a fresh machine must not record the copy as the
+    item the source was written for (that item's row would move to the copy's path)."""
+    from assetvault.archive.snapshot import reconcile
+    from assetvault.archive.store import Store
+
+    store = storage(seaweed, tmp_path)
+    body = b"shared by two items"
+    sha = hashlib.sha256(body).hexdigest()
+    store.put_bytes("data/a/x.png", body, Meta(sha, "https://cdn/x.png", "v1", "item-a", "job"))
+    store.copy("data/a/x.png", "data/b/x.png")
+    store.load_listing()
+    state = Store(tmp_path / "state.sqlite")
+    try:
+        assert reconcile(state, store, "2026-12-01 00:00:00") == 1
+        assert [path for path, _, _ in state.payload()] == ["a/x.png"]
+    finally:
+        state.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import tempfile
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ def snapshot_every(environ: Mapping[str, str] = os.environ) -> float:
     except ValueError:
         return SNAPSHOT_EVERY
     return min(max(asked, 0.1), SNAPSHOT_EVERY)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 HEADS = 16  # metadata requests in flight while reconciling: each is a round trip
 
 
@@ -97,6 +99,8 @@ def _placed(storage: Storage, key: str, size: int) -> Placed | None:
         return None
     if not all(meta.get(name) for name in ("sha256", "key", "job")):
         return None  # not placed by assetvault: never recorded as archived
+    if unquote(meta.get("object", "")) != key or not _SHA256.fullmatch(meta["sha256"]):
+        return None  # a server-side copy of another item's object, or not our writing
     version = meta.get("version")
     return Placed(unquote(meta["key"]), unquote(meta["job"]), unquote(meta.get("source-url", "")),
                   key[len(DATA):], size, meta["sha256"], unquote(version) if version else None,

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -101,6 +102,8 @@ class Run:
         self.journal = Journal(self.paths.journal)
         self.placer = Placer(self.storage, self.journal)
         self._tasks: list[asyncio.Task[None]] = []
+        self._snapshot_lock = threading.Lock()
+        self._final_snapshot = False
         self._stopping = False
 
     # the whole run ------------------------------------------------------------------------
@@ -165,9 +168,18 @@ class Run:
         while True:
             await asyncio.sleep(every)
             try:
-                await self._io_call(take_snapshot, self.paths.database, self.remote)
+                await self._io_call(self._snapshot, False)
             except OSError as exc:
                 log.warning("state snapshot to %s failed: %s", self.remote.location, exc)
+
+    def _snapshot(self, final: bool) -> None:
+        """Copy the state to the store. One at a time, and none after the final one: a periodic
+        copy still running in its thread when the run ends must not land over the last one."""
+        assert self.remote is not None
+        with self._snapshot_lock:
+            if not self._final_snapshot:
+                take_snapshot(self.paths.database, self.remote)
+                self._final_snapshot = final
 
     def _close(self, lock: ArchiveLock | None) -> None:
         self.progress.close()
@@ -320,7 +332,7 @@ class Run:
         finisher = Finisher(store=self.store, storage=self.storage, journal=self.journal,
                             io=self._io, call=self._call, io_call=self._io_call,
                             run_id=self.run_id, report=self.options.report,
-                            snapshot=(self.paths.database if self.remote is not None else None))
+                            snapshot=(partial(self._snapshot, True) if self.remote else None))
         await finisher.finish(self.result, self.jobs, self.tally.stats)
 
 

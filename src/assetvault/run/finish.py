@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import __version__
 from ..archive.journal import Journal
-from ..archive.snapshot import take_snapshot
 from ..archive.store import Store
 from ..archive.upkeep import replay, seal
 from ..config.jobs import Job, OnpremiseJob
@@ -26,9 +26,9 @@ class Finisher:
 
     def __init__(self, *, store: Store, storage: Storage, journal: Journal, io: TrackedPool,
                  call: Offload, io_call: Offload, run_id: int, report: Path | None,
-                 snapshot: Path | None = None) -> None:
-        """``snapshot``: the state database, copied to the archive at the end (an object
-        store's archive carries its own state)."""
+                 snapshot: Callable[[], None] | None = None) -> None:
+        """``snapshot`` copies the state to the archive at the end (an object store's archive
+        carries its own state)."""
         self.store = store
         self.storage = storage
         self.journal = journal
@@ -62,7 +62,7 @@ class Finisher:
         await self.call(self.store.finish_run, self.run_id, utc_text(result.finished),
                         result.exit_code, text, job_runs)
         if self.snapshot is not None:
-            await self.io_call(take_snapshot, self.snapshot, self.storage)
+            await self.io_call(self.snapshot)
 
     async def _report(self, result: RunResult) -> str:
         stamp = result.started.strftime("%Y%m%dT%H%M%SZ")

@@ -115,6 +115,7 @@ class LocalStorage:
     def copy(self, source: str, key: str) -> None:
         """A hard link where the file system allows it (no bytes copied), else a copy; made
         under a temporary name and renamed, so ``key`` is never half there."""
+        self._target(source)  # a source in a folder that resolves elsewhere is not ours to copy
         target = self._target(key)
         tmp = self._temp(key)
         try:

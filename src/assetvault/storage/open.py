@@ -38,7 +38,12 @@ def open_object_store(location: StoreUrl, work: Path,
                                 "(gs:// and az:// are not)")
     from .s3 import S3Storage
 
-    return S3Storage(location, work / "staging", environ)
+    try:
+        return S3Storage(location, work / "staging", environ)
+    except StorageError as exc:
+        raise errors.UsageError(f"{location}: these object-store settings cannot be used: {exc}. "
+                                "Check AWS_ENDPOINT_URL / archive_options: endpoint and the "
+                                "region") from None
 
 
 def store_secrets(environ: Mapping[str, str] = os.environ) -> list[str]:

@@ -11,6 +11,7 @@ to date by this process's own writes, not from a HEAD per item.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 
+log = logging.getLogger("assetvault")
 READ = 1 << 20
 PART = 8 << 20  # multipart part size: files larger than this stream in parts
 PARALLEL_PARTS = 4
@@ -83,11 +85,18 @@ def make_store(url: StoreUrl, environ: Mapping[str, str]) -> S3Store:
                    retry_config=retry)
 
 
-def _attributes(meta: Meta | None) -> dict[str, str] | None:
+URL_CAP = 1024  # S3 user metadata is capped at 2 KiB in all: a longer URL is cut
+
+
+def _attributes(meta: Meta | None, key: str) -> dict[str, str] | None:
     if meta is None:
         return None
-    # User metadata travels as HTTP headers: ASCII only, so the URL is percent-encoded.
-    attrs = {"sha256": meta.sha256, "source-url": quote(meta.url, safe=":/?&=~,;@!$'()*[]#")}
+    # User metadata travels as HTTP headers: ASCII only, so the URL is percent-encoded. The
+    # object's own key goes too: a server-side copy keeps its source's metadata, and a copy
+    # must never be taken for the item its source was written for.
+    url = quote(meta.url, safe=":/?&=~,;@!$'()*[]#")
+    attrs = {"sha256": meta.sha256, "object": quote(key, safe="/"),
+             "source-url": url if len(url) <= URL_CAP else url[:URL_CAP] + "..."}
     for name, value in (("version", meta.version), ("key", meta.key), ("job", meta.job),
                         ("kind", meta.kind)):
         if value:
@@ -102,7 +111,7 @@ class S3Storage:
                  environ: Mapping[str, str] = os.environ) -> None:
         self.url = url
         self._environ = dict(environ)
-        self._store = make_store(url, environ)
+        self._store = _call(make_store, url, environ)
         self._scratch = scratch  # local folder for staging tag files
         self._sizes: dict[str, int] | None = None
         self._lock = threading.Lock()
@@ -167,13 +176,13 @@ class S3Storage:
 
     def put_file(self, key: str, source: Path, meta: Meta | None = None) -> None:
         size = os.stat(source).st_size
-        _call(obstore.put, self._store, key, Path(source), attributes=_attributes(meta),
+        _call(obstore.put, self._store, key, Path(source), attributes=_attributes(meta, key),
               chunk_size=PART, max_concurrency=PARALLEL_PARTS)
         self._note(key, size)
         os.unlink(source)
 
     def put_bytes(self, key: str, body: bytes, meta: Meta | None = None) -> None:
-        _call(obstore.put, self._store, key, body, attributes=_attributes(meta),
+        _call(obstore.put, self._store, key, body, attributes=_attributes(meta, key),
               use_multipart=len(body) > PART, chunk_size=PART)
         self._note(key, len(body))
 
@@ -199,7 +208,12 @@ class S3Storage:
         process opened the archive: never one of its own)."""
         from .s3_uploads import abort_stale_uploads
 
-        abort_stale_uploads(self.url, self._environ, before=self.started)
+        try:
+            abort_stale_uploads(self.url, self._environ, before=self.started)
+        except Exception as exc:  # botocore's errors: AccessDenied without the permission, ...
+            # Left uploads cost storage, not integrity: the run goes on, and says so.
+            log.warning("%s: could not abort incomplete multipart uploads (%s); they cost "
+                        "storage until aborted", self.url, _reason(exc))
 
     def _note(self, key: str, size: int) -> None:
         if self._sizes is not None and key.startswith(DATA):
@@ -236,9 +250,9 @@ def _call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     failed write fails the item the way a full disk would, and says why."""
     try:
         return fn(*args, **kwargs)
-    except (FileNotFoundError, UnsafeKeyError):
+    except (FileNotFoundError, UnsafeKeyError, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except Exception as exc:  # obstore's exception classes are one family per cause
+    except BaseException as exc:  # obstore's errors, and its Rust panics (a BaseException)
         raise StorageError(_reason(exc)) from None
 
 
