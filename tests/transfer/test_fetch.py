@@ -97,13 +97,14 @@ def partial_bytes(tmp: Path) -> int:
     return sum(p.stat().st_size for p in (tmp / ".assetvault/partial").glob("*.part"))
 
 
-async def truncated_once(request: web.Request, state: dict[str, int], tmp: Path
+async def truncated_once(request: web.Request, state: dict[str, int], tmp: Path,
+                         then: Callable[[web.Request], web.StreamResponse] | None = None
                          ) -> web.StreamResponse:
     """First request: headers promise 8 MiB; once the client has put some on disk, the
-    connection drops."""
+    connection drops. Later requests get ``then`` (the whole file by default)."""
     state["n"] = state.get("n", 0) + 1
     if state["n"] > 1:
-        return full(request)
+        return (then or full)(request)
     return await half_then_drop(request, tmp)
 
 
@@ -150,10 +151,8 @@ def test_200_instead_of_206_restarts_cleanly(tmp_path: Path) -> None:
     async def go() -> None:
         state: dict[str, int] = {}
         async def h(r: web.Request) -> web.StreamResponse:
-            state["n"] = state.get("n", 0) + 1
-            if state["n"] == 1:
-                return await truncated_once(r, {}, tmp_path)
-            return web.Response(body=BODY, headers={"ETag": '"v1"'})  # ignores Range
+            return await truncated_once(r, state, tmp_path, lambda r: web.Response(
+                body=BODY, headers={"ETag": '"v1"'}))  # ignores Range
         async with Server({"/x.bin": h}) as srv:
             out = await fetch(tmp_path, item(srv.url + "/x.bin"))
         assert out.status is Status.DOWNLOADED and out.sha256 == SHA
@@ -163,14 +162,13 @@ def test_200_instead_of_206_restarts_cleanly(tmp_path: Path) -> None:
 def test_content_range_at_the_wrong_offset_restarts(tmp_path: Path) -> None:
     async def go() -> None:
         state: dict[str, int] = {}
-        async def h(r: web.Request) -> web.StreamResponse:
-            state["n"] = state.get("n", 0) + 1
-            if state["n"] == 1:
-                return await truncated_once(r, {}, tmp_path)
+        def wrong_offset(r: web.Request) -> web.StreamResponse:
             if "Range" in r.headers:
                 return web.Response(status=206, body=BODY[10:], headers={
                     "ETag": '"v1"', "Content-Range": f"bytes 10-{len(BODY) - 1}/{len(BODY)}"})
             return full(r)
+        async def h(r: web.Request) -> web.StreamResponse:
+            return await truncated_once(r, state, tmp_path, wrong_offset)
         async with Server({"/x.bin": h}) as srv:
             out = await fetch(tmp_path, item(srv.url + "/x.bin"))
         assert out.status is Status.DOWNLOADED and out.sha256 == SHA
@@ -181,13 +179,12 @@ def test_content_range_at_the_wrong_offset_restarts(tmp_path: Path) -> None:
 def test_416_fetches_again_from_zero(tmp_path: Path) -> None:
     async def go() -> None:
         state: dict[str, int] = {}
-        async def h(r: web.Request) -> web.StreamResponse:
-            state["n"] = state.get("n", 0) + 1
-            if state["n"] == 1:
-                return await truncated_once(r, {}, tmp_path)
+        def unsatisfiable(r: web.Request) -> web.StreamResponse:
             if "Range" in r.headers:
                 return web.Response(status=416, headers={"Content-Range": f"bytes */{len(BODY)}"})
             return full(r)
+        async def h(r: web.Request) -> web.StreamResponse:
+            return await truncated_once(r, state, tmp_path, unsatisfiable)
         async with Server({"/x.bin": h}) as srv:
             out = await fetch(tmp_path, item(srv.url + "/x.bin"))
         assert out.status is Status.DOWNLOADED and out.sha256 == SHA

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..storage.location import OPTION_KEYS, Location, StoreUrl, parse_store_url
 from . import checks as check
 from .checks import Where
-from .yaml_nodes import Map, Node, Scalar
+from .yaml_nodes import Map, Node
 
 BOOLEAN_OPTIONS = frozenset({"allow_http", "virtual_hosted_style"})
 
@@ -19,7 +19,7 @@ def archive_location(top: Map, where: Where, folder: Path) -> Location:
     w = where.at("archive")
     raw = "./archive"
     if entry is not None:
-        raw = check.text(_value(entry.value, w, entry.key_line), w,
+        raw = check.text(check.value_of(entry, w), w,
                          expected="a folder path or an s3://BUCKET/PREFIX URL")
     line = None if entry is None else entry.value.line
     try:
@@ -36,13 +36,6 @@ def archive_location(top: Map, where: Where, folder: Path) -> Location:
     if options is None:
         return url
     return StoreUrl(url.scheme, url.bucket, url.prefix, _options(options.value, where))
-
-
-def _value(node: Node, where: Where, line: int | None) -> Node:
-    if isinstance(node, Scalar) and node.tag == "null":
-        raise where.error("the key has no value; give it one or remove the key to use the "
-                          "default", line)
-    return node
 
 
 def _options(node: Node, where: Where) -> tuple[tuple[str, str], ...]:

@@ -21,7 +21,15 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal, TypeVar
 
-from assetvault.config.yaml_nodes import InterpolationError, Map, Node, Scalar, Seq, interpolated
+from assetvault.config.yaml_nodes import (
+    Entry,
+    InterpolationError,
+    Map,
+    Node,
+    Scalar,
+    Seq,
+    interpolated,
+)
 from assetvault.errors import ManifestError
 
 T = TypeVar("T")
@@ -336,3 +344,11 @@ def line_of(node: Node) -> int:
 
 
 _line = line_of
+
+
+def value_of(entry: Entry, where: Where, *, required: bool = False) -> Node:
+    """A key's value; a key written with none (``key:``) says what to do about it."""
+    if isinstance(entry.value, Scalar) and entry.value.tag == "null":
+        fix = "give it one" if required else "give it one or remove the key to use the default"
+        raise where.error(f"the key has no value; {fix}", entry.key_line)
+    return entry.value

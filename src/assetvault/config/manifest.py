@@ -34,7 +34,7 @@ from assetvault.config.jobs import (
     SpectrumJob,
     UrlsJob,
 )
-from assetvault.config.yaml_nodes import Entry, Map, Node, Scalar, parse, read_text
+from assetvault.config.yaml_nodes import Map, Scalar, parse, read_text
 from assetvault.errors import ManifestError
 from assetvault.redact import Redactor
 
@@ -126,20 +126,13 @@ def _top_key_problem(key: str) -> str:
     return "unknown top-level key" + check.did_you_mean(key, TOP_KEYS)
 
 
-def _value(entry: Entry, where: Where, *, required: bool = False) -> Node:
-    if isinstance(entry.value, Scalar) and entry.value.tag == "null":
-        fix = "give it one" if required else "give it one or remove the key to use the default"
-        raise where.error(f"the key has no value; {fix}", entry.key_line)
-    return entry.value
-
-
 def _check_version(top: Map, where: Where) -> None:
     # A missing version means 1: the only version there is, and SPEC §2's own examples may omit it.
     entry = top.entries.get("version")
     if entry is None:
         return
     w = where.at("version")
-    if check.whole(_value(entry, w), w, minimum=0) != 1:
+    if check.whole(check.value_of(entry, w), w, minimum=0) != 1:
         raise w.error("this assetvault reads manifest version 1 only; write 'version: 1'",
                       entry.value.line)
 
@@ -168,7 +161,7 @@ def _defaults_key_problem(key: str) -> str:
 
 
 def _settings(node: Map, where: Where) -> dict[str, Any]:
-    return {e.key: SETTINGS[e.key](_value(e, where.at(e.key)), where.at(e.key))
+    return {e.key: SETTINGS[e.key](check.value_of(e, where.at(e.key)), where.at(e.key))
             for e in node.entries.values() if e.key in SETTINGS}
 
 
@@ -177,7 +170,7 @@ def _jobs(top: Map, where: Where, folder: Path, defaults: dict[str, Any]) -> tup
     w = where.at("jobs")
     if entry is None:
         raise w.error("missing required key: list the jobs to run under 'jobs:'", top.line)
-    nodes = check.nonempty(_value(entry, w, required=True), w, "[{name: ..., source: ...}]",
+    nodes = check.nonempty(check.value_of(entry, w, required=True), w, "[{name: ..., source: ...}]",
                            "list at least one job under 'jobs:'")
     seen: dict[str, int] = {}
     out: list[Job] = []
@@ -203,7 +196,7 @@ def _job_name(node: Map, where: Where) -> tuple[str, int]:
     if entry is None:
         raise w.error("missing required key: every job needs a unique name of letters, digits, "
                       "'.', '_' and '-'", node.line)
-    return check.text(_value(entry, w, required=True), w, pattern=check.SLUG,
+    return check.text(check.value_of(entry, w, required=True), w, pattern=check.SLUG,
                       expected="a job name of letters, digits, '.', '_' and '-'"), entry.key_line
 
 
@@ -213,7 +206,7 @@ def _source(node: Map, where: Where) -> str:
     if entry is None:
         raise w.error("missing required key: say which API the job reads: spectrum, onpremise or "
                       "urls", node.line)
-    value = check.text(_value(entry, w, required=True), w)
+    value = check.text(check.value_of(entry, w, required=True), w)
     if value not in SOURCE_KEYS:
         raise w.error(f"{value!r} is not a source" + check.did_you_mean(value, SOURCE_KEYS),
                       entry.value.line)
@@ -261,7 +254,7 @@ class _Fields:
         w = self.where.at(key, secret=key in SECRET_KEYS)
         if entry is None:
             raise w.error(f"missing required key: {why}", self.node.line)
-        return checker(_value(entry, w, required=True), w)
+        return checker(check.value_of(entry, w, required=True), w)
 
     def optional(self, table: Mapping[str, Check[Any]]) -> dict[str, Any]:
         """The checked values of the keys of ``table`` that the job sets."""
@@ -270,7 +263,7 @@ class _Fields:
             entry = self.node.entries.get(key)
             if entry is not None:
                 w = self.where.at(key, secret=key == "headers")
-                out[key] = checker(_value(entry, w), w)
+                out[key] = checker(check.value_of(entry, w), w)
         return out
 
 

@@ -193,9 +193,9 @@ class S3Storage:
 
     def copy(self, source: str, key: str) -> None:
         _call(obstore.copy, self._store, source, key)
-        with self._lock:
-            if self._sizes is not None and source in self._sizes:
-                self._note(key, self._sizes[source])
+        size = self._listed(source)
+        if size is not None:
+            self._note(key, size)
 
     def retract(self, key: str) -> None:
         if "/" in key:
@@ -215,9 +215,15 @@ class S3Storage:
             log.warning("%s: could not abort incomplete multipart uploads (%s); they cost "
                         "storage until aborted", self.url, _reason(exc))
 
+    def _listed(self, key: str) -> int | None:
+        with self._lock:
+            return None if self._sizes is None else self._sizes.get(key)
+
     def _note(self, key: str, size: int) -> None:
-        if self._sizes is not None and key.startswith(DATA):
-            self._sizes[key] = size
+        """Keep the listing current with our own writes (several worker threads write)."""
+        with self._lock:
+            if self._sizes is not None and key.startswith(DATA):
+                self._sizes[key] = size
 
 
 class S3Upload:
