@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     _status_command(sub)
     _sandbox_command(sub)
     _demo_command(sub)
+    _catalog_command(sub)
     return parser
 
 
@@ -51,6 +52,22 @@ def _run_command(sub: _Commands[argparse.ArgumentParser]) -> None:
     p.add_argument("--verify-existing", action="store_true",
                    help="re-hash archived files instead of trusting the state; re-fetch mismatches")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or lines")
+    p.add_argument("--catalog", action="store_true",
+                   help="(re)build the browsable catalog in catalog/ after the run")
+    spread = p.add_mutually_exclusive_group()
+    spread.add_argument("--workers", type=_workers, metavar="N",
+                        help="download in N worker processes on this machine (a local Dask "
+                             "cluster; needs assetvault[cluster])")
+    spread.add_argument("--cluster", metavar="ADDRESS",
+                        help="download on a running Dask cluster: its scheduler's address "
+                             "(tcp://HOST:8786 or tls://...; needs assetvault[cluster])")
+    _state_dir(p)
+    _verbosity(p)
+
+
+def _catalog_command(sub: _Commands[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("catalog", help="(re)build the browsable HTML catalog of an archive")
+    p.add_argument("archive", metavar="ARCHIVE", help="a folder, or s3://BUCKET/PREFIX")
     _state_dir(p)
     _verbosity(p)
 
@@ -95,6 +112,16 @@ def _demo_command(sub: _Commands[argparse.ArgumentParser]) -> None:
                         "AWS_* variables set")
     p.add_argument("--no-progress", action="store_true")
     _verbosity(p)
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of processes: {text!r}") from None
+    if not 1 <= count <= 1024:
+        raise argparse.ArgumentTypeError(f"from 1 to 1024 worker processes, not {count}")
+    return count
 
 
 def _port(text: str) -> int:
@@ -179,8 +206,10 @@ def _tune_gc() -> None:
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
-    from .commands import demo, run, status, verify
+    from .commands import catalog, demo, run, status, verify
 
+    if args.command == "catalog":
+        return await catalog(args)
     if args.command == "run":
         return await run(args)
     if args.command == "verify":

@@ -48,11 +48,17 @@ async def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         _check_writable(args.report)
     options = RunOptions(jobs=tuple(args.job), dry_run=args.dry_run, report=args.report,
-                         verify_existing=args.verify_existing, state_dir=args.state_dir)
+                         verify_existing=args.verify_existing, state_dir=args.state_dir,
+                         catalog=args.catalog, workers=args.workers, cluster=args.cluster)
     progress = make_progress(enabled=not (args.no_progress or args.quiet or args.dry_run))
     result = await run_manifest(manifest, options, progress, out=_out)
     _finish_lines(result, dry_run=args.dry_run, quiet=args.quiet)
     return result.exit_code
+
+
+async def catalog(args: argparse.Namespace) -> int:
+    """``assetvault catalog``: (re)build the browsable catalog of an archive."""
+    raise errors.UsageError("assetvault catalog: not built yet")
 
 
 def _check_writable(report: Path) -> None:

@@ -19,6 +19,9 @@ class RunOptions:
     report: Path | None = None
     verify_existing: bool = False
     state_dir: Path | None = None  # the local working folder of an object-store archive
+    catalog: bool = False  # (re)build the catalog after the run
+    workers: int | None = None  # downloads in a local cluster of this many processes
+    cluster: str | None = None  # downloads on the Dask cluster of this scheduler address
 
 
 def utc_text(when: datetime) -> str:
