@@ -8,9 +8,10 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import errors
-from .archive.paths import ArchivePaths, Workspace
+from .archive.paths import STATE_DIR, ArchivePaths, Workspace
 from .archive.snapshot import restore_snapshot
 from .archive.store import Store
 from .bag.verify import verify_storage
@@ -25,6 +26,9 @@ from .run.report import summary_table
 from .storage.base import SNAPSHOT
 from .storage.location import Location, StoreUrl, parse_store_url, work_folder
 from .storage.open import check_store, open_object_store
+
+if TYPE_CHECKING:
+    from .catalog.build import BuildResult
 
 log = logging.getLogger("assetvault")
 
@@ -53,12 +57,58 @@ async def run(args: argparse.Namespace) -> int:
     progress = make_progress(enabled=not (args.no_progress or args.quiet or args.dry_run))
     result = await run_manifest(manifest, options, progress, out=_out)
     _finish_lines(result, dry_run=args.dry_run, quiet=args.quiet)
+    if args.catalog and not args.dry_run and not result.interrupted:
+        await asyncio.to_thread(_catalog_after, manifest.archive, args.state_dir, args.quiet)
     return result.exit_code
 
 
 async def catalog(args: argparse.Namespace) -> int:
     """``assetvault catalog``: (re)build the browsable catalog of an archive."""
-    raise errors.UsageError("assetvault catalog: not built yet")
+    result = await asyncio.to_thread(build_catalog_at, location_of(args.archive), args.state_dir)
+    if not args.quiet:
+        _catalog_lines(result)
+    return 0
+
+
+def build_catalog_at(location: Location, state_dir: Path | None) -> BuildResult:
+    """The catalog of the archive at ``location`` (a folder, or an object-store URL whose
+    state is this machine's working copy or the snapshot the archive carries)."""
+    from .catalog import build_catalog
+    from .storage import LocalStorage
+
+    if isinstance(location, StoreUrl):
+        with tempfile.TemporaryDirectory(prefix="assetvault-catalog-") as scratch:
+            database = _store_state(location, state_dir, Path(scratch))
+            storage = open_object_store(location, Path(scratch))
+            return build_catalog(storage, database)
+    paths = ArchivePaths(location)
+    if not (location / "bagit.txt").is_file() or not paths.database.is_file():
+        raise errors.UsageError(
+            f"{location}: not an archive (an archive has bagit.txt and {STATE_DIR}/"
+            f"{paths.database.name}); run `assetvault run MANIFEST` into it first")
+    return build_catalog(LocalStorage(location), paths.database)
+
+
+def _catalog_lines(result: BuildResult) -> None:
+    print(f"catalog: {result.records} records in {result.groups} groups, {result.pages} pages; "
+          f"previews: {result.rendered} rendered, {result.reused} kept from before, "
+          f"{result.placeholders} files without one; {result.seconds:.1f} s")
+    print(f"open: {result.index}")
+
+
+def _catalog_after(location: Location, state_dir: Path | None, quiet: bool) -> bool:
+    """``run --catalog`` and the demo: a catalog that cannot be built is a warning, never the
+    run's failure (the bag is sealed before and untouched by it)."""
+    try:
+        result = build_catalog_at(location, state_dir)
+    except Exception as exc:  # any failure here is reported, never raised
+        message = exc.message if isinstance(exc, errors.AssetvaultError) else (
+            f"{type(exc).__name__}: {exc}")
+        print(f"assetvault: warning: the catalog was not built: {message}", file=sys.stderr)
+        return False
+    if not quiet:
+        _catalog_lines(result)
+    return True
 
 
 def _check_writable(report: Path) -> None:
@@ -262,6 +312,7 @@ async def demo(args: argparse.Namespace) -> int:
         print(f"verify: {state}, {check.checked} payload files re-hashed against the bag manifest")
         look = f"ls {archive}/data" if isinstance(archive, Path) else f"assetvault verify {archive}"
         print(f"look inside: {look}; assetvault status {archive}")
+    await asyncio.to_thread(_catalog_after, archive, None, args.quiet)
     return result.exit_code if check.ok else 1
 
 

@@ -1,0 +1,79 @@
+"""Embroidery designs (DST, PES, JEF, EXP, VP3, ...) drawn as stitches in thread colours.
+
+pyembroidery reads the stitches; they are drawn here as lines with Pillow at a bounded size.
+A design's own extent can be enormous in pixels (a real DST here spans 12,717 x 9,350
+units), so it is scaled to fit :data:`MAX_SIDE` instead of being rendered at its resolution.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from .shrink import MAX_SIDE, png_of
+
+MAX_STITCHES = 2_000_000  # beyond this a design is not drawn (a hostile file)
+# For formats that carry no thread colours (DST): distinct, readable on white.
+PALETTE = ((0x1F, 0x4E, 0x9A), (0xC0, 0x26, 0x26), (0xE0, 0xA0, 0x10), (0x2E, 0x8B, 0x57),
+           (0x6A, 0x3D, 0x9A), (0x22, 0x22, 0x22), (0xD2, 0x69, 0x1E), (0x00, 0x8B, 0x8B))
+_SUPERSAMPLE = 2  # drawn at twice the size, then scaled down: smoother lines
+
+
+def _readers() -> dict[str, Any]:
+    import pyembroidery
+
+    return {f["extension"]: f["reader"] for f in pyembroidery.supported_formats()
+            if f.get("reader") is not None and f.get("category") == "embroidery"}
+
+
+EMBROIDERY = frozenset({"dst", "pes", "pec", "jef", "exp", "vp3", "xxx", "u01", "tbf", "dsb",
+                        "dsz", "sew", "shv", "10o", "100", "bro", "emd", "exy", "fxy", "gt",
+                        "inb", "jpx", "ksm", "max", "mit", "new", "pcd", "pcm", "pcq", "pcs",
+                        "phb", "phc", "sst", "stx", "tap", "zhs", "zxy"})
+
+
+def render_embroidery(fmt: str, data: bytes) -> bytes:
+    """A PNG of the design's stitches; ValueError when it has none."""
+    import pyembroidery
+
+    reader = _readers().get(fmt)
+    if reader is None:
+        raise ValueError(f"no reader for {fmt}")
+    pattern = pyembroidery.EmbPattern.read_embroidery(reader, io.BytesIO(data))
+    if pattern is None or not pattern.stitches:
+        raise ValueError("no stitches")
+    if len(pattern.stitches) > MAX_STITCHES:
+        raise ValueError("too many stitches")
+    return png_of(_draw(pattern))
+
+
+def _draw(pattern: Any) -> Image.Image:
+    min_x, min_y, max_x, max_y = pattern.bounds()
+    span = max(max_x - min_x, max_y - min_y, 1)
+    side = MAX_SIDE * _SUPERSAMPLE
+    scale = (side - 8) / span
+    width = int((max_x - min_x) * scale) + 9
+    height = int((max_y - min_y) * scale) + 9
+    im = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(im)
+    drawn = 0
+    threads: dict[int, int] = {}  # a thread's first appearance: its place in the palette
+    for block, thread in pattern.get_as_stitchblock():
+        colour = _colour(pattern, thread, threads.setdefault(id(thread), len(threads)))
+        points = [(4 + (x - min_x) * scale, 4 + (y - min_y) * scale) for x, y, *_ in block]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=_SUPERSAMPLE + 1, joint="curve")
+            drawn += 1
+    if drawn == 0:
+        raise ValueError("no stitches")
+    return im
+
+
+def _colour(pattern: Any, thread: Any, index: int) -> tuple[int, int, int]:
+    """The thread's own colour where the file has one, else the palette's, by colour change."""
+    if pattern.threadlist:
+        value = int(thread.color) & 0xFFFFFF
+        return (value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF
+    return PALETTE[index % len(PALETTE)]
