@@ -163,12 +163,25 @@ def recover(store: Store, storage: Storage, journal_path: Path, now: str) -> int
     journal = Journal(journal_path)
     count = replay(store, storage, journal, now)
     journal.clear()
+    # A cluster's workers journal what they place into a local archive, one file each.
+    for path in sorted(journal_path.parent.glob("journals/*.log")):
+        count += replay(store, storage, Journal(path), now, skip_recorded=True)
     return count
 
 
-def replay(store: Store, storage: Storage, journal: Journal, now: str) -> int:
-    """Record every journaled placement whose bytes are in place (idempotent)."""
-    placed = [p for p in journal.replay()
+def replay(store: Store, storage: Storage, journal: Journal, now: str, *,
+           skip_recorded: bool = False) -> int:
+    """Record every journaled placement whose bytes are in place (idempotent).
+
+    ``skip_recorded``: a worker's journal is never emptied during its run, so most of it is
+    already in the state; those entries need no re-hash.
+    """
+    entries = list(journal.replay())
+    if skip_recorded and entries:
+        rows = store.rows([p.key for p in entries])
+        entries = [p for p in entries if (row := rows.get(p.key)) is None
+                   or (row.path, row.sha256) != (p.path, p.sha256)]
+    placed = [p for p in entries
               if storage.size(DATA + p.path) == p.size
               and _sha256(storage, DATA + p.path) == p.sha256]
     return store.record_placed(placed, now) if placed else 0

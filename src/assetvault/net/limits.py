@@ -34,6 +34,9 @@ class Limits:
         self._guards: dict[Origin, WindowGuard] = {}
         self._threshold = breaker_threshold
         self._loop_time: Callable[[], float] = lambda: asyncio.get_running_loop().time()
+        # Told of every Retry-After this process obeys (a cluster worker passes it on to the
+        # others: the origin asked the whole cluster to wait, not one process).
+        self.on_slow_down: Callable[[Origin, float], None] | None = None
 
     def check_open(self, origin: Origin, url: str) -> None:
         """Refuse to ask an origin whose breaker tripped."""
@@ -62,6 +65,16 @@ class Limits:
             rate, burst = lowest_rate([old_rate, rate]), min(old_burst, burst)
         self._api[origin] = (rate, burst)
         self._buckets.pop(origin, None)
+
+    def rescale_files(self, rate: float, burst: float) -> None:
+        """New file-origin limits (a cluster worker's share of the cluster's): buckets keep
+        their saved tokens up to the new burst, and blocks they carry; guards start over."""
+        self._file = (rate, burst)
+        for origin, bucket in self._buckets.items():
+            if origin not in self._api:
+                bucket.rate, bucket.burst = rate, max(1.0, burst)
+                bucket.tokens = min(bucket.tokens, bucket.burst)
+                self._guards.pop(origin, None)
 
     def bucket(self, origin: Origin) -> TokenBucket:
         """The bucket of an origin, made on first use."""
@@ -104,12 +117,23 @@ class Limits:
                             "in this run", origin[1], origin[2], seconds, retry.RETRY_AFTER_CAP)
             return
         self.bucket(origin).block(self._loop_time(), seconds)
+        if self.on_slow_down is not None:
+            self.on_slow_down(origin, seconds)
+
+    def hold_off(self, origin: Origin, seconds: float) -> None:
+        """Another process was told to wait ``seconds`` for ``origin``: so does this one."""
+        self.bucket(origin).block(self._loop_time(), seconds)
 
 
 class Bandwidth:
     """A byte budget over all downloads together; ``rate`` 0 means unlimited."""
 
     def __init__(self, rate: float) -> None:
+        self._bucket: TokenBucket | None = None
+        self.rescale(rate)
+
+    def rescale(self, rate: float) -> None:
+        """A new rate (a cluster worker's share of the cluster's budget)."""
         # A quarter second of burst keeps the rate smooth without a sleep per small chunk.
         self._bucket = TokenBucket(rate=rate, burst=max(rate / 4, 64 * 1024)) if rate > 0 else None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 from .. import errors
 from ..archive.journal import Journal, Placed
@@ -30,20 +31,27 @@ log = logging.getLogger("assetvault")
 # behind it, well inside this window.
 RECENT_URLS = 20_000
 
+# Fetches one item: the run's fetcher, or the cluster that fetches it on a worker.
+Transfer = Callable[[Item, JobFetch, str | None], Awaitable[Outcome]]
+
 
 class Downloads:
     """Fetches items within the run's limits, each URL once."""
 
     def __init__(self, jobs: tuple[Job, ...], fetcher: Fetcher, placer: Placer, journal: Journal,
-                 io: Offload, redactor: Redactor) -> None:
-        self._fetcher = fetcher
+                 io: Offload, redactor: Redactor, *, transfer: Transfer | None = None,
+                 scale: int = 1) -> None:
+        """``transfer`` replaces the fetcher for items (a cluster's); ``scale`` multiplies the
+        slots per job and per host (a cluster has that many workers, each with its own)."""
+        self._transfer = transfer or fetcher.fetch
         self._shown = redactor.url
         self._placer = placer
         self._journal = journal
         self._io = io
         self._job_of = {job.name: job for job in jobs}
-        self._job_slots = {job.name: asyncio.Semaphore(job.settings.concurrency) for job in jobs}
-        self._per_host = min(job.settings.per_host for job in jobs)
+        self._job_slots = {job.name: asyncio.Semaphore(job.settings.concurrency * scale)
+                           for job in jobs}
+        self._per_host = min(job.settings.per_host for job in jobs) * scale
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._recent: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
         self.forgotten = 0  # URLs fetched in this run that only the store remembers now
@@ -77,7 +85,7 @@ class Downloads:
         slot = self._host_slots.setdefault(host, asyncio.Semaphore(self._per_host))
         try:
             async with self._job_slots[item.job], slot:
-                outcome = await self._fetcher.fetch(item, job_fetch(job), previous)
+                outcome = await self._transfer(item, job_fetch(job), previous)
         except BaseException:
             future.cancel()
             self._recent.pop(item.url, None)

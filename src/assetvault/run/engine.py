@@ -59,6 +59,8 @@ from .threads import TrackedPool
 from .writer import Writer
 
 if TYPE_CHECKING:
+    from ..cluster.connect import Cluster
+    from ..cluster.dispatch import Dispatch
     from ..storage.s3 import S3Storage
 
 T = TypeVar("T")
@@ -105,6 +107,7 @@ class Run:
         self._snapshot_lock = threading.Lock()
         self._final_snapshot = False
         self._stopping = False
+        self.cluster: Cluster | None = None  # --workers / --cluster: where downloads run
 
     # the whole run ------------------------------------------------------------------------
 
@@ -124,6 +127,7 @@ class Run:
                 lock = ArchiveLock(self.paths.lock)
                 lock.acquire()
                 await self._open_remote()
+                await self._open_cluster()
                 self.store = Store(self.paths.database)
                 self.reader = Store(self.paths.database, readonly=True)
                 self.run_id = await self._call(self.store.begin_run, utc_text(self.result.started))
@@ -140,6 +144,8 @@ class Run:
                     raise
                 self.result.fatal = errors.DISK_FULL + " (the bag could not be sealed either)"
         finally:
+            if self.cluster is not None:
+                await self._close_cluster()
             self._close(lock)
         return self.result
 
@@ -234,6 +240,15 @@ class Run:
                 with contextlib.suppress(TypeError, ValueError):
                     signal.signal(sig, previous)
 
+    def abort(self, message: str) -> None:
+        """Wind the run down like :meth:`stop`, for a reason that is not the user's: exit 1."""
+        if self._stopping:
+            return
+        self.result.fatal = message
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+
     def stop(self) -> None:
         """Wind the run down: listings and downloads stop; what finished is recorded."""
         if self._stopping:
@@ -267,11 +282,14 @@ class Run:
                               bandwidth=self._bandwidth(),
                               on_bytes=self.progress.add_bytes,
                               redactor=self.tally.redact)
+            dispatch = self._dispatch(fetcher)
+            scale = 1 if dispatch is None else dispatch.low_water
             downloads = Downloads(self.jobs, fetcher, self.placer, self.journal, self._io_call,
-                                  self.tally.redact)
+                                  self.tally.redact, transfer=dispatch, scale=scale)
+            serving = self.workers * scale
             entries: Channel[list[Entry]] = Channel(4, senders=len(self.jobs))
-            work: Channel[tuple[Item, str | None]] = Channel(self.workers * 2, senders=PLANNERS)
-            results: Channel[list[Decided]] = Channel(64, senders=PLANNERS + self.workers)
+            work: Channel[tuple[Item, str | None]] = Channel(serving * 2, senders=PLANNERS)
+            results: Channel[list[Decided]] = Channel(64, senders=PLANNERS + serving)
             lister = Lister(entries, http, tally=self.tally, reader=self.reader, store=self.store,
                             call=self._call)
             planner = self._planner(entries, work, results)
@@ -279,19 +297,67 @@ class Run:
             writer = Writer(results, store=None if self.options.dry_run else self.store,
                             run_id=self.run_id, journal=self.journal, tally=self.tally,
                             call=self._call)
-            async with asyncio.TaskGroup() as tg:
-                listers = [tg.create_task(lister.list_job(job)) for job in self.jobs]
-                planners = [tg.create_task(planner.run()) for _ in range(PLANNERS)]
-                workers = [tg.create_task(downloads.serve(work, results))
-                           for _ in range(self.workers)]
-                # A stage's channels close when its task ends, however it ends: a task
-                # cancelled before its first step never runs a finally of its own.
-                close_when_done(listers, entries)
-                close_when_done(planners, work, results)
-                close_when_done(workers, results)
-                # On a stop these are cancelled; the writer is not, so what finished is recorded.
-                self._tasks = [*listers, *planners, *workers]
-                tg.create_task(writer.run())
+            try:
+                await self._stages(lister, planner, downloads, writer, (entries, work, results),
+                                   serving)
+            finally:
+                if dispatch is not None:
+                    await dispatch.close()
+
+    async def _stages(self, lister: Lister, planner: Planner, downloads: Downloads, writer: Writer,
+                      channels: tuple[Channel[list[Entry]], Channel[tuple[Item, str | None]],
+                                      Channel[list[Decided]]], serving: int) -> None:
+        entries, work, results = channels
+        async with asyncio.TaskGroup() as tg:
+            listers = [tg.create_task(lister.list_job(job)) for job in self.jobs]
+            planners = [tg.create_task(planner.run()) for _ in range(PLANNERS)]
+            workers = [tg.create_task(downloads.serve(work, results)) for _ in range(serving)]
+            # A stage's channels close when its task ends, however it ends: a task
+            # cancelled before its first step never runs a finally of its own.
+            close_when_done(listers, entries)
+            close_when_done(planners, work, results)
+            close_when_done(workers, results)
+            # On a stop these are cancelled; the writer is not, so what finished is recorded.
+            self._tasks = [*listers, *planners, *workers]
+            tg.create_task(writer.run())
+
+    # a cluster (--workers, --cluster) -----------------------------------------------------
+
+    async def _open_cluster(self) -> None:
+        """Reach and check the cluster before anything is listed (exit 2 if it is unfit)."""
+        if self.options.workers is None and self.options.cluster is None:
+            return
+        from ..cluster.coordinator import open_for_run, worker_settings
+
+        settings = worker_settings(self.manifest, self.jobs, self.tally.redact.secrets,
+                                   self._named_hosts(), USER_AGENT)
+        self.cluster = await open_for_run(self.options, settings, self._timeout())
+        log.info("downloading on %d Dask workers (%s)", len(self.cluster.workers),
+                 self.cluster.address)
+
+    def _dispatch(self, fetcher: Fetcher) -> Dispatch | None:
+        if self.cluster is None:
+            return None
+        from ..cluster.dispatch import Dispatch
+
+        api = frozenset(origin_of(base) for job in self.jobs
+                        if (base := api_origin_url(job)) is not None)
+        dispatch = Dispatch(self.cluster, fetcher.fetch, api, timeout=self._timeout(),
+                            abort=self.abort, on_bytes=self.progress.add_bytes)
+        dispatch.start()
+        return dispatch
+
+    async def _close_cluster(self) -> None:
+        assert self.cluster is not None
+        await self.cluster.close()
+        if isinstance(self.manifest.archive, Path):
+            from ..cluster.coordinator import tidy_workers
+
+            clean = not (self.result.fatal or self.result.interrupted)
+            await self._io_call(partial(tidy_workers, self.paths.folder, clean=clean))
+
+    def _timeout(self) -> float:
+        return max(job.settings.timeout for job in self.jobs)
 
     def _planner(self, entries: Channel[list[Entry]], work: Channel[tuple[Item, str | None]],
                  results: Channel[list[Decided]]) -> Planner:

@@ -1,0 +1,1 @@
+"""Downloads spread over a Dask cluster: the run coordinates, workers fetch and place."""

@@ -1,0 +1,176 @@
+"""Reaching the cluster, and checking it before anything is listed: a scheduler that does not
+answer, no worker, workers without assetvault or with another version of it, or a local archive
+that a worker cannot see is exit 2, with a message that says which."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
+
+from .. import __version__, errors
+from ..config.options import RunOptions
+from .client import DaskClient
+from .worker import RunPlugin, WorkerSettings, refusal_of, set_share
+
+if TYPE_CHECKING:
+    import distributed
+    from distributed import LocalCluster
+
+log = logging.getLogger("assetvault")
+
+EXTRA = "pip install 'assetvault[cluster]'"
+CLOSE_WITHIN = 15.0  # seconds for each step of closing: a gone scheduler must not hang the end
+THREADS = 4  # batches at once per local worker (async tasks: each takes a thread slot)
+
+
+@dataclass
+class Cluster:
+    """The client of a cluster (and the cluster, for ``--workers``)."""
+
+    client: DaskClient
+    address: str
+    local: LocalCluster | None = None
+    plugin: str | None = None
+    workers: frozenset[str] = field(default_factory=frozenset)  # those holding a share
+    allowed_failures: int | None = None  # the scheduler's, restored at the end
+
+    async def close(self) -> None:
+        """Take the run's plugin off the workers and let go of the cluster."""
+        steps: list[Awaitable[object]] = []
+        if self.plugin is not None:
+            steps.append(self.client.unregister_plugin(self.plugin))
+        if self.allowed_failures is not None:
+            steps.append(self.client.run_on_scheduler(allow_failures(), self.allowed_failures))
+        steps.append(self.client.close())
+        if self.local is not None:
+            steps.append(_closing(self.local))
+        for step in steps:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(step, CLOSE_WITHIN)
+
+
+async def open_cluster(options: RunOptions, timeout: float) -> Cluster:
+    """A local cluster of ``--workers`` processes, or the client of ``--cluster``."""
+    try:
+        import distributed
+    except ImportError:
+        raise errors.UsageError(f"--workers and --cluster need Dask distributed: {EXTRA}") from None
+    # Dask logs a traceback for every connection it loses (a worker killed, the cluster shut
+    # down at the end): what matters reaches the user as assetvault's own lines; -v shows all.
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    if options.workers is not None:
+        return await _local(options.workers)
+    address = options.cluster or ""
+    try:
+        client = await asyncio.wait_for(
+            _connect(distributed.Client(  # type: ignore[no-untyped-call]
+                address, asynchronous=True, timeout=timeout)),
+            timeout + 5)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise errors.UsageError(f"--cluster {address}: the Dask scheduler does not answer "
+                                f"({_why(exc)}); nothing was listed") from None
+    return Cluster(DaskClient(client), address)
+
+
+async def _connect(client: distributed.Client) -> distributed.Client:
+    return await cast("Awaitable[distributed.Client]", client)
+
+
+async def _closing(cluster: LocalCluster) -> None:
+    await cast(Awaitable[None], cluster.close())
+
+
+async def _local(count: int) -> Cluster:
+    import dask
+    from distributed import Client, LocalCluster
+    from distributed.security import Security
+
+    # In-memory certificates: the run's secrets travel to the workers over TLS only.
+    security = Security.temporary()  # type: ignore[no-untyped-call]
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = await cast(Awaitable[LocalCluster], LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=count, threads_per_worker=THREADS, processes=True, host="127.0.0.1",
+            dashboard_address=None, security=security, asynchronous=True,
+            silence_logs=logging.ERROR))
+    client = await _connect(Client(cluster, asynchronous=True,  # type: ignore[no-untyped-call]
+                                   security=security))
+    return Cluster(DaskClient(client), str(cluster.scheduler_address), cluster)
+
+
+async def prepare(cluster: Cluster, settings: WorkerSettings, timeout: float) -> None:
+    """Every check of section 8, then the run's plugin on every worker; UsageError if any
+    check fails (the cluster is closed by the caller)."""
+    where = f"the Dask cluster at {cluster.address}"
+    client = cluster.client
+    try:
+        await client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise errors.UsageError(f"{where} has no worker (waited {timeout:g} s); start "
+                                "`dask worker ADDRESS` on a machine with assetvault") from None
+    versions = await client.run(importlib.metadata.version, "assetvault")
+    wrong = {w: v for w, v in versions.items() if v != __version__}
+    if wrong:
+        raise errors.UsageError(f"{where}: {_versions(wrong)}; every worker needs assetvault "
+                                f"{__version__} ({EXTRA}) to take part")
+    old = await client.run_on_scheduler(allow_failures(), 0)
+    cluster.allowed_failures = old if isinstance(old, int) else None
+    await client.register_plugin(RunPlugin(settings))
+    cluster.plugin = settings.name
+    refused = {w: r for w, r in (await client.run(refusal_of, settings.name)).items() if r}
+    if refused:
+        raise errors.UsageError(f"{where}: " + "; ".join(f"worker {w}: {r}"
+                                                         for w, r in sorted(refused.items())))
+    await share(cluster, frozenset(versions))
+
+
+async def share(cluster: Cluster, workers: frozenset[str]) -> None:
+    """Split the cluster's file rate, burst and bandwidth between ``workers``: those that had a
+    larger part are lowered first, so the sum never exceeds the whole (a new worker fetches
+    nothing until it is given its part)."""
+    assert cluster.plugin is not None
+    if not workers:
+        cluster.workers = workers
+        return
+    fraction = 1.0 / len(workers)
+    old, new = sorted(cluster.workers & workers), sorted(workers - cluster.workers)
+    for group in (old, new):
+        if group:
+            await cluster.client.run(set_share, cluster.plugin, fraction, workers=group)
+    cluster.workers = workers
+
+
+def allow_failures() -> Callable[..., int]:
+    """A function for the scheduler: a batch whose worker dies is not re-run by Dask (the
+    coordinator re-sends only what did not finish); it returns the value it replaced.
+
+    Made here, not at module level, so that it travels by value: the scheduler's host need
+    not have assetvault installed.
+    """
+    def on_scheduler(count: int, dask_scheduler: object = None) -> int:
+        old = int(getattr(dask_scheduler, "allowed_failures", 3))
+        setattr(dask_scheduler, "allowed_failures", count)  # noqa: B010
+        return old
+
+    return on_scheduler
+
+
+def _versions(wrong: dict[str, object]) -> str:
+    parts = []
+    for worker, found in sorted(wrong.items()):
+        if isinstance(found, importlib.metadata.PackageNotFoundError):
+            parts.append(f"worker {worker} lacks assetvault")
+        elif isinstance(found, BaseException):
+            parts.append(f"worker {worker} could not be asked ({_why(found)})")
+        else:
+            parts.append(f"worker {worker} runs assetvault {found}")
+    return "; ".join(parts)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,65 @@
+"""What a run needs to spread its downloads: the workers' settings made from the run's, the
+cluster reached and checked, and the worker files of a local archive tidied."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from ..archive.paths import STATE_DIR
+from ..config.jobs import Job, Manifest
+from ..config.options import RunOptions
+from ..net.ratelimit import lowest_rate
+from ..run.downloads import job_fetch
+from .connect import Cluster, open_cluster, prepare
+from .wire import PROBE
+from .worker import WorkerSettings
+
+
+def worker_settings(manifest: Manifest, jobs: tuple[Job, ...], secret_values: tuple[str, ...],
+                    named_hosts: frozenset[str], user_agent: str) -> WorkerSettings:
+    """The run's settings as every worker needs them (secrets included: in memory only)."""
+    from .. import __version__
+
+    settings = [job.settings for job in jobs]
+    token = secrets.token_hex(8)
+    probe = ""
+    if isinstance(manifest.archive, Path):
+        probe = token
+        (manifest.archive / STATE_DIR / PROBE).write_text(probe, encoding="utf-8")
+    return WorkerSettings(
+        token=token, version=__version__, archive=manifest.archive,
+        store_env={k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+        jobs={job.name: job_fetch(job) for job in jobs}, secrets=secret_values,
+        named_hosts=named_hosts,
+        file_rate=lowest_rate([s.file_rate_limit for s in settings]),
+        file_burst=min(s.file_burst for s in settings),
+        bandwidth=lowest_rate([float(s.bandwidth) for s in settings]),
+        concurrency={job.name: job.settings.concurrency for job in jobs},
+        per_host=min(s.per_host for s in settings), user_agent=user_agent, probe=probe)
+
+
+async def open_for_run(options: RunOptions, settings: WorkerSettings,
+                       timeout: float) -> Cluster:
+    """The cluster, checked and holding the run's plugin; UsageError (exit 2) otherwise."""
+    cluster = await open_cluster(options, timeout)
+    try:
+        await prepare(cluster, settings, timeout)
+    except BaseException:
+        await cluster.close()
+        raise
+    return cluster
+
+
+def tidy_workers(state: Path, *, clean: bool) -> None:
+    """Partial-file folders of workers of an earlier run (they died with it: this run holds
+    the lock), and, after a clean run, the journals of this run's workers."""
+    for folder in (state / "partial").glob("w-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+    if clean:
+        for journal in (state / "journals").glob("*.log"):
+            journal.unlink(missing_ok=True)
+    (state / PROBE).unlink(missing_ok=True)
+

@@ -1,0 +1,236 @@
+"""The coordinator's side of a cluster run: items go out in batches, outcomes come back.
+
+Dask re-runs nothing by itself here (the scheduler allows no failures): when a worker dies,
+its batches end with ``KilledWorker``, and only the items whose outcome never arrived are sent
+again, each in a batch of its own, so an item that kills workers is found out alone and fails
+after ``KILLS`` deaths instead of taking its batch-mates with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from distributed import Future, KilledWorker
+
+from ..models import Item, Outcome, Status
+from ..net.origin import Origin, origin_of
+from ..run.downloads import Transfer
+from ..transfer.fetch import JobFetch
+from .connect import Cluster, share
+from .wire import decode_outcome
+from .worker import fetch_batch, hold_off
+
+log = logging.getLogger("assetvault")
+
+BATCH = 16  # items per task: a task round trip is 15-30 ms, a small file a few
+KILLS = 3  # deaths of a worker with an item in flight before the item fails
+WATCH_EVERY = 1.0  # seconds between looks at the scheduler (a timer, nothing waits on it)
+PING_WITHIN = 5.0
+SCHEDULER_GRACE = 10.0  # seconds a scheduler may go unanswered before the run stops
+
+
+@dataclass(eq=False, slots=True)
+class _Waiting:
+    """An item handed to the cluster, and the one who waits for its outcome."""
+
+    item: Item
+    previous: str | None
+    future: asyncio.Future[Outcome]
+    failures: int = 0
+    alone: bool = False  # a worker died with it: it travels in a batch of its own
+
+
+class Dispatch:
+    """Batches items to the cluster's workers and hands each outcome to whoever waits."""
+
+    def __init__(self, cluster: Cluster, local: Transfer, api_origins: frozenset[Origin],
+                 *, timeout: float, abort: Callable[[str], None],
+                 on_bytes: Callable[[int], None]) -> None:
+        assert cluster.plugin is not None
+        self._cluster = cluster
+        self._name = cluster.plugin
+        self._local = local  # items on an API origin: fetched here, in the API's one bucket
+        self._api = api_origins
+        self._timeout = timeout
+        self._abort = abort
+        self._on_bytes = on_bytes  # the progress bar: bytes of each outcome as it arrives
+        self._queue: deque[_Waiting] = deque()
+        self._sent: dict[tuple[str, str], _Waiting] = {}
+        self._wake = asyncio.Event()
+        self._batches: dict[asyncio.Task[None], Future[object]] = {}
+        self._keys = itertools.count()
+        self._background: list[asyncio.Task[None]] = []
+        self.low_water = 2 * max(1, len(cluster.workers))
+
+    # the engine's side --------------------------------------------------------------------
+
+    async def __call__(self, item: Item, job: JobFetch, previous: str | None) -> Outcome:
+        if origin_of(item.url) in self._api:
+            return await self._local(item, job, previous)
+        waiting = _Waiting(item, previous, asyncio.get_running_loop().create_future())
+        self._queue.append(waiting)
+        self._wake.set()
+        return await waiting.future
+
+    def start(self) -> None:
+        self._cluster.client.subscribe(f"assetvault-{self._token}", self._on_event)
+        self._background = [asyncio.create_task(self._send()), asyncio.create_task(self._watch())]
+
+    async def close(self) -> None:
+        for task in [*self._background, *self._batches]:
+            task.cancel()
+        futures = list(self._batches.values())
+        if futures:
+            await asyncio.gather(self._cluster.client.cancel(futures), return_exceptions=True)
+        await asyncio.gather(*self._background, *self._batches, return_exceptions=True)
+        self._cluster.client.unsubscribe(f"assetvault-{self._token}")
+
+    @property
+    def _token(self) -> str:
+        return self._name.removeprefix("assetvault-")
+
+    # sending ------------------------------------------------------------------------------
+
+    async def _send(self) -> None:
+        """Full batches as soon as they fill; smaller ones only while workers would idle."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue and (len(self._queue) >= BATCH
+                                   or len(self._batches) < self.low_water):
+                self._submit(self._take())
+
+    def _take(self) -> list[_Waiting]:
+        batch: list[_Waiting] = []
+        while self._queue and len(batch) < BATCH:
+            waiting = self._queue.popleft()
+            if waiting.future.done():
+                continue  # its waiter was cancelled (the run is stopping)
+            if waiting.alone and batch:
+                self._queue.appendleft(waiting)
+                break
+            batch.append(waiting)
+            if waiting.alone:
+                break
+        return batch
+
+    def _submit(self, batch: list[_Waiting]) -> None:
+        if not batch:
+            return
+        for waiting in batch:
+            self._sent[_id(waiting.item)] = waiting
+        future = self._cluster.client.submit(
+            fetch_batch, self._name, [(w.item, w.previous) for w in batch],
+            key=f"{self._name}-batch-{next(self._keys)}")
+        task = asyncio.create_task(self._await(future, batch))
+        self._batches[task] = future
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._batches.pop(task, None)
+        self._wake.set()
+
+    # receiving ----------------------------------------------------------------------------
+
+    async def _await(self, future: Future[object], batch: list[_Waiting]) -> None:
+        try:
+            result = await future
+        except KilledWorker:
+            self._lost(batch, "the worker fetching it died (KilledWorker)", killed=True)
+            return
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise
+            self._lost(batch, "its batch was cancelled on the cluster", killed=False)
+            return
+        except Exception as exc:
+            self._lost(batch, f"its batch failed on the cluster ({type(exc).__name__})",
+                       killed=False)
+            return
+        finally:
+            future.release()  # type: ignore[no-untyped-call]
+        if isinstance(result, str):
+            log.warning("a Dask worker refused a batch: %s", result)
+            self._lost(batch, f"a worker refused it: {result}", killed=False)
+            return
+        for wire in result if isinstance(result, list) else ():
+            self._deliver(wire)
+        self._lost(batch, "the worker sent no outcome for it", killed=False)
+
+    def _on_event(self, event: tuple[float, object]) -> None:
+        _, msg = event
+        if not isinstance(msg, list) or not msg:
+            return
+        if msg[0] == "done" and len(msg) == 2:
+            self._deliver(msg[1])
+        elif msg[0] == "slow" and len(msg) == 3:
+            # One worker was told to wait: the origin meant the whole cluster.
+            self._background.append(asyncio.create_task(self._hold_off(msg[1], msg[2])))
+
+    async def _hold_off(self, origin: object, seconds: object) -> None:
+        await self._cluster.client.run(hold_off, self._name, origin, seconds)
+
+    def _deliver(self, wire: object) -> None:
+        try:
+            outcome = decode_outcome(wire)
+        except ValueError:
+            log.debug("a worker sent something that is not an outcome")
+            return
+        waiting = self._sent.pop((outcome.job, outcome.key), None)
+        if waiting is not None and not waiting.future.done():
+            self._on_bytes(outcome.fetched_bytes)
+            waiting.future.set_result(outcome)
+
+    def _lost(self, batch: list[_Waiting], why: str, *, killed: bool) -> None:
+        """Items of a batch whose outcome never came: sent again, or failed after KILLS."""
+        for waiting in batch:
+            if waiting.future.done() or self._sent.get(_id(waiting.item)) is not waiting:
+                continue
+            del self._sent[_id(waiting.item)]
+            waiting.failures += 1
+            if waiting.failures >= KILLS:
+                item = waiting.item
+                waiting.future.set_result(Outcome(
+                    item.key, item.job, Status.FAILED, "", item.path,
+                    error=f"not fetched: {why}, {waiting.failures} times"))
+                continue
+            waiting.alone = waiting.alone or killed
+            self._queue.appendleft(waiting)
+        self._wake.set()
+
+    # watching -----------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """The scheduler answers, some worker is there, and each worker has its share."""
+        loop = asyncio.get_running_loop()
+        answered = alone = loop.time()
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            now = loop.time()
+            try:
+                workers = await asyncio.wait_for(self._cluster.client.workers(), PING_WITHIN)
+            except Exception:
+                if now - answered > SCHEDULER_GRACE:
+                    self._abort(f"the Dask scheduler at {self._cluster.address} stopped "
+                                "answering; the state is kept: run again to resume")
+                    return
+                continue
+            answered = now
+            if workers:
+                alone = now
+            elif now - alone > self._timeout:
+                self._abort(f"no Dask worker for {self._timeout:g} s (timeout); the state is "
+                            "kept: run again to resume")
+                return
+            if workers != self._cluster.workers:
+                await share(self._cluster, workers)
+                self.low_water = 2 * max(1, len(workers))
+
+
+def _id(item: Item) -> tuple[str, str]:
+    return item.job, item.key
