@@ -4,11 +4,13 @@ reason, nothing escapes its escaping, nothing absolute, the bag untouched, re-bu
 from __future__ import annotations
 
 import re
-from pathlib import Path
+import sqlite3
+from pathlib import Path, PurePosixPath
 
 import bagit
 import pytest
 
+from assetvault.bag.write import PayloadFile, write_bag
 from assetvault.catalog import build as build_module
 from assetvault.catalog import build_catalog
 from assetvault.storage import LocalStorage
@@ -83,6 +85,21 @@ def test_the_bag_stays_valid_and_catalog_is_in_no_manifest(
     bagit.Bag(str(root)).validate()
     for name in ("manifest-sha256.txt", "tagmanifest-sha256.txt"):
         assert "catalog/" not in (root / name).read_text()
+    # the next run's seal rewrites the tag files and leaves catalog/ alone
+    before = sorted(p.relative_to(root) for p in (root / "catalog").rglob("*"))
+    write_bag(LocalStorage(root), iter(_payload(root)), agent="the next run")
+    assert sorted(p.relative_to(root) for p in (root / "catalog").rglob("*")) == before
+    bagit.Bag(str(root)).validate()
+    assert "catalog/" not in (root / "tagmanifest-sha256.txt").read_text()
+
+
+def _payload(root: Path) -> list[PayloadFile]:
+    db = sqlite3.connect(root / STATE)
+    try:
+        return [PayloadFile(PurePosixPath(p), s, n) for p, s, n in db.execute(
+            "SELECT path, sha256, size FROM items WHERE status = 'complete' ORDER BY path")]
+    finally:
+        db.close()
 
 
 def test_a_rebuild_renders_nothing_new_and_a_new_file_alone(tmp_path: Path) -> None:

@@ -142,7 +142,7 @@ class _Site:
         html = group_page(group.title, group.buffer, self._previews, (prev, next_, f"page {n}"))
         self._storage.put_bytes(CATALOG + name, html)
         for record in group.buffer:
-            self.search.add(record, name)
+            self.search.add(record, name, group.title)
         group.buffer = []
         self.pages += 1
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 # Worst first: a record shows the worst state among its files.
 STATES = ("failed", "pending", "gone", "complete")
@@ -34,13 +33,14 @@ class FileEntry:
 
     @property
     def name(self) -> str:
-        return PurePosixPath(self.path or self.key).name
+        return (self.path or self.key).rpartition("/")[2]
 
     @property
     def format(self) -> str:
-        """The lower-case extension without its dot, or 'file' when there is none."""
-        suffix = PurePosixPath(self.path or self.key).suffix.lower().lstrip(".")
-        return suffix or "file"
+        """The lower-case extension without its dot (as PurePosixPath.suffix finds it, with
+        string operations: this runs for every file), or 'file' when there is none."""
+        stem, dot, suffix = self.name.rpartition(".")
+        return suffix.lower() if dot and stem.strip(".") and suffix else "file"
 
     @property
     def archived(self) -> bool:

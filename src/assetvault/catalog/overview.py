@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .markup import badge, esc, frame, href, size_text
 from .model import STATES, GroupSummary
@@ -19,23 +19,23 @@ FAILURES_SHOWN = 50
 CHART_RUNS = 60
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JobFigures:
     job: str
-    counts: dict[str, int]
-    bytes: int
+    counts: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0  # archived: complete and gone files
 
 
 def job_figures(db: sqlite3.Connection) -> list[JobFigures]:
-    """Files per job and state, and the bytes archived (complete and gone files)."""
+    """Files per job and state, and the bytes archived."""
     found: dict[str, JobFigures] = {}
     for job, status, count, size in db.execute(
             "SELECT job, status, COUNT(*), COALESCE(SUM(size), 0) FROM items "
             "WHERE kind = 'file' GROUP BY job, status ORDER BY job"):
-        figures = found.setdefault(str(job), JobFigures(str(job), {}, 0))
+        figures = found.setdefault(str(job), JobFigures(str(job)))
         figures.counts[str(status)] = int(count)
         if status in ("complete", "gone"):
-            found[str(job)] = JobFigures(figures.job, figures.counts, figures.bytes + int(size))
+            figures.bytes += int(size)
     return list(found.values())
 
 
@@ -81,7 +81,7 @@ def overview(db: sqlite3.Connection, groups: list[GroupSummary], more: str | Non
     figures = job_figures(db)
     body = [_cards(figures), _search_form(), "<h2>Jobs</h2>", _jobs_table(figures),
             "<h2>Archive growth per run</h2>", chart(growth(db)),
-            "<h2>Organizations and owners</h2>", _groups_table(groups, "")]
+            "<h2>Organizations and owners</h2>", groups_table(groups, "")]
     if more:
         body.append(f'<p><a href="{href(more)}">all organizations and owners &rarr;</a></p>')
     body += ["<h2>Last runs</h2>", _runs(db), _failures(db),
@@ -119,10 +119,7 @@ def _jobs_table(figures: list[JobFigures]) -> str:
 
 
 def groups_table(groups: list[GroupSummary], up: str) -> str:
-    return _groups_table(groups, up)
-
-
-def _groups_table(groups: list[GroupSummary], up: str) -> str:
+    """Groups with their record counts per state; ``up`` leads to ``catalog/``."""
     rows = "".join(
         f'<tr><td><a href="{href(up + g.first_page)}">{esc(g.title)}</a></td>'
         f'<td class="n">{g.records}</td><td>'

@@ -15,7 +15,7 @@ import warnings
 from PIL import Image
 
 from .embroidery import EMBROIDERY, render_embroidery
-from .shrink import MAX_SIDE, png_of
+from .shrink import MAX_SIDE, PreviewError, png_of
 
 MAX_PIXELS = 64_000_000  # a 8,000 x 8,000 image; beyond, Pillow's guard refuses it
 SECONDS = 30  # a renderer still busy after this is killed (a hostile file)
@@ -23,10 +23,6 @@ IMAGES = frozenset({"png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff", "
 PDF = frozenset({"pdf"})
 
 __all__ = ["MAX_SIDE", "PreviewError", "kind_of", "render", "render_task"]
-
-
-class PreviewError(Exception):
-    """A file that has no preview; the message is the reason shown beside its placeholder."""
 
 
 def kind_of(fmt: str) -> str | None:

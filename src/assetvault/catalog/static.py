@@ -75,21 +75,24 @@ JS = r"""
     s.onerror = loadNext;
     document.head.appendChild(s);
   }
-  function matches(r, f) {
+  function matches(r, f, page) {
     if (f.state && r[4] !== f.state) return false;
     if (f.format && (" " + r[3] + " ").indexOf(" " + f.format + " ") < 0) return false;
     if (!f.q) return true;
-    if (r[7] === undefined) r[7] = [r[0], r[1], r[2], r[3]].join("\u0001").toLowerCase();
+    if (r[7] === undefined) {
+      r[7] = [r[0], r[1], r[2], r[3], page[1]].join("\u0001").toLowerCase();
+    }
     return r[7].indexOf(f.q) >= 0;
   }
   function item(r, page) {
     var li = document.createElement("li"), a = document.createElement("a");
-    a.href = page + "#" + r[6];
+    a.href = page[0] + "#" + r[6];
     a.textContent = r[0] || r[2];
     li.appendChild(a);
     var m = document.createElement("span");
     m.className = "meta";
-    m.textContent = " " + [r[1], "id " + r[2], r[3], r[4]].filter(Boolean).join(" \u00b7 ");
+    m.textContent = " " + [r[1], "id " + r[2], r[3], r[4], page[1]].filter(Boolean)
+      .join(" \u00b7 ");
     li.appendChild(m);
     return li;
   }
@@ -98,7 +101,7 @@ JS = r"""
     if (!query || !s) return;
     var list = el("results");
     for (var i = 0; i < s.rows.length; i++) {
-      if (!matches(s.rows[i], query)) continue;
+      if (!matches(s.rows[i], query, s.pages[s.rows[i][5]])) continue;
       total++;
       if (shown < MAX) { list.appendChild(item(s.rows[i], s.pages[s.rows[i][5]])); shown++; }
     }

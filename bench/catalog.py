@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""The catalog of a large archive: build time, peak memory, re-build, and the browser.
+
+Makes a synthetic archive state directly (no run): ``--records`` Spectrum records in
+organizations of 50, each with an ``asset.json``, a distinct small PNG original, a DST (one of
+``--designs`` distinct designs) and a PDF (one per organization): 4 state rows a record, so
+25,000 records are 100,000 items. Then, in this process:
+
+1. a cold build (every distinct file rendered, in worker processes);
+2. a re-build (nothing to render);
+3. headless Chromium opens ``catalog/index.html`` (wall time of ``--dump-dom`` against the
+   same for an empty page: the difference is the page's own cost), and a search by reference
+   across the whole index (``index.html#q=...``, scripts run to rest).
+
+Peak RSS is this process's (the build's own) and its children's (the renderers') maximum.
+
+    python bench/catalog.py [--records 25000] [--designs 1000] [--dir /tmp/catalog-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from hashlib import sha256
+from pathlib import Path
+
+from assetvault.archive.store import Store
+from assetvault.catalog import build_catalog
+from assetvault.storage import LocalStorage
+
+PER_ORG = 50
+
+
+def tiny_png(n: int) -> bytes:
+    """A distinct 8 x 8 PNG for each ``n`` (written by hand: 100,000 of them in seconds)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    pixel = bytes(((n * 37) % 256, (n * 101) % 256, (n >> 8) % 256))
+    raw = b"".join(b"\x00" + pixel * 8 for _ in range(8))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def design(n: int) -> bytes:
+    import pyembroidery
+
+    pattern = pyembroidery.EmbPattern()
+    for i in range(200):
+        a = 2 * math.pi * i / 40
+        r = 300 + (n % 97) + 40 * (i % 2)
+        pattern.add_stitch_absolute(pyembroidery.STITCH, r * math.cos(a), r * math.sin(a))
+        if i == 100:
+            pattern.add_command(pyembroidery.COLOR_CHANGE)
+    pattern.add_command(pyembroidery.END)
+    out = io.BytesIO()
+    pyembroidery.write_dst(pattern, out)
+    return out.getvalue()
+
+
+def a_pdf() -> bytes:
+    import pypdfium2
+
+    doc = pypdfium2.PdfDocument.new()
+    doc.new_page(300, 200)
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
+
+
+def make(root: Path, records: int, designs: int) -> int:
+    """The archive's files and state rows; returns the number of items."""
+    (root / ".assetvault").mkdir(parents=True, exist_ok=True)
+    store = Store(root / ".assetvault" / "state.sqlite")
+    dsts = [design(n) for n in range(designs)]
+    pdf = a_pdf()
+    rows: list[tuple[object, ...]] = []
+    for r in range(records):
+        org, content = 7_000_000 + r // PER_ORG, 100_000 + r
+        folder = f"spectrum/bench/{org}/{content}"
+        ref = f"CCG{content:011d}"
+        doc = json.dumps({"id": content, "userFacingFileName": f"logo {r}",
+                          "spectrumAssetReference": ref, "organizationIdentifier": str(org),
+                          "productionJobs": [{"id": r, "reference": ref}]}).encode()
+        for name, body in ((f"{folder}/asset.json", doc), (f"{folder}/original.png", tiny_png(r)),
+                           (f"{folder}/jobs/{r}-{ref}/{ref}R1.DST", dsts[r % designs]),
+                           (f"{folder}/jobs/{r}-{ref}/{ref}R1.PDF", pdf)):
+            target = root / "data" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+            kind = "doc" if name.endswith(".json") else "file"
+            rows.append((name, "bench", kind, name, len(body), sha256(body).hexdigest(),
+                         "complete", "downloaded", None))
+    db = store._db
+    with db:
+        db.executemany("INSERT INTO items (key, job, kind, path, size, sha256, status, outcome, "
+                       "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.execute("INSERT INTO runs (started, finished, exit_code, report) VALUES "
+                   "('2026-12-01 00:00:00', '2026-12-01 01:00:00', 0, '{}')")
+    store.close()
+    return len(rows)
+
+
+def chromium_seconds(url: str) -> float:
+    binary = shutil.which("chromium")
+    if binary is None:
+        return math.nan
+    with tempfile.TemporaryDirectory() as profile:
+        started = time.monotonic()
+        subprocess.run([binary, "--headless", "--disable-gpu", "--no-sandbox",
+                        f"--user-data-dir={profile}", "--virtual-time-budget=60000",
+                        "--dump-dom", url], capture_output=True, timeout=300, check=True)
+        return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=25_000)
+    parser.add_argument("--designs", type=int, default=1000)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/catalog-bench"))
+    args = parser.parse_args()
+    root = args.dir / "archive"
+    shutil.rmtree(args.dir, ignore_errors=True)
+    root.mkdir(parents=True)
+    started = time.monotonic()
+    items = make(root, args.records, args.designs)
+    print(f"archive: {items:,} items, {args.records:,} records, made in "
+          f"{time.monotonic() - started:.1f} s", flush=True)
+    storage, database = LocalStorage(root), root / ".assetvault" / "state.sqlite"
+    for label in ("cold build", "re-build"):
+        result = build_catalog(storage, database)
+        print(f"{label}: {result.seconds:.1f} s, {result.rendered:,} rendered, "
+              f"{result.reused:,} kept, {result.pages:,} pages", flush=True)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS: build {own:.0f} MiB, a renderer {workers:.0f} MiB")
+    empty = args.dir / "empty.html"
+    empty.write_text("<!DOCTYPE html><title>x</title>")
+    base = min(chromium_seconds(empty.as_uri()) for _ in range(3))
+    index = root / "catalog" / "index.html"
+    first = min(chromium_seconds(index.as_uri()) for _ in range(3))
+    ref = f"CCG{100_000 + args.records - 1:011d}"
+    search = chromium_seconds(index.as_uri() + f"#q={ref}")
+    print(f"chromium: empty page {base:.2f} s, index.html {first:.2f} s (+{first - base:.2f} s); "
+          f"search of {ref} over all shards {search:.2f} s (+{search - base:.2f} s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
