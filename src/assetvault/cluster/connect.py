@@ -38,20 +38,22 @@ class Cluster:
     plugin: str | None = None
     workers: frozenset[str] = field(default_factory=frozenset)  # those holding a share
     allowed_failures: int | None = None  # the scheduler's, restored at the end
+    gone: bool = False  # the scheduler stopped answering: nothing to tidy there
 
     async def close(self) -> None:
         """Take the run's plugin off the workers and let go of the cluster."""
         steps: list[Awaitable[object]] = []
-        if self.plugin is not None:
+        if self.plugin is not None and not self.gone:
             steps.append(self.client.unregister_plugin(self.plugin))
-        if self.allowed_failures is not None:
+        if self.allowed_failures is not None and not self.gone:
             steps.append(self.client.run_on_scheduler(allow_failures(), self.allowed_failures))
         steps.append(self.client.close())
         if self.local is not None:
             steps.append(_closing(self.local))
+        within = 2.0 if self.gone else CLOSE_WITHIN
         for step in steps:
             with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await asyncio.wait_for(step, CLOSE_WITHIN)
+                await asyncio.wait_for(step, within)
 
 
 async def open_cluster(options: RunOptions, timeout: float) -> Cluster:
@@ -63,7 +65,7 @@ async def open_cluster(options: RunOptions, timeout: float) -> Cluster:
     # Dask logs a traceback for every connection it loses (a worker killed, the cluster shut
     # down at the end): what matters reaches the user as assetvault's own lines; -v shows all.
     if not log.isEnabledFor(logging.DEBUG):
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        _quiet("distributed")
     if options.workers is not None:
         return await _local(options.workers)
     address = options.cluster or ""
@@ -170,6 +172,13 @@ def _versions(wrong: dict[str, object]) -> str:
         else:
             parts.append(f"worker {worker} runs assetvault {found}")
     return "; ".join(parts)
+
+
+def _quiet(package: str) -> None:
+    """Dask gives some of its loggers levels of their own: each is quietened, not only the top."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith(package + ".")]
+    for name in [package, *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _why(exc: BaseException) -> str:

@@ -164,9 +164,11 @@ class Dispatch:
 
     def _on_event(self, event: tuple[float, object]) -> None:
         _, msg = event
-        if not isinstance(msg, list) or not msg:
+        # msgpack may give a list back as a tuple.
+        if not isinstance(msg, list | tuple) or not msg:
             return
         if msg[0] == "done" and len(msg) == 2:
+            log.debug("cluster: an outcome arrived as an event")
             self._deliver(msg[1])
         elif msg[0] == "slow" and len(msg) == 3:
             # One worker was told to wait: the origin meant the whole cluster.
@@ -191,6 +193,7 @@ class Dispatch:
         for waiting in batch:
             if waiting.future.done() or self._sent.get(_id(waiting.item)) is not waiting:
                 continue
+            log.debug("cluster: %s is sent again: %s", waiting.item.key, why)
             del self._sent[_id(waiting.item)]
             waiting.failures += 1
             if waiting.failures >= KILLS:
@@ -216,6 +219,7 @@ class Dispatch:
                 workers = await asyncio.wait_for(self._cluster.client.workers(), PING_WITHIN)
             except Exception:
                 if now - answered > SCHEDULER_GRACE:
+                    self._cluster.gone = True
                     self._abort(f"the Dask scheduler at {self._cluster.address} stopped "
                                 "answering; the state is kept: run again to resume")
                     return

@@ -15,7 +15,7 @@ def encode_outcome(o: Outcome) -> list[object]:
 
 def decode_outcome(wire: object) -> Outcome:
     """An outcome from a worker; ValueError if the list is not one."""
-    if not isinstance(wire, list) or len(wire) != 12:
+    if not isinstance(wire, list | tuple) or len(wire) != 12:
         raise ValueError("not an outcome")
     key, job, status, url, path, size, sha, error, version, etag, modified, fetched = wire
     if not (isinstance(key, str) and isinstance(job, str) and isinstance(status, str)

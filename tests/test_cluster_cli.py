@@ -1,0 +1,187 @@
+"""Many processes, many machines (SPEC 8), end to end: the real CLI, a real ``dask scheduler``
+and ``dask worker`` processes on loopback, the sandbox, SeaweedFS."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import bagit
+import pytest
+
+from assetvault.sandbox import DatasetConfig, SandboxThread
+
+from .conftest import Cli, run_cli
+from .daskprocs import DaskProcesses
+from .seaweed import SeaweedS3
+from .test_s3_cli import bucket, download, file_requests, manifest, storage_of
+
+WAIT = 120.0
+LISTINGS = ("/api/", "/products", "/beers", "/restaurants", "/menu_items")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskProcesses]:
+    with DaskProcesses(tmp_path_factory.mktemp("dask"), workers=2) as procs:
+        yield procs
+
+
+def listing_requests(box: SandboxThread) -> dict[str, int]:
+    return {p: n for p, n in box.counts.items() if p.startswith(LISTINGS)}
+
+
+def payload_matches_upstream(root: Path, box: SandboxThread) -> int:
+    """Every payload file is byte-identical to a file the sandbox serves; how many there are."""
+    served = {hashlib.sha256(box.dataset.file_bytes(p)).hexdigest()
+              for p in file_requests(box)}
+    count = 0
+    for path in (root / "data").rglob("*"):
+        if path.is_file() and path.suffix != ".json":
+            assert hashlib.sha256(path.read_bytes()).hexdigest() in served, path
+            count += 1
+    return count
+
+
+def test_workers_on_this_machine_archive_one_bag(tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=1, assets_per_org=6, products=2, beers=0)
+    with SandboxThread(config) as box:
+        jobs = manifest(tmp_path, box, str(tmp_path / "archive"))
+        first = run_cli("run", jobs, "--workers", "2", "--no-progress", timeout=WAIT)
+        assert first.code == 0, first.err
+        assert "Traceback" not in first.err
+        fetched = file_requests(box)
+        assert fetched and all(n == 1 for n in fetched.values()), fetched
+        assert payload_matches_upstream(tmp_path / "archive", box) == len(fetched)
+        again = run_cli("run", jobs, "--workers", "2", "--no-progress", timeout=WAIT)
+        assert again.code == 0, again.err
+        assert file_requests(box) == fetched, "a re-run fetched a complete file again"
+    bagit.Bag(str(tmp_path / "archive")).validate()
+    assert not list((tmp_path / "archive" / ".assetvault" / "journals").glob("*.log"))
+
+
+def test_a_cluster_lists_once_and_writes_one_bag_into_s3(seaweed: SeaweedS3, cluster: DaskProcesses,
+                                                          tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=2, assets_per_org=5, products=2, beers=1)
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "spread").mkdir()
+    with SandboxThread(config) as box:
+        alone = manifest(tmp_path / "alone", box, f"s3://{bucket(seaweed)}/one")
+        in_process = _cli(seaweed, "run", alone, "-q", "--state-dir", tmp_path / "s1")
+        assert in_process.code == 0, in_process.err
+        listed_alone = listing_requests(box)
+        box.reset_counts()
+        url = f"s3://{bucket(seaweed)}/many"
+        spread = manifest(tmp_path / "spread", box, url)
+        run = _cli(seaweed, "run", spread, "-q", "--cluster", cluster.address,
+                   "--state-dir", tmp_path / "s2")
+        assert run.code == 0, run.err
+        assert listing_requests(box) == listed_alone, "the cluster run listed more than one run"
+        assert all(n == 1 for n in file_requests(box).values())
+    store = storage_of(seaweed, url, tmp_path)
+    copy = download(store, tmp_path / "copy")
+    bagit.Bag(str(copy)).validate()
+    assert _cli(seaweed, "verify", url).code == 0
+    for secret in ("sandbox-spectrum-token", "sandbox-onpremise-key", seaweed.env()[
+            "AWS_SECRET_ACCESS_KEY"]):
+        assert secret not in cluster.logs()
+
+
+def test_a_worker_killed_mid_run_costs_only_what_it_had_in_flight(tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=1, assets_per_org=16, products=0, beers=0,
+                           file_size_min=120_000, file_size_max=120_000)
+    archive = tmp_path / "archive"
+    with (SandboxThread(config, faults="files:slow:rate=400000") as box,
+          DaskProcesses(tmp_path / "dask", workers=2) as procs):
+        jobs = manifest(tmp_path, box, str(archive), concurrency=2, per_host=4)
+        proc = _start(jobs, "--cluster", procs.address)
+        try:
+            _wait_until(proc, "four files archived", lambda: _payload_count(archive) >= 4)
+            victim = procs.workers[0]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=WAIT)
+            _, err = proc.communicate(timeout=WAIT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err.decode()
+        fetched = file_requests(box)
+        files = payload_matches_upstream(archive, box)
+        assert files == len(fetched) > 16
+        # Only what the dead worker had in flight (its job allows 2 at once) went again.
+        assert sum(fetched.values()) - files <= 2, fetched
+    bagit.Bag(str(archive)).validate()
+
+
+def test_a_scheduler_that_goes_away_ends_the_run_and_a_rerun_resumes(tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=1, assets_per_org=12, products=0, beers=0,
+                           file_size_min=120_000, file_size_max=120_000)
+    archive = tmp_path / "archive"
+    with SandboxThread(config, faults="files:slow:rate=300000") as box:
+        jobs = manifest(tmp_path, box, str(archive), concurrency=2)
+        with DaskProcesses(tmp_path / "dask", workers=1) as procs:
+            proc = _start(jobs, "--cluster", procs.address)
+            try:
+                _wait_until(proc, "two files archived", lambda: _payload_count(archive) >= 2)
+                procs.kill_scheduler()
+                _, err = proc.communicate(timeout=WAIT)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        assert proc.returncode == 1, err.decode()
+        assert b"scheduler" in err and b"Traceback" not in err, err.decode()
+        done, before = _payload_count(archive), sum(file_requests(box).values())
+        again = run_cli("run", jobs, "-q", timeout=WAIT)
+        assert again.code == 0, again.err
+        total = payload_matches_upstream(archive, box)
+        # What the worker placed (journaled, replayed by the re-run) is not fetched again.
+        assert sum(file_requests(box).values()) - before == total - done
+    bagit.Bag(str(archive)).validate()
+
+
+def test_an_unfit_cluster_is_exit_2_before_anything_is_listed(tmp_path: Path) -> None:
+    fake = tmp_path / "fake" / "assetvault-9.9.9.dist-info"
+    fake.mkdir(parents=True)
+    (fake / "METADATA").write_text("Metadata-Version: 2.1\nName: assetvault\nVersion: 9.9.9\n")
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=2, products=0,
+                                     beers=0)) as box:
+        jobs = manifest(tmp_path, box, str(tmp_path / "archive"), timeout=3)
+        nobody = run_cli("run", jobs, "--cluster", "tcp://127.0.0.1:9", timeout=WAIT)
+        assert nobody.code == 2 and "does not answer" in nobody.err, nobody.err
+        with DaskProcesses(tmp_path / "empty", workers=0) as empty:
+            idle = run_cli("run", jobs, "--cluster", empty.address, timeout=WAIT)
+            assert idle.code == 2 and "has no worker" in idle.err, idle.err
+            empty.add_worker(env={"PYTHONPATH": str(fake.parent)})
+            empty.wait_for_workers(1)
+            other = run_cli("run", jobs, "--cluster", empty.address, timeout=WAIT)
+            assert other.code == 2 and "runs assetvault 9.9.9" in other.err, other.err
+        assert box.counts.total() == 0, "something was listed"
+
+
+def _cli(seaweed: SeaweedS3, *args: str | Path) -> Cli:
+    return run_cli(*args, env=seaweed.env(), timeout=WAIT)
+
+
+def _start(jobs: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q", *args],
+                            env=dict(os.environ), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _payload_count(archive: Path) -> int:
+    data = archive / "data"
+    return sum(1 for p in data.rglob("*") if p.is_file() and p.suffix != ".json") \
+        if data.is_dir() else 0
+
+
+def _wait_until(proc: subprocess.Popen[bytes], what: str, condition: object) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():  # type: ignore[operator]
+        assert proc.poll() is None, f"the run ended before {what}: {proc.stderr}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
