@@ -11,19 +11,19 @@ from pathlib import Path
 from ..archive.paths import STATE_DIR
 from ..config.jobs import Job, Manifest
 from ..config.options import RunOptions
-from ..net.ratelimit import lowest_rate
 from ..run.downloads import job_fetch
+from ..run.whole import named_hosts, run_limits
 from .connect import Cluster, open_cluster, prepare
 from .wire import PROBE
 from .worker import WorkerSettings
 
 
 def worker_settings(manifest: Manifest, jobs: tuple[Job, ...], secret_values: tuple[str, ...],
-                    named_hosts: frozenset[str], user_agent: str) -> WorkerSettings:
+                    user_agent: str) -> WorkerSettings:
     """The run's settings as every worker needs them (secrets included: in memory only)."""
     from .. import __version__
 
-    settings = [job.settings for job in jobs]
+    whole = run_limits(jobs)
     token = secrets.token_hex(8)
     probe = ""
     if isinstance(manifest.archive, Path):
@@ -33,12 +33,9 @@ def worker_settings(manifest: Manifest, jobs: tuple[Job, ...], secret_values: tu
         token=token, version=__version__, archive=manifest.archive,
         store_env={k: v for k, v in os.environ.items() if k.startswith("AWS_")},
         jobs={job.name: job_fetch(job) for job in jobs}, secrets=secret_values,
-        named_hosts=named_hosts,
-        file_rate=lowest_rate([s.file_rate_limit for s in settings]),
-        file_burst=min(s.file_burst for s in settings),
-        bandwidth=lowest_rate([float(s.bandwidth) for s in settings]),
-        concurrency={job.name: job.settings.concurrency for job in jobs},
-        per_host=min(s.per_host for s in settings), user_agent=user_agent, probe=probe)
+        named_hosts=named_hosts(jobs), file_rate=whole.file_rate, file_burst=whole.file_burst,
+        bandwidth=whole.bandwidth, concurrency={job.name: job.settings.concurrency for job in jobs},
+        per_host=whole.per_host, user_agent=user_agent, probe=probe)
 
 
 async def open_for_run(options: RunOptions, settings: WorkerSettings,
