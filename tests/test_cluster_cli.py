@@ -20,6 +20,7 @@ from assetvault.sandbox import DatasetConfig, SandboxThread
 from .conftest import Cli, run_cli
 from .daskprocs import DaskProcesses
 from .seaweed import SeaweedS3
+from .test_politeness import max_in_window, port_of
 from .test_s3_cli import bucket, download, file_requests, manifest, storage_of
 
 WAIT = 120.0
@@ -116,6 +117,40 @@ def test_a_worker_killed_mid_run_costs_only_what_it_had_in_flight(tmp_path: Path
         # Only what the dead worker had in flight (its job allows 2 at once) went again.
         assert sum(fetched.values()) - files <= 2, fetched
     bagit.Bag(str(archive)).validate()
+
+
+def test_file_rate_and_burst_hold_for_the_cluster_as_a_whole(tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=1, assets_per_org=10, products=0, beers=0)
+    with SandboxThread(config) as box:
+        jobs = manifest(tmp_path, box, str(tmp_path / "archive"), file_rate_limit=10,
+                        file_burst=2)
+        run = run_cli("run", jobs, "--workers", "2", "-q", timeout=WAIT)
+        assert run.code == 0, run.err
+        files = [r.time for r in box.requests if r.port == port_of(box.files_url)]
+    assert len(files) > 20
+    # Each worker alone may send 10 a second: two together still send no more than 10 + 2.
+    assert max_in_window(files) <= 10 + 2
+
+
+def test_a_run_left_without_workers_stops_cleanly(tmp_path: Path) -> None:
+    config = DatasetConfig(organizations=1, assets_per_org=12, products=0, beers=0,
+                           file_size_min=120_000, file_size_max=120_000)
+    archive = tmp_path / "archive"
+    with (SandboxThread(config, faults="files:slow:rate=300000") as box,
+          DaskProcesses(tmp_path / "dask", workers=1) as procs):
+        jobs = manifest(tmp_path, box, str(archive), concurrency=2, timeout=3)
+        proc = _start(jobs, "--cluster", procs.address)
+        try:
+            _wait_until(proc, "two files archived", lambda: _payload_count(archive) >= 2)
+            procs.workers[0].send_signal(signal.SIGKILL)
+            _, err = proc.communicate(timeout=WAIT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 1, err.decode()
+    assert b"no Dask worker for 3 s" in err, err.decode()
+    bagit.Bag(str(archive)).validate()
+    assert box.counts
 
 
 def test_a_scheduler_that_goes_away_ends_the_run_and_a_rerun_resumes(tmp_path: Path) -> None:
