@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -64,7 +65,14 @@ async def run(args: argparse.Namespace) -> int:
 
 async def catalog(args: argparse.Namespace) -> int:
     """``assetvault catalog``: (re)build the browsable catalog of an archive."""
-    result = await asyncio.to_thread(build_catalog_at, location_of(args.archive), args.state_dir)
+    try:
+        result = await asyncio.to_thread(build_catalog_at, location_of(args.archive),
+                                         args.state_dir)
+    except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only archive, a bad state
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"assetvault: error: the catalog of {args.archive} could not be built: "
+              f"{type(exc).__name__}: {detail}; the archive itself is unchanged", file=sys.stderr)
+        return 1
     if not args.quiet:
         _catalog_lines(result)
     return 0

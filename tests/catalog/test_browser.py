@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from ..conftest import run_cli
-from .browser import dump_dom, file_url, require_chromium, screenshot
+from .browser import dump_dom, file_url, requests_in, require_chromium, screenshot
 from .kit import HOSTILE_NAME, hostile_archive
 
 
@@ -90,15 +90,29 @@ def test_a_hostile_name_never_becomes_an_element(tmp_path: Path) -> None:
     root = hostile_archive(tmp_path / "archive")
     assert run_cli("catalog", root).code == 0
     page = next((root / "catalog/pages").glob("*.html"))
-    dom = dump_dom(file_url(page))
+    dom = dump_dom(file_url(page), netlog=tmp_path / "page.json")
+    assert requests_in(tmp_path / "page.json") == set()  # no request leaves the file system
     elements = _elements(dom)
     assert not [a for tag, a in elements if tag == "img" and a.get("src") == "x"]
     assert not [tag for tag, _ in elements if tag in ("script", "b")]
     assert HOSTILE_NAME.replace("<", "&lt;").replace(">", "&gt;") in dom
-    found = dump_dom(file_url(root / "catalog/index.html", "q=onerror"))
+    found = dump_dom(file_url(root / "catalog/index.html", "q=onerror"),
+                     netlog=tmp_path / "search.json")
+    assert requests_in(tmp_path / "search.json") == set()
     results = found.split('id="results"')[1].split("</ol>")[0]
     assert "&lt;img src=x onerror=alert(1)&gt;" in results
     assert not [a for tag, a in _elements(found) if tag == "img"]
+
+
+def test_the_network_check_sees_a_page_that_calls_out(tmp_path: Path) -> None:
+    """The net log check above is not vacuous: a page with remote references is caught."""
+    require_chromium()
+    page = tmp_path / "leak.html"
+    page.write_text('<img src="http://127.0.0.1:9/leak.png">'
+                    '<script src="https://example.invalid/x.js"></script>')
+    dump_dom(file_url(page), budget_ms=1000, netlog=tmp_path / "net.json")
+    assert requests_in(tmp_path / "net.json") == {"http://127.0.0.1:9/leak.png",
+                                                   "https://example.invalid/x.js"}
 
 
 def _page_of(root: Path, text: str) -> Path:

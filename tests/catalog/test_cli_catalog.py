@@ -15,6 +15,7 @@ from assetvault.sandbox import DatasetConfig, SandboxThread
 from ..conftest import API_KEY, TOKEN, onpremise_job, run_cli, spectrum_job, write_manifest
 from ..seaweed import SeaweedS3
 from ..test_s3_cli import bucket, cli, manifest, storage_of
+from .kit import make_archive, png
 
 
 def test_not_an_archive_is_one_paragraph_and_exit_2(tmp_path: Path) -> None:
@@ -24,6 +25,15 @@ def test_not_an_archive_is_one_paragraph_and_exit_2(tmp_path: Path) -> None:
         assert result.code == 2 and "Traceback" not in result.err
         assert "not an archive" in result.err and result.err.count("\n") == 1
     assert not (tmp_path / "catalog").exists()
+
+
+def test_a_catalog_that_cannot_be_written_is_one_paragraph_and_exit_1(tmp_path: Path) -> None:
+    root = make_archive(tmp_path / "archive", {"urls/job/a.png": png()}, {})
+    (root / "catalog").write_text("a file where the folder goes")
+    result = run_cli("catalog", root)
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "could not be built" in result.err and result.err.count("\n") == 1
+    bagit.Bag(str(root)).validate()
 
 
 def _exit_codes(archive: Path) -> list[int]:

@@ -136,11 +136,18 @@ class Previews:
         if isinstance(data, str):
             self._keep(sha, None, data)
             return None
+        fmt = path.rpartition(".")[2].lower()
+        try:
+            return self._ready_pool().submit(render_task, (sha, kind, fmt, data))
+        except BrokenProcessPool:  # a worker died since the last answer: a new pool
+            self._drop_pool()
+            return self._ready_pool().submit(render_task, (sha, kind, fmt, data))
+
+    def _ready_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = cf.ProcessPoolExecutor(self._workers, mp_context=context)
-        fmt = path.rpartition(".")[2].lower()
-        return self._pool.submit(render_task, (sha, kind, fmt, data))
+        return self._pool
 
     def _bytes(self, path: str) -> bytes | str:
         """The file's bytes, streamed from the archive; a reason when they cannot be had."""
