@@ -20,11 +20,12 @@ class DaskProcesses:
     """``with DaskProcesses(tmp, workers=2) as cluster:`` a scheduler at ``cluster.address``."""
 
     def __init__(self, folder: Path, workers: int = 2, *, env: dict[str, str] | None = None,
-                 worker_env: dict[str, str] | None = None) -> None:
+                 worker_env: dict[str, str] | None = None, tls: list[str] | None = None) -> None:
         self.folder = folder
         self.count = workers
         self.env = {**os.environ, **(env or {})}
         self.worker_env = worker_env or {}
+        self.tls = tls or []  # the --tls-* options of every process
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.address = ""
@@ -34,7 +35,8 @@ class DaskProcesses:
         file = self.folder / "scheduler.json"
         self.scheduler = self._spawn("scheduler", "--host", "127.0.0.1", "--port", "0",
                                      "--dashboard-address", "127.0.0.1:0",
-                                     "--scheduler-file", str(file))
+                                     "--scheduler-file", str(file), *self.tls,
+                                     *(["--protocol", "tls"] if self.tls else []))
         self.address = self._address(file)
         for _ in range(self.count):
             self.add_worker()
@@ -56,7 +58,7 @@ class DaskProcesses:
         proc = self._spawn("worker", self.address, "--nthreads", "4", "--no-nanny",
                            "--host", "127.0.0.1", "--no-dashboard",
                            "--local-directory", str(self.folder / f"w{len(self.workers)}"),
-                           env={**self.worker_env, **(env or {})})
+                           *self.tls, env={**self.worker_env, **(env or {})})
         self.workers.append(proc)
         return proc
 
@@ -67,8 +69,14 @@ class DaskProcesses:
 
     def wait_for_workers(self, count: int) -> None:
         from distributed import Client
+        from distributed.security import Security
 
-        with Client(self.address, timeout=START_WITHIN) as client:
+        security = None
+        if self.tls:
+            ca, cert, key = (self.tls[i + 1] for i in range(0, 6, 2))
+            security = Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
+                                require_encryption=True)
+        with Client(self.address, timeout=START_WITHIN, security=security) as client:
             client.wait_for_workers(count, timeout=START_WITHIN)
 
     def _spawn(self, role: str, *args: str,

@@ -198,6 +198,42 @@ def test_an_unfit_cluster_is_exit_2_before_anything_is_listed(tmp_path: Path) ->
         assert box.counts.total() == 0, "something was listed"
 
 
+def test_a_tls_cluster_takes_certificates_from_dask_settings(tmp_path: Path) -> None:
+    ca, cert, key = _certificates(tmp_path / "tls")
+    tls = ["--tls-ca-file", str(ca), "--tls-cert", str(cert), "--tls-key", str(key)]
+    with (SandboxThread(DatasetConfig(organizations=1, assets_per_org=3, products=0,
+                                      beers=0)) as box,
+          DaskProcesses(tmp_path / "dask", workers=1, tls=tls) as procs):
+        jobs = manifest(tmp_path, box, str(tmp_path / "archive"))
+        plain = run_cli("run", jobs, "-q", "--cluster", procs.address, timeout=WAIT)
+        assert plain.code == 2 and "speaks TLS" in plain.err, plain.err
+        env = {"DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(ca),
+               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(cert),
+               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(key),
+               "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+        secured = run_cli("run", jobs, "-q", "--cluster", procs.address, env=env, timeout=WAIT)
+        assert secured.code == 0, secured.err
+    bagit.Bag(str(tmp_path / "archive")).validate()
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA and one certificate it signed (every process of the test presents it)."""
+    folder.mkdir()
+    ca, cert, key = folder / "ca.pem", folder / "node.pem", folder / "node.key"
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True,
+                       timeout=WAIT)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            str(ca), "-days", "2", "-subj", "/CN=assetvault-test-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", "node.csr",
+            "-subj", "/CN=node")
+    openssl("x509", "-req", "-in", "node.csr", "-CA", str(ca), "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", str(cert), "-days", "2")
+    return ca, cert, key
+
+
 def _cli(seaweed: SeaweedS3, *args: str | Path) -> Cli:
     return run_cli(*args, env=seaweed.env(), timeout=WAIT)
 

@@ -26,6 +26,7 @@ log = logging.getLogger("assetvault")
 EXTRA = "pip install 'assetvault[cluster]'"
 CLOSE_WITHIN = 15.0  # seconds for each step of closing: a gone scheduler must not hang the end
 THREADS = 4  # batches at once per local worker (async tasks: each takes a thread slot)
+CONNECT_WITHIN = 20.0  # seconds to reach a scheduler (Dask retries a refused connection)
 
 
 @dataclass
@@ -69,19 +70,30 @@ async def open_cluster(options: RunOptions, timeout: float) -> Cluster:
     if options.workers is not None:
         return await _local(options.workers)
     address = options.cluster or ""
+    within = min(timeout, CONNECT_WITHIN)
+    client = distributed.Client(address, asynchronous=True,  # type: ignore[no-untyped-call]
+                                timeout=within)
     try:
-        client = await asyncio.wait_for(
-            _connect(distributed.Client(  # type: ignore[no-untyped-call]
-                address, asynchronous=True, timeout=timeout)),
-            timeout + 5)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise errors.UsageError(f"--cluster {address}: the Dask scheduler does not answer "
-                                f"({_why(exc)}); nothing was listed") from None
+        await asyncio.wait_for(_connect(client), within + 5)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(DaskClient(client).close(), CLOSE_WITHIN)
+        raise errors.UsageError(f"--cluster {address}: {_unreachable(exc)}; nothing was "
+                                "listed") from None
     return Cluster(DaskClient(client), address)
 
 
 async def _connect(client: distributed.Client) -> distributed.Client:
     return await cast("Awaitable[distributed.Client]", client)
+
+
+def _unreachable(exc: BaseException) -> str:
+    if isinstance(exc, TypeError) and "TLS" in str(exc):
+        # Dask's own words for a tls:// address without certificates are about ssl_context.
+        return ("the scheduler speaks TLS and this process has no certificate: set "
+                "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ..._TLS__CLIENT__CERT and "
+                "..._TLS__CLIENT__KEY (see the README)")
+    return f"the Dask scheduler does not answer ({_why(exc)})"
 
 
 async def _closing(cluster: LocalCluster) -> None:
