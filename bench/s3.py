@@ -22,6 +22,7 @@ SHA-256 compared with ``/tmp/bench/lists/SET.sha256`` (and, for assetvault, with
 its metadata).
 
     python bench/s3.py [--sets mixed,large] [--tools assetvault,rclone] [--runs 3] [--setup]
+    python bench/s3.py --sets mixed --tools assetvault,assetvault-w1,assetvault-w2  # scaling
                        [--variant NAME:VAR=VALUE[,VAR=VALUE] ...]
 
 ``--variant`` adds an assetvault run with environment variables set (e.g.
@@ -100,8 +101,24 @@ def command(tool: str, name: str, bucket: str, endpoint: str) -> tuple[list[str]
                 "sync", "rc/")
     state = ROOT / "out" / f"s3-state-{tool}"
     exe = str(Path(sys.executable).parent / "assetvault")
-    return ([exe, "run", str(assetvault_manifest(name, bucket)), "-q", "--state-dir", str(state)],
+    # assetvault-wN: the same run with its downloads in N local Dask worker processes.
+    spread = ["--workers", tool.rsplit("-w", 1)[1]] if "-w" in tool else []
+    return ([exe, "run", str(assetvault_manifest(name, bucket)), "-q", "--state-dir", str(state),
+             "--report", str(report_file(bucket)), *spread],
             f"rm -rf '{state}' && sync", "av/data/urls/bench/")
+
+
+def report_file(bucket: str) -> Path:
+    return ROOT / "out" / f"report-{bucket}.json"
+
+
+def worker_cpu(bucket: str) -> float | None:
+    """CPU seconds the run's Dask workers spent (from its report), None for an in-process run."""
+    try:
+        workers = json.loads(report_file(bucket).read_text()).get("workers")
+    except (OSError, ValueError):
+        return None
+    return None if workers is None else sum(w["cpu_seconds"] for w in workers)
 
 
 def listing(store: Any, prefix: str) -> dict[str, int]:
@@ -210,6 +227,7 @@ def main() -> int:
                     weed0 = proc_tree_cpu(weed_pid)
                     record = measure.run_once(cmd, prep, log, nginx_pid)
                     record["weed_cpu"] = proc_tree_cpu(weed_pid) - weed0
+                    record["worker_cpu"] = worker_cpu(bucket)
                     store = S3Store(bucket, config={
                         "endpoint": server.endpoint, "access_key_id": server.access_key,
                         "secret_access_key": server.secret_key, "region": server.region},
@@ -248,9 +266,9 @@ def cleanup(store: Any, server: SeaweedS3, bucket: str) -> None:
 
 
 def report(table: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-    print("| set | tool | wall s, median [min..max] | rate | CPU s | peak RSS MiB "
+    print("| set | tool | wall s, median [min..max] | rate | CPU s | workers' CPU s | peak RSS MiB "
           "| SeaweedFS CPU s | nginx CPU s | verified | wall / rclone wall |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for (name, tool), runs in table.items():
         def med(key: str, rs: list[dict[str, Any]] = runs) -> float:
             return statistics.median(r[key] for r in rs)
@@ -259,9 +277,11 @@ def report(table: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
             if (name, "rclone") in table else float("nan")
         ok = all(r["count"] == "ok" and r["rc"] == 0 for r in runs) \
             and runs[-1].get("content") == "ok"
+        spread = [r["worker_cpu"] for r in runs if r.get("worker_cpu") is not None]
+        workers = f"{statistics.median(spread):.2f}" if spread else ""
         print(f"| {name} | {tool} | {wall:.2f} [{min(r['wall'] for r in runs):.2f}.."
               f"{max(r['wall'] for r in runs):.2f}] | {runs[0]['bytes'] / 1e6 / wall:,.0f} MB/s "
-              f"| {med('cpu'):.2f} | {med('rss_mib'):.0f} | {med('weed_cpu'):.2f} "
+              f"| {med('cpu'):.2f} | {workers} | {med('rss_mib'):.0f} | {med('weed_cpu'):.2f} "
               f"| {med('srv_cpu'):.2f} | {'ok' if ok else 'FAILED'} | {wall / peer:.2f}x |")
 
 

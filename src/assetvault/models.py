@@ -238,6 +238,8 @@ class RunResult:
     planned_files: int = 0
     planned_bytes: int = 0
     planned_unknown: int = 0
+    # A cluster run: the CPU seconds each worker spent on it (for sizing machines).
+    worker_cpu: dict[str, float] | None = None
 
     @property
     def exit_code(self) -> int:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 from .. import __version__, errors
 from ..config.options import RunOptions
 from .client import DaskClient
-from .worker import RunPlugin, WorkerSettings, refusal_of, set_share
+from .worker import RunPlugin, WorkerSettings, cpu_seconds, refusal_of, set_share
 
 if TYPE_CHECKING:
     import distributed
@@ -40,6 +40,25 @@ class Cluster:
     workers: frozenset[str] = field(default_factory=frozenset)  # those holding a share
     allowed_failures: int | None = None  # the scheduler's, restored at the end
     gone: bool = False  # the scheduler stopped answering: nothing to tidy there
+    cpu_start: dict[str, float] = field(default_factory=dict)  # each worker's, when it joined
+
+    async def count_cpu(self, workers: frozenset[str]) -> None:
+        """Note the CPU time of workers new to the run (what they spend from now is its)."""
+        fresh = [w for w in workers if w not in self.cpu_start]
+        if fresh:
+            found = await self.client.run(cpu_seconds, workers=fresh)
+            self.cpu_start.update({w: c for w, c in found.items() if isinstance(c, float)})
+
+    async def cpu_used(self) -> dict[str, float]:
+        """CPU seconds each worker spent on this run (those still there to ask)."""
+        if self.gone or not self.cpu_start:
+            return {}
+        try:
+            found = await asyncio.wait_for(self.client.run(cpu_seconds), CLOSE_WITHIN)
+        except Exception:
+            return {}
+        return {w: c - self.cpu_start[w] for w, c in found.items()
+                if isinstance(c, float) and w in self.cpu_start}
 
     async def close(self) -> None:
         """Take the run's plugin off the workers and let go of the cluster."""
@@ -152,6 +171,7 @@ async def share(cluster: Cluster, workers: frozenset[str]) -> None:
         cluster.workers = workers
         return
     fraction = 1.0 / len(workers)
+    await cluster.count_cpu(workers)
     old, new = sorted(cluster.workers & workers), sorted(workers - cluster.workers)
     for group in (old, new):
         if group:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,6 +232,11 @@ def hold_off(name: str, origin: list[object], seconds: float, dask_worker: Worke
     if plugin is not None and plugin.kit is not None:
         scheme, host, port = origin
         plugin.kit.limits.hold_off((str(scheme), str(host), int(str(port))), seconds)
+
+
+def cpu_seconds() -> float:
+    """This worker process's CPU time so far (user and system, every thread)."""
+    return time.process_time()
 
 
 def refusal_of(name: str, dask_worker: Worker) -> str | None:

@@ -301,6 +301,8 @@ class Run:
             finally:
                 if dispatch is not None:
                     await dispatch.close()
+                    assert self.cluster is not None
+                    self.result.worker_cpu = await self.cluster.cpu_used()
 
     async def _stages(self, lister: Lister, planner: Planner, downloads: Downloads, writer: Writer,
                       channels: tuple[Channel[list[Entry]], Channel[tuple[Item, str | None]],

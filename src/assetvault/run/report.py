@@ -42,6 +42,9 @@ def report_dict(result: RunResult) -> dict[str, object]:
         "failures": [
             {"job": f.job, "key": f.key, "url": f.url, "error": f.error} for f in result.failures
         ],
+        **({} if result.worker_cpu is None else {"workers": [
+            {"address": address, "cpu_seconds": round(cpu, 3)}
+            for address, cpu in sorted(result.worker_cpu.items())]}),
     }
 
 
