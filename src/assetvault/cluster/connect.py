@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 from .. import __version__, errors
 from ..config.options import RunOptions
 from .client import DaskClient
+from .extra import EXTRA
 from .worker import RunPlugin, WorkerSettings, cpu_seconds, refusal_of, set_share
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("assetvault")
 
-EXTRA = "pip install 'assetvault[cluster]'"
 CLOSE_WITHIN = 15.0  # seconds for each step of closing: a gone scheduler must not hang the end
 THREADS = 4  # batches at once per local worker (async tasks: each takes a thread slot)
 CONNECT_WITHIN = 20.0  # seconds to reach a scheduler (Dask retries a refused connection)
@@ -78,10 +78,7 @@ class Cluster:
 
 async def open_cluster(options: RunOptions, timeout: float) -> Cluster:
     """A local cluster of ``--workers`` processes, or the client of ``--cluster``."""
-    try:
-        import distributed
-    except ImportError:
-        raise errors.UsageError(f"--workers and --cluster need Dask distributed: {EXTRA}") from None
+    import distributed
     # Dask logs a traceback for every connection it loses (a worker killed, the cluster shut
     # down at the end): what matters reaches the user as assetvault's own lines; -v shows all.
     if not log.isEnabledFor(logging.DEBUG):

@@ -327,6 +327,9 @@ class Run:
         """Reach and check the cluster before anything is listed (exit 2 if it is unfit)."""
         if self.options.workers is None and self.options.cluster is None:
             return
+        from ..cluster.extra import require_dask
+
+        require_dask()
         from ..cluster.coordinator import open_for_run, worker_settings
 
         settings = worker_settings(self.manifest, self.jobs, self.tally.redact.secrets,
