@@ -23,7 +23,7 @@ from assetvault.storage import LocalStorage
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 HOSTILE_REF = '"><script>alert(2)</script>'
-SECRET = "sk-live-catalog-test-secret"
+OLD_VERSION = "20260101T000000Z.0123456789abcdef"
 
 
 def png(colour: tuple[int, int, int] = (200, 40, 40), size: tuple[int, int] = (64, 48)) -> bytes:
@@ -131,5 +131,9 @@ def hostile_archive(root: Path) -> Path:
                               "spectrumAssetReference": HOSTILE_REF,
                               "productionJobs": [{"id": 2, "reference": "CCG2"}]},
     }
-    return make_archive(root, files, docs, {f"{bad}/jobs/2-CCG2/late.DST": "pending",
-                                            f"{bad}/jobs/2-CCG2/lost.EMB": "failed"})
+    make_archive(root, files, docs, {f"{bad}/jobs/2-CCG2/late.DST": "pending",
+                                     f"{bad}/jobs/2-CCG2/lost.EMB": "failed"})
+    old = root / f".assetvault/history/{good}/original.{OLD_VERSION}.png"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(png((0, 0, 0)))  # the original an upstream change replaced
+    return root

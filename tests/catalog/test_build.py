@@ -13,9 +13,10 @@ import pytest
 from assetvault.bag.write import PayloadFile, write_bag
 from assetvault.catalog import build as build_module
 from assetvault.catalog import build_catalog
+from assetvault.catalog.records import history_index
 from assetvault.storage import LocalStorage
 
-from .kit import HOSTILE_NAME, HOSTILE_REF, hostile_archive, make_archive, png
+from .kit import HOSTILE_NAME, HOSTILE_REF, OLD_VERSION, hostile_archive, make_archive, png
 
 STATE = Path(".assetvault/state.sqlite")
 
@@ -48,6 +49,8 @@ def test_every_file_gets_a_preview_or_a_reason(hostile: tuple[Path, build_module
                    "cannot be read as PDF", "not archived (pending)", "not archived (failed)"):
         assert reason in page
     assert page.count('<img class="preview"') == 4
+    history = f"../../.assetvault/history/spectrum/carhartt/7000/1000/original.{OLD_VERSION}.png"
+    assert f'<a href="{history}">original.png, replaced 2026-01-01 00:00:00 UTC' in page
 
 
 def test_network_text_stays_text(hostile: tuple[Path, build_module.BuildResult]) -> None:
@@ -127,3 +130,19 @@ def test_pages_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert all(p.read_text().count('class="record') <= 10 for p in pages)
     assert 'rel="next"' in (root / "catalog/groups/1.html").read_text()
     assert "groups/1.html" in (root / "catalog/index.html").read_text()
+
+
+def test_history_finds_its_record_in_every_layout(tmp_path: Path) -> None:
+    replaced = {"urls/job/host/a b.png": "urls/job/host/a b.png",
+                "onpremise/products/7/product.json": "onpremise/products/7/product.json",
+                "onpremise/products/7/60/versions/web": "onpremise/products/7/60",
+                "spectrum/c/o/1/jobs/2-R/R.DST": "spectrum/c/o/1"}
+    for path in replaced:
+        folder, _, name = path.rpartition("/")
+        stem, dot, suffix = name.rpartition(".")
+        versioned = f"{stem}.{OLD_VERSION}.{suffix}" if dot else f"{name}.{OLD_VERSION}"
+        target = tmp_path / ".assetvault/history" / folder / versioned
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"old")
+    found = history_index(LocalStorage(tmp_path))
+    assert sorted(found) == sorted(replaced.values())

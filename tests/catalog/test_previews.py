@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -45,13 +46,20 @@ def test_a_design_of_twelve_centimetres_is_drawn_at_preview_size_in_two_threads(
     ("pdf", "pdf", b"%PDF-1.7\n1 0 obj <</Type /Catalog>> trailer <<>>", "cannot be read as PDF"),
     ("pdf", "pdf", b"", "cannot be read as PDF"),
 ])
-def test_bad_files_give_a_reason(kind: str, fmt: str, data: bytes, reason: str) -> None:
+def test_bad_files_give_a_reason(kind: str, fmt: str, data: bytes, reason: str,
+                                 tmp_path: Path) -> None:
     with pytest.raises(PreviewError, match=reason):
         render(kind, fmt, data)
-    sha, preview, why = render_task(("ab" * 32, kind, fmt, data))
+    (tmp_path / "file").write_bytes(data)
+    sha, preview, why = render_task(("ab" * 32, kind, fmt, str(tmp_path / "file")))
     assert (sha, preview) == ("ab" * 32, None) and reason in why
 
 
 def test_only_known_formats_are_previewed() -> None:
     assert kind_of("dst") == "embroidery" and kind_of("jpeg") == "image"
     assert kind_of("pdf") == "pdf" and kind_of("emb") is None and kind_of("json") is None
+
+
+def test_a_file_gone_from_under_the_worker_gets_a_reason(tmp_path: Path) -> None:
+    _, preview, why = render_task(("cd" * 32, "image", "png", str(tmp_path / "gone.png")))
+    assert preview is None and "cannot be read" in why

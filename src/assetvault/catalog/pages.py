@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .markup import badge, esc, frame, href, nav, size_text
 from .model import FileEntry, Record
+from .records import HISTORY_NAME
 from .renderer import Previews, preview_key
 
 ROOT = "../../"  # from catalog/pages/ to the archive's root
@@ -68,7 +69,18 @@ def file_html(entry: FileEntry, previews: Previews) -> str:
 def _history(keys: list[str]) -> str:
     if not keys:
         return ""
-    items = "".join(f'<li><a href="{href(ROOT + k)}">{esc(k.rpartition("/")[2])}</a></li>'
+    items = "".join(f'<li><a href="{href(ROOT + k)}">{esc(_version(k))}</a></li>'
                     for k in keys[:200])
     return (f'<details class="history"><summary>earlier versions ({len(keys)})</summary>'
             f"<ul>{items}</ul></details>")
+
+
+def _version(key: str) -> str:
+    """``original.png, replaced 2026-01-02 03:04:05 UTC, was sha256 0123456789abcdef...``"""
+    name = key.rpartition("/")[2]
+    match = HISTORY_NAME.fullmatch(name)
+    if match is None:
+        return name
+    s = match["stamp"]
+    when = f"{s[:4]}-{s[4:6]}-{s[6:8]} {s[9:11]}:{s[11:13]}:{s[13:15]} UTC"
+    return f"{match['stem']}{match['suffix'] or ''}, replaced {when}, was sha256 {match['sha']}…"

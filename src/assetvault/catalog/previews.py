@@ -18,6 +18,7 @@ from .embroidery import EMBROIDERY, render_embroidery
 from .shrink import MAX_SIDE, PreviewError, png_of
 
 MAX_PIXELS = 64_000_000  # a 8,000 x 8,000 image; beyond, Pillow's guard refuses it
+MAX_BYTES = 256 << 20  # a file larger than this is not read for a preview
 SECONDS = 30  # a renderer still busy after this is killed (a hostile file)
 IMAGES = frozenset({"png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff", "ico"})
 PDF = frozenset({"pdf"})
@@ -54,18 +55,24 @@ def render(kind: str, fmt: str, data: bytes) -> bytes:
         raise PreviewError(f"cannot be read as {fmt.upper()} ({type(exc).__name__})") from None
 
 
-def render_task(task: tuple[str, str, str, bytes]) -> tuple[str, bytes | None, str]:
-    """Worker entry: (sha256, kind, format, bytes) → (sha256, PNG or None, reason).
+def render_task(task: tuple[str, str, str, str]) -> tuple[str, bytes | None, str]:
+    """Worker entry: (sha256, kind, format, file) → (sha256, PNG or None, reason).
 
     The alarm's default action ends the process: a renderer stuck inside native code (a
     hostile PDF) cannot be interrupted any other way; the pool notices and the file is
     retried alone, then given a placeholder.
     """
-    sha, kind, fmt, data = task
+    sha, kind, fmt, source = task
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.alarm(SECONDS)
     try:
+        with open(source, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise PreviewError(f"too large to preview (over {MAX_BYTES >> 20} MiB)")
         return sha, render(kind, fmt, data), ""
+    except OSError as exc:
+        return sha, None, f"the archived file cannot be read ({type(exc).__name__})"
     except PreviewError as exc:
         return sha, None, str(exc)
     finally:

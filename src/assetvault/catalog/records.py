@@ -8,10 +8,11 @@ more than one record is ever held. Documents are read through the archive's stor
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ..storage import DATA, HISTORY, Storage
@@ -19,6 +20,8 @@ from .fields import describe, text
 from .model import FileEntry, Record, owner_doc, split_key
 
 MAX_DOC = 1 << 20  # an asset.json beyond this is not parsed (its fields stay empty)
+HISTORY_NAME = re.compile(
+    r"(?P<stem>.*)\.(?P<stamp>\d{8}T\d{6}Z)\.(?P<sha>[0-9a-f]{16})(?P<suffix>\.[^.]*)?", re.S)
 _ROWS = ("SELECT key, kind, path, size, sha256, status, error FROM items "
          "WHERE kind IN ('file', 'doc') ORDER BY key")
 
@@ -79,7 +82,9 @@ def owner_name(storage: Storage, group: str) -> str | None:
 
 
 def history_index(storage: Storage) -> dict[str, list[str]]:
-    """Replaced versions by record key: ``.assetvault/history/{payload path}.{stamp}...``.
+    """Replaced versions by record key, from ``.assetvault/history/{folder}/{stem}.{stamp}.
+    {sha256 prefix}{suffix}`` (archive.history): the payload path they replaced gives the
+    record, whatever the layout.
 
     Held whole: replaced versions are few next to the payload (one per upstream change).
     """
@@ -89,7 +94,9 @@ def history_index(storage: Storage) -> dict[str, list[str]]:
     except OSError:
         return {}
     for key in sorted(listing):
-        relative = str(PurePosixPath(key.removeprefix(HISTORY)))
-        _, record = split_key(relative)
-        found[record].append(key)
+        folder, _, name = key.removeprefix(HISTORY).rpartition("/")
+        match = HISTORY_NAME.fullmatch(name)
+        original = f"{match['stem']}{match['suffix'] or ''}" if match else name
+        replaced = f"{folder}/{original}"
+        found[split_key(replaced)[1]].append(key)
     return dict(found)

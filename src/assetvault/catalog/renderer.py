@@ -4,24 +4,27 @@
 none. Both are keyed by the bytes' digest from the state, so a re-build renders only what is
 new or changed, on any machine that reads the archive. The pool is started only when there is
 something to render, in ``spawn`` processes (forking a process that holds an object-store
-client's threads is unsafe). At most a few files' bytes are in flight at once.
+client's threads is unsafe). Workers read the file themselves: a local archive's file where it
+is, an object streamed into a scratch file first, so this process never holds a file's bytes.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Iterable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from ..storage import Storage
+from ..storage import LocalStorage, Storage
+from ..storage.local import inside
 from .model import FileEntry
-from .previews import kind_of, render_task
+from .previews import MAX_BYTES, kind_of, render_task
 
 PREVIEWS = "previews/"
-MAX_BYTES = 64 << 20  # a file larger than this is not read for a preview
 CRASHED = "the renderer crashed or took too long on this file"
 
 Task = tuple[str, str, str]  # sha256, kind, data/ path
@@ -49,6 +52,7 @@ class Previews:
         self._done: set[int] = set()  # a short form of each rendered digest: 1M fit in ~60 MB
         self._reasons: dict[str, str] = {}
         self._unread: set[str] = set()  # reasons an earlier build wrote, read when shown
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None  # objects, spooled
         self.counts = Counts()
         for stored in storage.list(root + PREVIEWS):
             name = stored.key.rpartition("/")[2]
@@ -62,6 +66,9 @@ class Previews:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     def _drop_pool(self) -> None:
         if self._pool is not None:
@@ -129,19 +136,20 @@ class Previews:
                 except BrokenProcessPool:
                     lost.append(task)
                     self._drop_pool()  # a new pool for the rest
+                finally:
+                    self._forget(task[0])
 
     def _submit(self, task: Task) -> cf.Future[tuple[str, bytes | None, str]] | None:
         sha, kind, path = task
-        data = self._bytes(path)
-        if isinstance(data, str):
-            self._keep(sha, None, data)
+        source = self._source(sha, path)
+        if source is None:
             return None
-        fmt = path.rpartition(".")[2].lower()
+        work = (sha, kind, path.rpartition(".")[2].lower(), source)
         try:
-            return self._ready_pool().submit(render_task, (sha, kind, fmt, data))
+            return self._ready_pool().submit(render_task, work)
         except BrokenProcessPool:  # a worker died since the last answer: a new pool
             self._drop_pool()
-            return self._ready_pool().submit(render_task, (sha, kind, fmt, data))
+            return self._ready_pool().submit(render_task, work)
 
     def _ready_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
@@ -149,18 +157,37 @@ class Previews:
             self._pool = cf.ProcessPoolExecutor(self._workers, mp_context=context)
         return self._pool
 
-    def _bytes(self, path: str) -> bytes | str:
-        """The file's bytes, streamed from the archive; a reason when they cannot be had."""
+    def _source(self, sha: str, path: str) -> str | None:
+        """A local file holding the archived file for a worker to read; None (and the reason
+        kept) when there is none to read."""
         key = "data/" + path
         size = self._storage.size(key)
-        if size is None:
-            return "the archived file is missing"
-        if size > MAX_BYTES:
-            return f"too large to preview ({size >> 20} MiB)"
+        reason = ("the archived file is missing" if size is None else
+                  f"too large to preview ({size >> 20} MiB)" if size > MAX_BYTES else None)
         try:
-            return b"".join(self._storage.blocks(key))
-        except OSError as exc:
-            return f"the archived file cannot be read ({exc.strerror or type(exc).__name__})"
+            if reason is None and isinstance(self._storage, LocalStorage):
+                return str(inside(self._storage.root / "data", path))  # never via a link out
+            if reason is None:
+                return self._spool(sha, key)
+        except (OSError, ValueError) as exc:
+            reason = f"the archived file cannot be read ({type(exc).__name__})"
+        self._keep(sha, None, reason or "no preview")
+        return None
+
+    def _spool(self, sha: str, key: str) -> str:
+        """An object's bytes streamed into a scratch file, a block at a time."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="assetvault-previews-")
+        target = os.path.join(self._scratch.name, sha)
+        with open(target, "wb") as out:
+            for block in self._storage.blocks(key):
+                out.write(block)
+        return target
+
+    def _forget(self, sha: str) -> None:
+        if self._scratch is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self._scratch.name, sha))
 
     def _keep(self, sha: str, png: bytes | None, reason: str) -> None:
         self.counts.rendered += 1
