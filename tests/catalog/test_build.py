@@ -146,3 +146,18 @@ def test_history_finds_its_record_in_every_layout(tmp_path: Path) -> None:
         target.write_bytes(b"old")
     found = history_index(LocalStorage(tmp_path))
     assert sorted(found) == sorted(replaced.values())
+
+
+def test_a_record_with_many_files_shows_a_bounded_number(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build_module, "PAGE_FILES", 150)
+    same = png()
+    files = {f"spectrum/c/o/{r}/jobs/{n}-R/R.PNG": same for r in (1, 2) for n in range(250)}
+    root = make_archive(tmp_path / "archive", files, {})
+    result = _build(root)
+    assert (result.records, result.rendered) == (2, 1)
+    pages = sorted((root / "catalog/pages").glob("*.html"))
+    assert len(pages) == 2  # 200 files shown of the first record: the second starts a page
+    for page in pages:
+        text = page.read_text()
+        assert text.count("<figure") == 200 and "and 50 more files" in text

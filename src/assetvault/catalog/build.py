@@ -1,10 +1,11 @@
 """Building the catalog: records streamed from the state, pages written as they fill.
 
 One pass over the state in key order: a record joins its group's current page; a full page
-(:data:`PAGE_RECORDS`) is written once the next record shows there is another after it, its
-previews rendered first. Memory holds one page of records, one search shard and one listing
-page of groups, whatever the archive's size. Everything is written through the archive's
-storage under ``catalog/``, beside the bag's tag files and outside its manifests.
+(:data:`PAGE_RECORDS` records, or :data:`PAGE_FILES` files shown) is written once the next
+record shows there is another after it, its previews rendered first. Memory holds one page of
+records, one search shard and one listing page of groups, whatever the archive's size.
+Everything is written through the archive's storage under ``catalog/``, beside the bag's tag
+files and outside its manifests.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..storage import Storage
 from .markup import frame, nav
 from .model import GroupSummary, Record, digest, group_title
 from .overview import groups_table, overview
-from .pages import group_page, page_name
+from .pages import RECORD_FILES, group_page, page_name
 from .records import history_index, open_state, owner_name, records
 from .renderer import Previews
 from .search import SearchIndex
@@ -26,6 +27,7 @@ from .static import CSS, JS
 
 CATALOG = "catalog/"
 PAGE_RECORDS = 200  # records per page of a group
+PAGE_FILES = 1000  # files per page: fewer records on a page whose records hold many
 LIST_GROUPS = 200  # groups per page of the listing of groups
 INDEX_GROUPS = 50  # groups shown on the overview itself
 
@@ -52,6 +54,7 @@ class _Group:
     number: int = 0
     records: int = 0
     buffer: list[Record] = field(default_factory=list)
+    files: int = 0  # in the buffer
     states: dict[str, int] = field(default_factory=dict)
 
 
@@ -99,9 +102,10 @@ class _Site:
         if group is None or group.key != record.group:
             self._end_group()
             group = self._group = self._start(record.group)
-        if len(group.buffer) == PAGE_RECORDS:
+        if len(group.buffer) == PAGE_RECORDS or (group.buffer and group.files >= PAGE_FILES):
             self._flush(group, more=True)
         group.buffer.append(record)
+        group.files += min(len(record.files), RECORD_FILES)
         group.records += 1
         group.states[record.state] = group.states.get(record.state, 0) + 1
 
@@ -138,12 +142,12 @@ class _Site:
         name = page_name(group.digest, n)
         prev = page_name(group.digest, n - 1) if n > 1 else None
         next_ = page_name(group.digest, n + 1) if more else None
-        self._previews.ensure(f for r in group.buffer for f in r.files)
+        self._previews.ensure(f for r in group.buffer for f in r.files[:RECORD_FILES])
         html = group_page(group.title, group.buffer, self._previews, (prev, next_, f"page {n}"))
         self._storage.put_bytes(CATALOG + name, html)
         for record in group.buffer:
             self.search.add(record, name, group.title)
-        group.buffer = []
+        group.buffer, group.files = [], 0
         self.pages += 1
 
     def _flush_listing(self, *, more: bool) -> None:

@@ -13,6 +13,7 @@ from .renderer import Previews, preview_key
 
 ROOT = "../../"  # from catalog/pages/ to the archive's root
 UP = "../"  # from catalog/pages/ to catalog/
+RECORD_FILES = 200  # files shown per record; the rest are counted (and in the search index)
 
 
 def page_name(group_digest: str, number: int) -> str:
@@ -37,7 +38,10 @@ def record_html(record: Record, previews: Previews) -> str:
         ids.append(f'reference <span class="ref">{esc(record.reference)}</span>')
     ids.append(f"<code>{esc(record.key)}</code>")
     fields = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in record.fields)
-    files = "".join(file_html(f, previews) for f in record.files)
+    files = "".join(file_html(f, previews) for f in record.files[:RECORD_FILES])
+    if len(record.files) > RECORD_FILES:
+        files += (f'<p class="none">and {len(record.files) - RECORD_FILES} more files, in '
+                  f"<code>data/{esc(record.key)}/</code></p>")
     doc = ""
     if record.doc is not None and record.doc.archived and record.doc.path:
         doc = f' <a class="doc" href="{href(ROOT + "data/" + record.doc.path)}">asset.json</a>'
