@@ -300,7 +300,7 @@ class Fetcher:
         """The whole body, watched for trickling (most small bodies are one chunk)."""
         chunks: list[bytes] = []
         size = 0
-        async for chunk in resp.content.iter_any():
+        async for chunk, _ in resp.content.iter_chunks():
             chunks.append(chunk)
             size += len(chunk)
             if size > total:
@@ -312,7 +312,7 @@ class Fetcher:
                       limit: int, guard: SpeedGuard) -> None:
         fetched = 0
         try:
-            async for chunk in resp.content.iter_any():
+            async for chunk, _ in resp.content.iter_chunks():
                 await sink.write(chunk)
                 fetched += len(chunk)
                 partial.fetched += len(chunk)
