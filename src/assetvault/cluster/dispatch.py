@@ -1,48 +1,30 @@
-"""The coordinator's side of a cluster run: items go out in batches, outcomes come back.
-
-Dask re-runs nothing by itself here (the scheduler allows no failures): when a worker dies,
-its batches end with ``KilledWorker``, and only the items whose outcome never arrived are sent
-again, each in a batch of its own, so an item that kills workers is found out alone and fails
-after ``KILLS`` deaths instead of taking its batch-mates with it.
-"""
+"""The coordinator's side of a cluster run: items go out in batches, outcomes come back (as
+events the moment each is known, and with their batch), a watch on the scheduler and the
+workers. What to send again and when to give up is the ledger's."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from distributed import Future, KilledWorker
 
-from ..models import Item, Outcome, Status
+from ..models import Item, Outcome
 from ..net.origin import Origin, origin_of
 from ..run.downloads import Transfer
 from ..transfer.fetch import JobFetch
 from .connect import Cluster, share
+from .ledger import Ledger, Waiting
 from .wire import decode_outcome
 from .worker import fetch_batch, hold_off
 
 log = logging.getLogger("assetvault")
 
-BATCH = 16  # items per task: a task round trip is 15-30 ms, a small file a few
-KILLS = 3  # deaths of a worker with an item in flight before the item fails
 WATCH_EVERY = 1.0  # seconds between looks at the scheduler (a timer, nothing waits on it)
 PING_WITHIN = 5.0
 SCHEDULER_GRACE = 10.0  # seconds a scheduler may go unanswered before the run stops
-
-
-@dataclass(eq=False, slots=True)
-class _Waiting:
-    """An item handed to the cluster, and the one who waits for its outcome."""
-
-    item: Item
-    previous: str | None
-    future: asyncio.Future[Outcome]
-    failures: int = 0
-    alone: bool = False  # a worker died with it: it travels in a batch of its own
 
 
 class Dispatch:
@@ -59,8 +41,7 @@ class Dispatch:
         self._timeout = timeout
         self._abort = abort
         self._on_bytes = on_bytes  # the progress bar: bytes of each outcome as it arrives
-        self._queue: deque[_Waiting] = deque()
-        self._sent: dict[tuple[str, str], _Waiting] = {}
+        self._ledger = Ledger()
         self._wake = asyncio.Event()
         self._batches: dict[asyncio.Task[None], Future[object]] = {}
         self._keys = itertools.count()
@@ -72,8 +53,8 @@ class Dispatch:
     async def __call__(self, item: Item, job: JobFetch, previous: str | None) -> Outcome:
         if origin_of(item.url) in self._api:
             return await self._local(item, job, previous)
-        waiting = _Waiting(item, previous, asyncio.get_running_loop().create_future())
-        self._queue.append(waiting)
+        waiting = Waiting(item, previous, asyncio.get_running_loop().create_future())
+        self._ledger.add(waiting)
         self._wake.set()
         return await waiting.future
 
@@ -101,29 +82,12 @@ class Dispatch:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue and (len(self._queue) >= BATCH
-                                   or len(self._batches) < self.low_water):
-                self._submit(self._take())
+            while self._ledger.due(len(self._batches), self.low_water):
+                self._submit(self._ledger.take())
 
-    def _take(self) -> list[_Waiting]:
-        batch: list[_Waiting] = []
-        while self._queue and len(batch) < BATCH:
-            waiting = self._queue.popleft()
-            if waiting.future.done():
-                continue  # its waiter was cancelled (the run is stopping)
-            if waiting.alone and batch:
-                self._queue.appendleft(waiting)
-                break
-            batch.append(waiting)
-            if waiting.alone:
-                break
-        return batch
-
-    def _submit(self, batch: list[_Waiting]) -> None:
+    def _submit(self, batch: list[Waiting]) -> None:
         if not batch:
             return
-        for waiting in batch:
-            self._sent[_id(waiting.item)] = waiting
         future = self._cluster.client.submit(
             fetch_batch, self._name, [(w.item, w.previous) for w in batch],
             key=f"{self._name}-batch-{next(self._keys)}")
@@ -137,7 +101,7 @@ class Dispatch:
 
     # receiving ----------------------------------------------------------------------------
 
-    async def _await(self, future: Future[object], batch: list[_Waiting]) -> None:
+    async def _await(self, future: Future[object], batch: list[Waiting]) -> None:
         try:
             result = await future
         except KilledWorker:
@@ -183,27 +147,14 @@ class Dispatch:
         except ValueError:
             log.debug("a worker sent something that is not an outcome")
             return
-        waiting = self._sent.pop((outcome.job, outcome.key), None)
-        if waiting is not None and not waiting.future.done():
+        waiting = self._ledger.deliver(outcome)
+        if waiting is not None:
             self._on_bytes(outcome.fetched_bytes)
             waiting.future.set_result(outcome)
 
-    def _lost(self, batch: list[_Waiting], why: str, *, killed: bool) -> None:
-        """Items of a batch whose outcome never came: sent again, or failed after KILLS."""
-        for waiting in batch:
-            if waiting.future.done() or self._sent.get(_id(waiting.item)) is not waiting:
-                continue
-            log.debug("cluster: %s is sent again: %s", waiting.item.key, why)
-            del self._sent[_id(waiting.item)]
-            waiting.failures += 1
-            if waiting.failures >= KILLS:
-                item = waiting.item
-                waiting.future.set_result(Outcome(
-                    item.key, item.job, Status.FAILED, "", item.path,
-                    error=f"not fetched: {why}, {waiting.failures} times"))
-                continue
-            waiting.alone = waiting.alone or killed
-            self._queue.appendleft(waiting)
+    def _lost(self, batch: list[Waiting], why: str, *, killed: bool) -> None:
+        for outcome in self._ledger.lost(batch, why, killed=killed):
+            log.warning("%s: %s", outcome.key, outcome.error)
         self._wake.set()
 
     # watching -----------------------------------------------------------------------------
@@ -235,6 +186,3 @@ class Dispatch:
                 await share(self._cluster, workers)
                 self.low_water = 2 * max(1, len(workers))
 
-
-def _id(item: Item) -> tuple[str, str]:
-    return item.job, item.key
