@@ -3,6 +3,7 @@ and ``dask worker`` processes on loopback, the sandbox, SeaweedFS."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import bagit
 import pytest
+from aiohttp import web
 
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
-from .conftest import Cli, run_cli
+from .conftest import Cli, run_cli, write_manifest
 from .daskprocs import DaskProcesses
+from .loopback import Loopback
 from .seaweed import SeaweedS3
 from .test_politeness import max_in_window, port_of
 from .test_s3_cli import bucket, download, file_requests, manifest, storage_of
@@ -130,6 +133,32 @@ def test_file_rate_and_burst_hold_for_the_cluster_as_a_whole(tmp_path: Path) -> 
     assert len(files) > 20
     # Each worker alone may send 10 a second: two together still send no more than 10 + 2.
     assert max_in_window(files) <= 10 + 2
+
+
+def test_a_retry_after_seen_by_one_worker_holds_the_origin_on_every_worker(
+        tmp_path: Path) -> None:
+    answered = 0
+
+    async def files(request: web.Request) -> web.StreamResponse:
+        nonlocal answered
+        answered += 1
+        if answered == 8:
+            return web.Response(status=429, headers={"Retry-After": "4"})
+        await asyncio.sleep(0.1)  # a timer: the server is slow, nothing waits on it
+        return web.Response(body=request.path.encode() * 100)
+
+    with Loopback(files) as server:
+        (tmp_path / "list.txt").write_text("".join(f"{server.url}/f{i}.bin\n" for i in range(40)))
+        jobs = write_manifest(tmp_path, [{"name": "u", "source": "urls", "urls_file": "list.txt",
+                                          "concurrency": 2}])
+        run = run_cli("run", jobs, "-q", "--workers", "2", timeout=WAIT)
+        assert run.code == 0, run.err
+        times = [a.time for a in server.arrivals]
+    refused = times[7]
+    later = [t - refused for t in times[8:]]
+    # What the other worker had already sent may arrive; then nothing until the 4 s are over.
+    assert sum(1 for t in later if t < 3.9) <= 2, later
+    assert not [t for t in later if 1.0 <= t < 3.9], later
 
 
 def test_a_run_left_without_workers_stops_cleanly(tmp_path: Path) -> None:
