@@ -127,7 +127,7 @@ async def _local(count: int) -> Cluster:
         cluster = await cast(Awaitable[LocalCluster], LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=count, threads_per_worker=THREADS, processes=True, host="127.0.0.1",
             dashboard_address=None, security=security, asynchronous=True,
-            silence_logs=logging.ERROR))
+            silence_logs=logging.CRITICAL))
     client = await _connect(Client(cluster, asynchronous=True,  # type: ignore[no-untyped-call]
                                    security=security))
     return Cluster(DaskClient(client), str(cluster.scheduler_address), cluster)

@@ -5,6 +5,7 @@ workers. What to send again and when to give up is the ledger's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable
@@ -25,6 +26,7 @@ log = logging.getLogger("assetvault")
 WATCH_EVERY = 1.0  # seconds between looks at the scheduler (a timer, nothing waits on it)
 PING_WITHIN = 5.0
 SCHEDULER_GRACE = 10.0  # seconds a scheduler may go unanswered before the run stops
+CANCEL_WITHIN = 5.0  # seconds to tell the scheduler to drop what is still out
 
 
 class Dispatch:
@@ -66,8 +68,9 @@ class Dispatch:
         for task in [*self._background, *self._batches]:
             task.cancel()
         futures = list(self._batches.values())
-        if futures:
-            await asyncio.gather(self._cluster.client.cancel(futures), return_exceptions=True)
+        if futures and not self._cluster.gone:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._cluster.client.cancel(futures), CANCEL_WITHIN)
         await asyncio.gather(*self._background, *self._batches, return_exceptions=True)
         self._cluster.client.unsubscribe(f"assetvault-{self._token}")
 
