@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import bagit
@@ -97,23 +97,13 @@ def test_a_cluster_lists_once_and_writes_one_bag_into_s3(seaweed: SeaweedS3, clu
 
 
 def test_a_worker_killed_mid_run_costs_only_what_it_had_in_flight(tmp_path: Path) -> None:
-    config = DatasetConfig(organizations=1, assets_per_org=16, products=0, beers=0,
-                           file_size_min=120_000, file_size_max=120_000)
     archive = tmp_path / "archive"
-    with (SandboxThread(config, faults="files:slow:rate=400000") as box,
+    with (SandboxThread(_slow(16), faults="files:slow:rate=400000") as box,
           DaskProcesses(tmp_path / "dask", workers=2) as procs):
         jobs = manifest(tmp_path, box, str(archive), concurrency=2, per_host=4)
-        proc = _start(jobs, "--cluster", procs.address)
-        try:
-            _wait_until(proc, "four files archived", lambda: _payload_count(archive) >= 4)
-            victim = procs.workers[0]
-            victim.send_signal(signal.SIGKILL)
-            victim.wait(timeout=WAIT)
-            _, err = proc.communicate(timeout=WAIT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 0, err.decode()
+        code, err = _run_until(jobs, procs.address, archive, 4,
+                               then=lambda: procs.workers[0].send_signal(signal.SIGKILL))
+        assert code == 0, err
         fetched = file_requests(box)
         files = payload_matches_upstream(archive, box)
         assert files == len(fetched) > 16
@@ -162,43 +152,26 @@ def test_a_retry_after_seen_by_one_worker_holds_the_origin_on_every_worker(
 
 
 def test_a_run_left_without_workers_stops_cleanly(tmp_path: Path) -> None:
-    config = DatasetConfig(organizations=1, assets_per_org=12, products=0, beers=0,
-                           file_size_min=120_000, file_size_max=120_000)
     archive = tmp_path / "archive"
-    with (SandboxThread(config, faults="files:slow:rate=300000") as box,
+    with (SandboxThread(_slow(12), faults="files:slow:rate=300000") as box,
           DaskProcesses(tmp_path / "dask", workers=1) as procs):
         jobs = manifest(tmp_path, box, str(archive), concurrency=2, timeout=3)
-        proc = _start(jobs, "--cluster", procs.address)
-        try:
-            _wait_until(proc, "two files archived", lambda: _payload_count(archive) >= 2)
-            procs.workers[0].send_signal(signal.SIGKILL)
-            _, err = proc.communicate(timeout=WAIT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == 1, err.decode()
-    assert b"no Dask worker for 3 s" in err, err.decode()
+        code, err = _run_until(jobs, procs.address, archive, 2,
+                               then=lambda: procs.workers[0].send_signal(signal.SIGKILL))
+    assert code == 1, err
+    assert "no Dask worker for 3 s" in err, err
     bagit.Bag(str(archive)).validate()
     assert box.counts
 
 
 def test_a_scheduler_that_goes_away_ends_the_run_and_a_rerun_resumes(tmp_path: Path) -> None:
-    config = DatasetConfig(organizations=1, assets_per_org=12, products=0, beers=0,
-                           file_size_min=120_000, file_size_max=120_000)
     archive = tmp_path / "archive"
-    with SandboxThread(config, faults="files:slow:rate=300000") as box:
+    with SandboxThread(_slow(12), faults="files:slow:rate=300000") as box:
         jobs = manifest(tmp_path, box, str(archive), concurrency=2)
         with DaskProcesses(tmp_path / "dask", workers=1) as procs:
-            proc = _start(jobs, "--cluster", procs.address)
-            try:
-                _wait_until(proc, "two files archived", lambda: _payload_count(archive) >= 2)
-                procs.kill_scheduler()
-                _, err = proc.communicate(timeout=WAIT)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-        assert proc.returncode == 1, err.decode()
-        assert b"scheduler" in err and b"Traceback" not in err, err.decode()
+            code, err = _run_until(jobs, procs.address, archive, 2, then=procs.kill_scheduler)
+        assert code == 1, err
+        assert "scheduler" in err and "Traceback" not in err, err
         done, before = _payload_count(archive), sum(file_requests(box).values())
         again = run_cli("run", jobs, "-q", timeout=WAIT)
         assert again.code == 0, again.err
@@ -267,21 +240,35 @@ def _cli(seaweed: SeaweedS3, *args: str | Path) -> Cli:
     return run_cli(*args, env=seaweed.env(), timeout=WAIT)
 
 
-def _start(jobs: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q", *args],
-                            env=dict(os.environ), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _slow(assets: int) -> DatasetConfig:
+    """One organization of ``assets`` records, files of 120 kB (served slowly by the tests)."""
+    return DatasetConfig(organizations=1, assets_per_org=assets, products=0, beers=0,
+                         file_size_min=120_000, file_size_max=120_000)
+
+
+def _run_until(jobs: Path, address: str, archive: Path, files: int,
+               then: Callable[[], object]) -> tuple[int, str]:
+    """A run on the cluster at ``address``: once ``files`` files are archived, ``then``; the
+    run's exit code and stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
+                             "--cluster", address], env=dict(os.environ),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + WAIT
+        while _payload_count(archive) < files:  # polled: files appear as the run goes
+            assert proc.poll() is None, f"the run ended before {files} files were archived"
+            assert time.monotonic() < deadline, f"timed out waiting for {files} files"
+            time.sleep(0.05)
+        then()
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err.decode()
 
 
 def _payload_count(archive: Path) -> int:
     data = archive / "data"
     return sum(1 for p in data.rglob("*") if p.is_file() and p.suffix != ".json") \
         if data.is_dir() else 0
-
-
-def _wait_until(proc: subprocess.Popen[bytes], what: str, condition: object) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():  # type: ignore[operator]
-        assert proc.poll() is None, f"the run ended before {what}: {proc.stderr}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
