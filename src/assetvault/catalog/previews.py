@@ -9,6 +9,7 @@ scale that fits, embroidery is drawn as lines rather than at its own resolution.
 from __future__ import annotations
 
 import io
+import os
 import signal
 import warnings
 
@@ -67,9 +68,9 @@ def render_task(task: tuple[str, str, str, str]) -> tuple[str, bytes | None, str
     signal.alarm(SECONDS)
     try:
         with open(source, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-        if len(data) > MAX_BYTES:
-            raise PreviewError(f"too large to preview (over {MAX_BYTES >> 20} MiB)")
+            if os.fstat(f.fileno()).st_size > MAX_BYTES:  # grown since it was chosen
+                raise PreviewError(f"too large to preview (over {MAX_BYTES >> 20} MiB)")
+            data = f.read()  # sized by one fstat; read(n) would allocate n bytes first
         return sha, render(kind, fmt, data), ""
     except OSError as exc:
         return sha, None, f"the archived file cannot be read ({type(exc).__name__})"

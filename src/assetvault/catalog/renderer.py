@@ -20,7 +20,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ..storage import LocalStorage, Storage
-from ..storage.local import inside
 from .model import FileEntry
 from .previews import MAX_BYTES, kind_of, render_task
 
@@ -53,6 +52,7 @@ class Previews:
         self._reasons: dict[str, str] = {}
         self._unread: set[str] = set()  # reasons an earlier build wrote, read when shown
         self._scratch: tempfile.TemporaryDirectory[str] | None = None  # objects, spooled
+        self._data: str | None = None  # a local archive's data/, resolved once
         self.counts = Counts()
         for stored in storage.list(root + PREVIEWS):
             name = stored.key.rpartition("/")[2]
@@ -166,13 +166,22 @@ class Previews:
                   f"too large to preview ({size >> 20} MiB)" if size > MAX_BYTES else None)
         try:
             if reason is None and isinstance(self._storage, LocalStorage):
-                return str(inside(self._storage.root / "data", path))  # never via a link out
+                return self._local(path)
             if reason is None:
                 return self._spool(sha, key)
         except (OSError, ValueError) as exc:
             reason = f"the archived file cannot be read ({type(exc).__name__})"
         self._keep(sha, None, reason or "no preview")
         return None
+
+    def _local(self, path: str) -> str:
+        """A local archive's file where it is, resolved inside data/: never via a link out."""
+        if self._data is None:
+            self._data = os.path.realpath(os.path.join(self._storage.location, "data"))
+        target = os.path.realpath(os.path.join(self._data, path))
+        if os.path.commonpath([self._data, target]) != self._data:
+            raise ValueError("outside data/")
+        return target
 
     def _spool(self, sha: str, key: str) -> str:
         """An object's bytes streamed into a scratch file, a block at a time."""
