@@ -15,7 +15,12 @@ organizations of 50, each with an ``asset.json``, a distinct small PNG original,
 
 Peak RSS is this process's (the build's own) and its children's (the renderers') maximum.
 
+``--rows-only`` writes state rows and no files (each record's asset.json row says complete but
+its file is absent, its three files are pending): what a build costs in time and memory for
+the rows, pages and index alone, e.g. ``--rows-only --records 250000`` for 1,000,000 items.
+
     python bench/catalog.py [--records 25000] [--designs 1000] [--dir /tmp/catalog-bench]
+                            [--rows-only]
 """
 
 from __future__ import annotations
@@ -118,6 +123,27 @@ PROBE = """<!DOCTYPE html><title>probe</title><script>var t0 = performance.now()
 </iframe><p id="ms">none</p>"""
 
 
+def make_rows(root: Path, records: int) -> int:
+    """State rows only: per record a complete asset.json row (no file) and 3 pending files."""
+    (root / ".assetvault").mkdir(parents=True, exist_ok=True)
+    store = Store(root / ".assetvault" / "state.sqlite")
+    db = store._db
+    with db:
+        for start in range(0, records, 10_000):
+            rows: list[tuple[object, ...]] = []
+            for r in range(start, min(start + 10_000, records)):
+                folder = f"spectrum/bench/{7_000_000 + r // PER_ORG}/{100_000 + r}"
+                rows.append((f"{folder}/asset.json", "bench", "doc", f"{folder}/asset.json",
+                             100, "0" * 64, "complete", "downloaded", None))
+                rows += [(f"{folder}/jobs/{r}-R/R{r}.{ext}", "bench", "file", None, None, None,
+                          "pending", "pending", "not processed upstream yet")
+                         for ext in ("DST", "PNG", "PDF")]
+            db.executemany("INSERT INTO items (key, job, kind, path, size, sha256, status, "
+                           "outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    store.close()
+    return records * 4
+
+
 def chromium(url: str, *flags: str) -> tuple[float, str]:
     """Wall seconds of one headless Chromium dumping ``url``'s DOM, and the DOM."""
     binary = shutil.which("chromium")
@@ -154,12 +180,14 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=25_000)
     parser.add_argument("--designs", type=int, default=1000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/catalog-bench"))
+    parser.add_argument("--rows-only", action="store_true")
     args = parser.parse_args()
     root = args.dir / "archive"
     shutil.rmtree(args.dir, ignore_errors=True)
     root.mkdir(parents=True)
     started = time.monotonic()
-    items = make(root, args.records, args.designs)
+    items = (make_rows(root, args.records) if args.rows_only
+             else make(root, args.records, args.designs))
     print(f"archive: {items:,} items, {args.records:,} records, made in "
           f"{time.monotonic() - started:.1f} s", flush=True)
     storage, database = LocalStorage(root), root / ".assetvault" / "state.sqlite"

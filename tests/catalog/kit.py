@@ -77,13 +77,16 @@ def pdf() -> bytes:
 
 
 def make_archive(root: Path, files: dict[str, bytes], docs: dict[str, Any],
-                 missing: dict[str, str] | None = None) -> Path:
-    """An archive at ``root``: ``files`` and ``docs`` (JSON) by key under data/, complete;
-    ``missing`` (key -> status) never archived."""
+                 missing: dict[str, str] | None = None,
+                 raw_docs: dict[str, bytes] | None = None) -> Path:
+    """An archive at ``root``: ``files`` and ``docs`` (JSON; ``raw_docs`` as given) by key
+    under data/, complete; ``missing`` (key -> status) never archived."""
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / ".assetvault").mkdir(exist_ok=True)
     store = Store(root / ".assetvault" / "state.sqlite")
-    payload = {**files, **{k: json.dumps(v).encode() for k, v in docs.items()}}
+    docs = {**docs, **(raw_docs or {})}
+    payload = {**files, **{k: v if isinstance(v, bytes) else json.dumps(v).encode()
+                           for k, v in docs.items()}}
     rows = []
     for key, body in payload.items():
         target = root / "data" / key
@@ -132,7 +135,8 @@ def hostile_archive(root: Path) -> Path:
                               "productionJobs": [{"id": 2, "reference": "CCG2"}]},
     }
     make_archive(root, files, docs, {f"{bad}/jobs/2-CCG2/late.DST": "pending",
-                                     f"{bad}/jobs/2-CCG2/lost.EMB": "failed"})
+                                     f"{bad}/jobs/2-CCG2/lost.EMB": "failed"},
+                 raw_docs={f"{org}/1002/asset.json": b"[" * 200_000})  # nested past any stack
     old = root / f".assetvault/history/{good}/original.{OLD_VERSION}.png"
     old.parent.mkdir(parents=True)
     old.write_bytes(png((0, 0, 0)))  # the original an upstream change replaced

@@ -27,8 +27,11 @@ _ROWS = ("SELECT key, kind, path, size, sha256, status, error FROM items "
 
 
 def open_state(database: Path) -> sqlite3.Connection:
-    """The state database, read-only: the catalog never writes the state."""
-    return sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    """The state database, read-only: the catalog never writes the state. Text that is not
+    UTF-8 (the state never holds any, but a catalog must not stop on it) is read with U+FFFD."""
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    db.text_factory = lambda raw: raw.decode("utf-8", "replace")
+    return db
 
 
 def rows(db: sqlite3.Connection) -> Iterator[FileEntry]:
@@ -71,7 +74,7 @@ def read_doc(storage: Storage, path: str | None) -> Any:
         return None
     try:
         return json.loads(storage.read(key))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: '[[[[...' nested deep
         return None
 
 
