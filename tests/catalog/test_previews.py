@@ -45,6 +45,7 @@ def test_a_design_of_twelve_centimetres_is_drawn_at_preview_size_in_two_threads(
     ("embroidery", "dst", dst(40)[:512], "truncated"),
     ("pdf", "pdf", b"%PDF-1.7\n1 0 obj <</Type /Catalog>> trailer <<>>", "cannot be read as PDF"),
     ("pdf", "pdf", b"", "cannot be read as PDF"),
+    ("embroidery", "dst", dst()[:512] + b"\x00\x00\x03" * (2 << 20), "over 4 MiB"),
 ])
 def test_bad_files_give_a_reason(kind: str, fmt: str, data: bytes, reason: str,
                                  tmp_path: Path) -> None:

@@ -15,6 +15,9 @@ from PIL import Image, ImageDraw
 from .shrink import MAX_SIDE, PreviewError, png_of
 
 MAX_STITCHES = 2_000_000  # beyond this a design is not drawn (a hostile file)
+# pyembroidery holds a stitch as a Python list (~100 bytes for 3 in a DST): a file this size is
+# ~1.4 million stitches and ~150 MB in a worker; a real design is a few hundred KiB.
+MAX_DESIGN_BYTES = 4 << 20
 # For formats that carry no thread colours (DST): distinct, readable on white.
 PALETTE = ((0x1F, 0x4E, 0x9A), (0xC0, 0x26, 0x26), (0xE0, 0xA0, 0x10), (0x2E, 0x8B, 0x57),
            (0x6A, 0x3D, 0x9A), (0x22, 0x22, 0x22), (0xD2, 0x69, 0x1E), (0x00, 0x8B, 0x8B))
@@ -40,6 +43,8 @@ def render_embroidery(fmt: str, data: bytes) -> bytes:
     reader = _readers().get(fmt)
     if reader is None:
         raise PreviewError(f"no reader for {fmt.upper()} files")
+    if len(data) > MAX_DESIGN_BYTES:
+        raise PreviewError(f"an embroidery file over {MAX_DESIGN_BYTES >> 20} MiB: not drawn")
     pattern = pyembroidery.EmbPattern.read_embroidery(reader, io.BytesIO(data))
     if pattern is None or not pattern.stitches:
         raise PreviewError(f"a {fmt.upper()} file without stitches (truncated?)")
