@@ -89,3 +89,5 @@ def test_an_object_store_archive_gets_its_catalog_under_the_prefix(
     assert again.code == 0, again.err
     assert "previews: 0 rendered" in again.out
     assert "catalog/" not in store.read("manifest-sha256.txt").decode()
+    verified = cli(seaweed, "verify", url)  # the catalog's objects are no payload and no extra
+    assert verified.code == 0 and "extra" not in verified.out, verified.out
