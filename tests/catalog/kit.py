@@ -32,14 +32,19 @@ def png(colour: tuple[int, int, int] = (200, 40, 40), size: tuple[int, int] = (6
     return out.getvalue()
 
 
-def bomb_png(side: int = 100_000) -> bytes:
-    """A PNG whose header claims side x side pixels (10 G), with almost no data behind it."""
+def png_bytes(width: int, height: int, depth: int, colour: int, rows: bytes) -> bytes:
+    """A PNG written by hand: any header, any (filtered) rows, fast for many small files."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return (struct.pack(">I", len(body)) + kind + body
                 + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
-    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+def bomb_png(side: int = 100_000) -> bytes:
+    """A PNG whose header claims side x side pixels (10 G), with almost no data behind it."""
+    return png_bytes(side, side, 1, 0, b"\x00" * 64)
 
 
 def dst(turns: int = 3) -> bytes:
