@@ -23,6 +23,7 @@ from assetvault.storage import LocalStorage
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 HOSTILE_REF = '"><script>alert(2)</script>'
+HOSTILE_FILE = "<b onmouseover=alert(3)>bold.png"  # a file name (no "/": names never hold one)
 OLD_VERSION = "20260101T000000Z.0123456789abcdef"
 
 
@@ -128,7 +129,7 @@ def hostile_archive(root: Path) -> Path:
         f"{bad}/jobs/2-CCG2/CCG2R1.DST": dst(40)[:512],  # header and a few stitches
         f"{bad}/jobs/2-CCG2/CCG2R1.PDF": b"%PDF-1.7\n1 0 obj <</Type /Catalog>> trailer <<>>",
         f"{bad}/jobs/2-CCG2/bomb.png": bomb_png(),
-        f"{bad}/jobs/2-CCG2/<b>bold</b>.png": png((20, 20, 200)),
+        f"{bad}/jobs/2-CCG2/{HOSTILE_FILE}": png((20, 20, 200)),
     }
     docs = {
         f"{good}/asset.json": {"id": 1000, "userFacingFileName": "left chest white",

@@ -41,7 +41,7 @@ def test_every_file_gets_a_preview_or_a_reason(hostile: tuple[Path, build_module
     root, result = hostile
     assert result.records == 3 and result.groups == 1  # 1002: an asset.json nested too deep
     previews = sorted(p.suffix for p in (root / "catalog/previews").rglob("*.*"))
-    # good PNG, DST, PDF and <b>bold</b>.png: images; the 4 bad files: reasons
+    # good PNG, DST, PDF and HOSTILE_FILE: images; the 4 bad files: reasons
     assert previews.count(".png") == 4 and previews.count(".txt") == 4
     assert result.rendered == 8
     page = next((root / "catalog/pages").glob("*.html")).read_text()
@@ -56,12 +56,13 @@ def test_every_file_gets_a_preview_or_a_reason(hostile: tuple[Path, build_module
 def test_network_text_stays_text(hostile: tuple[Path, build_module.BuildResult]) -> None:
     root, _ = hostile
     text = _catalog_text(root)
-    assert HOSTILE_NAME not in text and "<script>alert" not in text and "<b>bold" not in text
+    assert HOSTILE_NAME not in text and "<script>alert" not in text and "<b " not in text
+    assert "&lt;b onmouseover=alert(3)&gt;bold.png" in text
     assert "&lt;img src=x onerror=alert(1)&gt;" in text
     assert "&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in text
     # in the search shard, as a JSON string with no markup character
     assert HOSTILE_REF.replace('"', '\\"').replace("<", "\\u003c").replace(">", "\\u003e") in text
-    assert "%3Cb%3Ebold%3C/b%3E.png" in text  # the link to that file, percent-encoded
+    assert "/%3Cb%20onmouseover%3Dalert%283%29%3Ebold.png" in text  # its link, percent-encoded
 
 
 def test_links_are_relative_and_stay_on_this_machine(
