@@ -163,10 +163,14 @@ def recover(store: Store, storage: Storage, journal_path: Path, now: str) -> int
     journal = Journal(journal_path)
     count = replay(store, storage, journal, now)
     journal.clear()
-    # A cluster's workers journal what they place into a local archive, one file each.
-    for path in sorted(journal_path.parent.glob("journals/*.log")):
-        count += replay(store, storage, Journal(path), now, skip_recorded=True)
-    return count
+    return count + replay_workers(store, storage, journal_path.parent, now)
+
+
+def replay_workers(store: Store, storage: Storage, state: Path, now: str) -> int:
+    """Record what a cluster's workers placed into a local archive (each journals into a file
+    of its own under ``journals/``) but never reported."""
+    return sum(replay(store, storage, Journal(path), now, skip_recorded=True)
+               for path in sorted(state.glob("journals/*.log")))
 
 
 def replay(store: Store, storage: Storage, journal: Journal, now: str, *,

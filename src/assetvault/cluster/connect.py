@@ -40,6 +40,7 @@ class Cluster:
     workers: frozenset[str] = field(default_factory=frozenset)  # those holding a share
     allowed_failures: int | None = None  # the scheduler's, restored at the end
     gone: bool = False  # the scheduler stopped answering: nothing to tidy there
+    lost: bool = False  # some outcome never came back: a worker may have placed unreported files
     cpu_start: dict[str, float] = field(default_factory=dict)  # each worker's, when it joined
 
     async def count_cpu(self, workers: frozenset[str]) -> None:

@@ -3,19 +3,26 @@ cluster reached and checked, and the worker files of a local archive tidied."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
 from pathlib import Path
 
 from ..archive.paths import STATE_DIR
+from ..archive.snapshot import reconcile
+from ..archive.store import Store
+from ..archive.upkeep import replay_workers
 from ..config.jobs import Job, Manifest
 from ..config.options import RunOptions
 from ..run.downloads import job_fetch
 from ..run.whole import named_hosts, run_limits
+from ..storage import Storage
 from .connect import Cluster, open_cluster, prepare
 from .wire import PROBE
 from .worker import WorkerSettings
+
+log = logging.getLogger("assetvault")
 
 
 def worker_settings(manifest: Manifest, jobs: tuple[Job, ...], secret_values: tuple[str, ...],
@@ -48,6 +55,23 @@ async def open_for_run(options: RunOptions, settings: WorkerSettings,
         await cluster.close()
         raise
     return cluster
+
+
+def settle_workers(store: Store, storage: Storage, state: Path, now: str) -> int:
+    """Record what workers placed but never reported (one died between placing a file and
+    saying so, or the run stopped first): a local archive's worker journals, or the metadata
+    of objects in a fresh listing of an object store. Without this the bag sealed next would
+    miss a file that is under ``data/``."""
+    from ..storage.s3 import S3Storage
+
+    if isinstance(storage, S3Storage):
+        storage.load_listing()
+        found = reconcile(store, storage, now)
+    else:
+        found = replay_workers(store, storage, state, now)
+    if found:
+        log.info("recorded %d files that workers placed but did not report", found)
+    return found
 
 
 def tidy_workers(state: Path, *, clean: bool) -> None:

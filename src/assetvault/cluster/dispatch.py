@@ -19,7 +19,7 @@ from ..transfer.fetch import JobFetch
 from .connect import Cluster, share
 from .ledger import Ledger, Waiting
 from .wire import decode_outcome
-from .worker import fetch_batch, hold_off
+from .worker import fetch_batch, hold_off, quiesce
 
 log = logging.getLogger("assetvault")
 
@@ -68,9 +68,14 @@ class Dispatch:
         for task in [*self._background, *self._batches]:
             task.cancel()
         futures = list(self._batches.values())
+        if futures:
+            self._cluster.lost = True
         if futures and not self._cluster.gone:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._cluster.client.cancel(futures), CANCEL_WITHIN)
+                # A placement running in a worker's thread finishes whatever its task does.
+                await asyncio.wait_for(self._cluster.client.run(quiesce, self._name),
+                                       CANCEL_WITHIN * 2)
         await asyncio.gather(*self._background, *self._batches, return_exceptions=True)
         self._cluster.client.unsubscribe(f"assetvault-{self._token}")
 
@@ -156,6 +161,7 @@ class Dispatch:
             waiting.future.set_result(outcome)
 
     def _lost(self, batch: list[Waiting], why: str, *, killed: bool) -> None:
+        self._cluster.lost = True
         for outcome in self._ledger.lost(batch, why, killed=killed):
             log.warning("%s: %s", outcome.key, outcome.error)
         self._wake.set()

@@ -41,6 +41,7 @@ from .wire import PROBE, encode_outcome
 log = logging.getLogger("assetvault")
 
 Batch = list[tuple[Item, str | None]]
+QUIESCE = 8.0  # seconds a worker waits for placements still running when the run ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +233,14 @@ def hold_off(name: str, origin: list[object], seconds: float, dask_worker: Worke
     if plugin is not None and plugin.kit is not None:
         scheme, host, port = origin
         plugin.kit.limits.hold_off((str(scheme), str(host), int(str(port))), seconds)
+
+
+async def quiesce(name: str, dask_worker: Worker) -> None:
+    """Wait (bounded) until no placement is running in this worker's threads: the run is
+    about to record what was placed and seal the bag."""
+    plugin = plugin_of(name, dask_worker)
+    if plugin is not None and plugin.kit is not None:
+        await asyncio.get_running_loop().run_in_executor(None, plugin.kit.io.drain, QUIESCE)
 
 
 def cpu_seconds() -> float:

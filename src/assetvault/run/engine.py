@@ -373,6 +373,11 @@ class Run:
         self.tally.close()
         if self.store is None or self.options.dry_run:
             return
+        if self.cluster is not None and self.cluster.lost:
+            from ..cluster.coordinator import settle_workers
+
+            await self._call(settle_workers, self.store, self.storage, self.paths.folder,
+                             utc_text(datetime.now(UTC)))
         finisher = Finisher(store=self.store, storage=self.storage, journal=self.journal,
                             io=self._io, call=self._call, io_call=self._io_call,
                             run_id=self.run_id, report=self.options.report,
