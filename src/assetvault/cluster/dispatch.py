@@ -25,7 +25,6 @@ log = logging.getLogger("assetvault")
 
 WATCH_EVERY = 1.0  # seconds between looks at the scheduler (a timer, nothing waits on it)
 PING_WITHIN = 5.0
-SCHEDULER_GRACE = 10.0  # seconds a scheduler may go unanswered before the run stops
 CANCEL_WITHIN = 5.0  # seconds to tell the scheduler to drop what is still out
 
 
@@ -77,7 +76,8 @@ class Dispatch:
                 await asyncio.wait_for(self._cluster.client.run(quiesce, self._name),
                                        CANCEL_WITHIN * 2)
         await asyncio.gather(*self._background, *self._batches, return_exceptions=True)
-        self._cluster.client.unsubscribe(f"assetvault-{self._token}")
+        with contextlib.suppress(Exception):  # a client that closed itself has no topics
+            self._cluster.client.unsubscribe(f"assetvault-{self._token}")
 
     @property
     def _token(self) -> str:
@@ -169,7 +169,8 @@ class Dispatch:
     # watching -----------------------------------------------------------------------------
 
     async def _watch(self) -> None:
-        """The scheduler answers, some worker is there, and each worker has its share."""
+        """The scheduler answers, some worker is there, and each worker has its share: a
+        scheduler silent, or no worker, for the run's ``timeout`` ends the run."""
         loop = asyncio.get_running_loop()
         answered = alone = loop.time()
         while True:
@@ -178,7 +179,7 @@ class Dispatch:
             try:
                 workers = await asyncio.wait_for(self._cluster.client.workers(), PING_WITHIN)
             except Exception:
-                if now - answered > SCHEDULER_GRACE:
+                if now - answered > self._timeout:
                     self._cluster.gone = True
                     self._abort(f"the Dask scheduler at {self._cluster.address} stopped "
                                 "answering; the state is kept: run again to resume")
