@@ -211,20 +211,34 @@ def test_a_tls_cluster_takes_certificates_from_dask_settings(tmp_path: Path) -> 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:
     """A CA and one certificate it signed (every process of the test presents it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("assetvault-test-ca"))
+          .issuer_name(name("assetvault-test-ca")).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    node = (x509.CertificateBuilder().subject_name(name("node")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now)
+            .not_valid_after(now + timedelta(days=1)).sign(ca_key, hashes.SHA256()))
     folder.mkdir()
-    ca, cert, key = folder / "ca.pem", folder / "node.pem", folder / "node.key"
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True,
-                       timeout=WAIT)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            str(ca), "-days", "2", "-subj", "/CN=assetvault-test-ca")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", "node.csr",
-            "-subj", "/CN=node")
-    openssl("x509", "-req", "-in", "node.csr", "-CA", str(ca), "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", str(cert), "-days", "2")
-    return ca, cert, key
+    paths = folder / "ca.pem", folder / "node.pem", folder / "node.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(node.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
 
 
 def _cli(seaweed: SeaweedS3, *args: str | Path) -> Cli:
