@@ -268,6 +268,25 @@ def test_a_replaced_object_is_kept_in_the_history_and_a_gone_one_stays(seaweed: 
     bagit.Bag(str(download(store, tmp_path / "copy"))).validate()
 
 
+def test_a_machine_whose_state_is_older_than_the_archive_takes_the_archives(
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
+    url = f"s3://{bucket(seaweed)}/arch"
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=4, products=0,
+                                     beers=0)) as box:
+        jobs = manifest(tmp_path, box, url)
+        assert cli(seaweed, "run", jobs, "-q", "--state-dir", tmp_path / "a").code == 0
+        org = box.dataset.organization_ids()[0]
+        box.dataset.touch_spectrum(org, box.dataset.content_ids(org)[0])
+        assert cli(seaweed, "run", jobs, "-q", "--state-dir", tmp_path / "b").code == 0
+        fetched = file_requests(box)
+        # Machine a again: its state predates b's run, which already fetched the new files.
+        again = cli(seaweed, "run", jobs, "-v", "--state-dir", tmp_path / "a")
+        assert again.code == 0, again.err
+        assert "state restored from" in again.err
+        assert file_requests(box) == fetched, "files another machine archived were fetched again"
+    bagit.Bag(str(download(storage_of(seaweed, url, tmp_path), tmp_path / "copy"))).validate()
+
+
 def test_no_secret_reaches_an_object_or_its_metadata(seaweed: SeaweedS3, tmp_path: Path) -> None:
     url = f"s3://{bucket(seaweed)}/arch"
     with SandboxThread(DatasetConfig(organizations=1, assets_per_org=4, products=2, beers=0),

@@ -41,8 +41,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 HEADS = 16  # metadata requests in flight while reconciling: each is a round trip
 
 
-def take_snapshot(database: Path, storage: Storage) -> None:
-    """Copy the state (consistent, with the run still writing) to the archive."""
+def take_snapshot(database: Path, storage: S3Storage) -> None:
+    """Copy the state (consistent, with the run still writing) to the archive, and remember
+    which snapshot this machine's state matches."""
     fd, temp = tempfile.mkstemp(prefix="snapshot-", dir=database.parent)
     os.close(fd)
     try:
@@ -53,19 +54,43 @@ def take_snapshot(database: Path, storage: Storage) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
+    _synced(database).write_text(storage.etag(SNAPSHOT) or "", encoding="utf-8")
 
 
-def restore_snapshot(database: Path, storage: Storage) -> bool:
-    """Bring the archive's snapshot here when there is no local state; whether one came."""
-    if database.exists() or storage.size(SNAPSHOT) is None:
+def restore_snapshot(database: Path, storage: S3Storage) -> bool:
+    """Bring the archive's snapshot here when this machine has no state, or a state older than
+    the snapshot (another machine ran since this one last did); whether one came.
+
+    A local state newer than the snapshot (this machine's run died after its last snapshot)
+    is kept: its snapshot is still the archive's, so the ETags match.
+    """
+    etag = storage.etag(SNAPSHOT)
+    if etag is None or (database.exists() and not _behind(database, etag)):
         return False
     database.parent.mkdir(parents=True, exist_ok=True)
     temp = database.with_name(database.name + ".restoring")
     with open(temp, "wb") as out:
         for block in storage.blocks(SNAPSHOT):
             out.write(block)
+    for stale in (database.with_name(database.name + "-wal"),
+                  database.with_name(database.name + "-shm")):
+        stale.unlink(missing_ok=True)
     os.replace(temp, database)
+    _synced(database).write_text(etag, encoding="utf-8")
     return True
+
+
+def _synced(database: Path) -> Path:
+    """Beside the state: the ETag of the archive's snapshot it was last copied to or from."""
+    return database.with_name(database.name + ".synced")
+
+
+def _behind(database: Path, etag: str) -> bool:
+    try:
+        synced = _synced(database).read_text(encoding="utf-8")
+    except OSError:
+        return False  # never synced (an older assetvault): keep what is here
+    return bool(synced) and synced != etag
 
 
 def open_remote(storage: S3Storage, database: Path, *, claim: bool) -> bool:

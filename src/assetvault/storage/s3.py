@@ -153,6 +153,14 @@ class S3Storage:
         return [*(f"{p.rstrip('/')}/" for p in found["common_prefixes"]),
                 *(m["path"] for m in found["objects"])]
 
+    def etag(self, key: str) -> str | None:
+        """The object's ETag (None when there is no object): which version of it this is."""
+        try:
+            found = _call(obstore.head, self._store, key).get("e_tag")
+        except FileNotFoundError:
+            return None
+        return str(found) if found else None
+
     def metadata(self, key: str) -> dict[str, str]:
         """The object's user metadata (a HEAD)."""
         result = _call(obstore.get, self._store, key, options={"head": True})
