@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,16 +46,20 @@ def parse_store_url(text: str) -> StoreUrl | None:
     return StoreUrl(scheme.lower(), bucket, prefix.strip("/"))
 
 
-def work_folder(location: Location, state_dir: Path | None = None) -> Path:
+def work_folder(location: Location, state_dir: Path | None = None,
+                environ: Mapping[str, str] = os.environ) -> Path:
     """The local folder of a run's working state (SQLite, journal, partial files, lock).
 
     Inside a local archive; for an object store, ``state_dir`` or a folder under the user's
-    cache keyed by the archive URL, so two archives never share one.
+    cache keyed by the archive URL and the store's endpoint, so two archives never share one
+    (the same bucket and prefix on AWS and on a local S3 server are two archives).
     """
     if isinstance(location, Path):
         return location / ".assetvault"
     if state_dir is not None:
         return state_dir
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    key = hashlib.sha256(str(location).encode()).hexdigest()[:16]
+    cache = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    endpoint = (location.option("endpoint") or environ.get("AWS_ENDPOINT_URL_S3")
+                or environ.get("AWS_ENDPOINT_URL") or "")
+    key = hashlib.sha256(f"{location} {endpoint}".encode()).hexdigest()[:16]
     return cache / "assetvault" / f"{location.bucket}-{key}"
