@@ -4,8 +4,9 @@
 Uses ../shared/bench (corpus, private nginx on 127.0.0.1:18080, the ``measure.py`` timer).
 assetvault runs a ``urls`` job over a CSV ``url,path`` of the same lists, concurrency 16,
 with SHA-256, state and the bag on, exactly as a user would. Tools alternate run by run (so
-the machine's drift hits every tool alike), after one untimed warm-up each; every output is
-checked against the corpus's SHA-256 list afterwards.
+the machine's drift hits every tool alike; the order turns by one each round, so no tool always
+follows the same one), after one untimed warm-up each; every output is checked against the
+corpus's SHA-256 list afterwards.
 
 Peers:
 - raw (download only, nothing hashed): ``curl`` (``-Z --parallel-max 16``), ``rclone``
@@ -20,7 +21,9 @@ Peers:
                             [--runs 3] [--setup] [--variant NAME:VAR=VALUE[,VAR=VALUE] ...]
 
 ``--variant`` adds an assetvault run with environment variables set (e.g.
-``old:PYTHONPATH=/tmp/old/src`` for another version of the code), alternating with the rest.
+``old:PYTHONPATH=/tmp/old/src`` for another version of the code), alternating with the rest;
+named in ``--tools`` it takes that place in the order (``assetvault`` itself may be a variant:
+a frozen copy of the code, safe from edits to the working tree during a long run).
 ``--setup`` installs nginx, curl, rclone and GNU time with apt-get when missing (root), builds
 the corpus and starts nginx. Results: a table on stdout and every run in
 ``bench/results/compare-DATE.jsonl``.
@@ -175,7 +178,8 @@ def main() -> int:
         setup()
     variants = {v.split(":", 1)[0]: dict(kv.split("=", 1) for kv in v.split(":", 1)[1].split(","))
                 for v in args.variant}
-    tools = args.tools.split(",") + list(variants)
+    tools = args.tools.split(",")
+    tools += [v for v in variants if v not in tools]  # a variant may be placed in --tools
     table: Table = {}
     for name in args.sets.split(","):
         run_set(name, tools, variants, args.runs, table)
@@ -197,7 +201,9 @@ def run_set(name: str, tools: list[str], variants: dict[str, dict[str, str]], ru
     size = int((ROOT / "lists" / f"{name}.bytes").read_text())
     base = dict(os.environ)
     for run in range(runs + 1):  # run 0 is the untimed warm-up
-        for tool in tools:
+        # The order turns by one each round: on this machine a run's cost depends on what ran
+        # just before it (memory and page cache handed back), so no tool always follows one.
+        for tool in tools[run % len(tools):] + tools[:run % len(tools)]:
             out = ROOT / "out" / f"{tool}-{name}"
             cmd, landed = command("assetvault" if tool in variants else tool, name, out)
             set_env(tool, variants, base)
