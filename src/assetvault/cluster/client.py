@@ -4,14 +4,17 @@ its methods have there (the library annotates their synchronous face: ``wait_for
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
 from distributed import Client, Future, WorkerPlugin
 
+CALL_WITHIN = 60.0  # seconds for any one request to the cluster: nothing waits forever on it
+
 
 class DaskClient:
-    """An asynchronous ``distributed.Client``."""
+    """An asynchronous ``distributed.Client``; every request is bounded (TimeoutError)."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -22,15 +25,18 @@ class DaskClient:
     async def run(self, fn: Callable[..., object], *args: object,
                   workers: Sequence[str] | None = None) -> dict[str, object]:
         """``fn(*args)`` on every worker (or those named): each one's result or exception."""
-        return await cast(Awaitable[dict[str, object]],
-                          self.client.run(fn, *args, workers=list(workers) if workers else None,
-                                          on_error="return"))
+        return await asyncio.wait_for(cast(
+            Awaitable[dict[str, object]],
+            self.client.run(fn, *args, workers=list(workers) if workers else None,
+                            on_error="return")), CALL_WITHIN)
 
     async def run_on_scheduler(self, fn: Callable[..., object], *args: object) -> object:
-        return await cast(Awaitable[object], self.client.run_on_scheduler(fn, *args))  # type: ignore[no-untyped-call]
+        asked = self.client.run_on_scheduler(fn, *args)  # type: ignore[no-untyped-call]
+        return await asyncio.wait_for(cast(Awaitable[object], asked), CALL_WITHIN)
 
     async def register_plugin(self, plugin: WorkerPlugin) -> None:
-        await cast(Awaitable[object], self.client.register_plugin(plugin))
+        await asyncio.wait_for(cast(Awaitable[object], self.client.register_plugin(plugin)),
+                               CALL_WITHIN)
 
     async def unregister_plugin(self, name: str) -> None:
         await cast(Awaitable[object], self.client.unregister_worker_plugin(name))  # type: ignore[no-untyped-call]

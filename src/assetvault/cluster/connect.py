@@ -136,7 +136,15 @@ async def _local(count: int) -> Cluster:
 
 async def prepare(cluster: Cluster, settings: WorkerSettings, timeout: float) -> None:
     """Every check of section 8, then the run's plugin on every worker; UsageError if any
-    check fails (the cluster is closed by the caller)."""
+    check fails or the cluster stops answering (the cluster is closed by the caller)."""
+    try:
+        await _prepare(cluster, settings, timeout)
+    except (TimeoutError, OSError) as exc:
+        raise errors.UsageError(f"the Dask cluster at {cluster.address} stopped answering while "
+                                f"it was checked ({_why(exc)}); nothing was listed") from None
+
+
+async def _prepare(cluster: Cluster, settings: WorkerSettings, timeout: float) -> None:
     where = f"the Dask cluster at {cluster.address}"
     client = cluster.client
     try:
@@ -171,10 +179,13 @@ async def share(cluster: Cluster, workers: frozenset[str]) -> None:
     fraction = 1.0 / len(workers)
     await cluster.count_cpu(workers)
     old, new = sorted(cluster.workers & workers), sorted(workers - cluster.workers)
+    given: set[str] = set()
     for group in (old, new):
         if group:
-            await cluster.client.run(set_share, cluster.plugin, fraction, workers=group)
-    cluster.workers = workers
+            done = await cluster.client.run(set_share, cluster.plugin, fraction, workers=group)
+            given |= {w for w, ok in done.items() if ok is True}
+    # One not given its share yet (its plugin still being set up) is asked again next time.
+    cluster.workers = frozenset(given)
 
 
 def allow_failures() -> Callable[..., int]:

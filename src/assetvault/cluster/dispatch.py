@@ -161,9 +161,9 @@ class Dispatch:
             waiting.future.set_result(outcome)
 
     def _lost(self, batch: list[Waiting], why: str, *, killed: bool) -> None:
-        self._cluster.lost = True
         for outcome in self._ledger.lost(batch, why, killed=killed):
             log.warning("%s: %s", outcome.key, outcome.error)
+        self._cluster.lost = self._cluster.lost or self._ledger.ever_lost
         self._wake.set()
 
     # watching -----------------------------------------------------------------------------
@@ -193,6 +193,9 @@ class Dispatch:
                             "kept: run again to resume")
                 return
             if workers != self._cluster.workers:
-                await share(self._cluster, workers)
+                try:
+                    await asyncio.wait_for(share(self._cluster, workers), PING_WITHIN * 2)
+                except Exception as exc:  # asked again at the next look; the watch goes on
+                    log.debug("sharing the limits between workers failed: %r", exc)
                 self.low_water = 2 * max(1, len(workers))
 

@@ -42,6 +42,7 @@ class Ledger:
         self.kills = kills
         self._queue: deque[Waiting] = deque()
         self._sent: dict[tuple[str, str], Waiting] = {}
+        self.ever_lost = False  # some item came back without its outcome, once at least
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -86,6 +87,7 @@ class Ledger:
             if waiting.future.done() or self._sent.get(waiting.id) is not waiting:
                 continue  # answered, or already out again in another batch
             del self._sent[waiting.id]
+            self.ever_lost = True
             waiting.failures += 1
             if waiting.failures >= self.kills:
                 item = waiting.item

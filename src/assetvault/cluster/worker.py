@@ -42,6 +42,7 @@ log = logging.getLogger("assetvault")
 
 Batch = list[tuple[Item, str | None]]
 QUIESCE = 8.0  # seconds a worker waits for placements still running when the run ends
+READY_WITHIN = 30.0  # seconds a batch waits for its worker's share of the limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,10 @@ class Kit:
     def share(self, fraction: float) -> None:
         """This worker's part of the cluster's file rate, burst and bandwidth."""
         s = self.settings
-        self.limits.rescale_files(s.file_rate * fraction, s.file_burst * fraction)
+        # Rounded down, every worker's one-second window together never exceeds the cluster's
+        # rate + burst (a burst share rounded up to one request would, with many workers).
+        window = max(1, int((s.file_rate + s.file_burst) * fraction))
+        self.limits.rescale_files(s.file_rate * fraction, s.file_burst * fraction, window)
         self.bandwidth.rescale(s.bandwidth * fraction)
         self.ready.set()
 
@@ -187,7 +191,10 @@ async def fetch_batch(name: str, batch: Batch) -> list[list[object]] | str:
             return (plugin.refusal if plugin is not None and plugin.refusal else
                     "the run's settings never reached this worker")
         kit = plugin.kit
-        await kit.ready.wait()
+        try:
+            await asyncio.wait_for(kit.ready.wait(), READY_WITHIN)
+        except TimeoutError:
+            return "this worker was never given its share of the rate limits"
         worker = get_worker()
         return list(await asyncio.gather(*(_one(kit, worker, item, previous)
                                            for item, previous in batch)))

@@ -37,6 +37,7 @@ class Limits:
         # Told of every Retry-After this process obeys (a cluster worker passes it on to the
         # others: the origin asked the whole cluster to wait, not one process).
         self.on_slow_down: Callable[[Origin, float], None] | None = None
+        self._file_window: int | None = None  # a cluster worker's share of the window
 
     def check_open(self, origin: Origin, url: str) -> None:
         """Refuse to ask an origin whose breaker tripped."""
@@ -66,10 +67,12 @@ class Limits:
         self._api[origin] = (rate, burst)
         self._buckets.pop(origin, None)
 
-    def rescale_files(self, rate: float, burst: float) -> None:
-        """New file-origin limits (a cluster worker's share of the cluster's): buckets keep
-        their saved tokens up to the new burst, and blocks they carry; guards start over."""
+    def rescale_files(self, rate: float, burst: float, window: int) -> None:
+        """New file-origin limits (a cluster worker's share of the cluster's, and ``window``
+        requests in any second): buckets keep their saved tokens up to the new burst, and
+        blocks they carry; guards start over."""
         self._file = (rate, burst)
+        self._file_window = window
         for origin, bucket in self._buckets.items():
             if origin not in self._api:
                 bucket.rate, bucket.burst = rate, max(1.0, burst)
@@ -98,8 +101,10 @@ class Limits:
             return
         guard = self._guards.get(origin)
         if guard is None:
-            guard = self._guards[origin] = WindowGuard(max(1, int(bucket.rate + bucket.burst)),
-                                                       window=GUARD_WINDOW)
+            limit = max(1, int(bucket.rate + bucket.burst))
+            if self._file_window is not None and origin not in self._api:
+                limit = self._file_window
+            guard = self._guards[origin] = WindowGuard(limit, window=GUARD_WINDOW)
         while (late := guard.wait(self._loop_time())) > 0:  # noqa: ASYNC110
             await asyncio.sleep(late)
 
