@@ -76,3 +76,12 @@ def test_small_batches_go_only_while_workers_would_idle() -> None:
     ledger.add(_waiting("b"))
     ledger.add(_waiting("c"))
     assert ledger.due(batches_out=2, low_water=2)
+
+
+def test_a_refused_batch_costs_its_items_nothing() -> None:
+    ledger = Ledger(batch=2, kills=1)
+    a = _waiting("a")
+    ledger.add(a)
+    for _ in range(5):
+        ledger.lost(ledger.take(), "a worker refused it", killed=False, count=False)
+    assert not a.future.done() and a.failures == 0 and ledger.take() == [a]

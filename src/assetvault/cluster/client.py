@@ -41,8 +41,12 @@ class DaskClient:
     async def unregister_plugin(self, name: str) -> None:
         await cast(Awaitable[object], self.client.unregister_worker_plugin(name))  # type: ignore[no-untyped-call]
 
-    def submit(self, fn: Callable[..., object], *args: object, key: str) -> Future[object]:
-        return cast("Future[object]", self.client.submit(fn, *args, key=key, pure=False))
+    def submit(self, fn: Callable[..., object], *args: object, key: str,
+               workers: Sequence[str] | None = None) -> Future[object]:
+        """``fn(*args)`` as a task, on one of ``workers`` when they are named."""
+        return cast("Future[object]", self.client.submit(
+            fn, *args, key=key, pure=False, workers=list(workers) if workers else None,
+            allow_other_workers=False))
 
     async def cancel(self, futures: list[Future[object]]) -> None:
         await cast(Awaitable[None], self.client.cancel(futures))  # type: ignore[no-untyped-call]

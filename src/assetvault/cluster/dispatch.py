@@ -18,7 +18,7 @@ from ..run.downloads import Transfer
 from ..transfer.fetch import JobFetch
 from .connect import Cluster, share
 from .ledger import Ledger, Waiting
-from .wire import decode_outcome
+from .wire import Refusal, decode_outcome
 from .worker import fetch_batch, hold_off, quiesce
 
 log = logging.getLogger("assetvault")
@@ -43,6 +43,7 @@ class Dispatch:
         self._abort = abort
         self._on_bytes = on_bytes  # the progress bar: bytes of each outcome as it arrives
         self._ledger = Ledger()
+        self._refusing: set[str] = set()  # workers that refused a batch: none go there now
         self._wake = asyncio.Event()
         self._batches: dict[asyncio.Task[None], Future[object]] = {}
         self._keys = itertools.count()
@@ -90,15 +91,21 @@ class Dispatch:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._ledger.due(len(self._batches), self.low_water):
+            while self._ledger.due(len(self._batches), self.low_water) and self._usable():
                 self._submit(self._ledger.take())
+
+    def _usable(self) -> bool:
+        """Some worker can take a batch (none that refused: their items wait for another,
+        or for the watch to stop the run when none comes within the timeout)."""
+        return not self._refusing or bool(self._cluster.workers - self._refusing)
 
     def _submit(self, batch: list[Waiting]) -> None:
         if not batch:
             return
+        usable = sorted(self._cluster.workers - self._refusing) if self._refusing else None
         future = self._cluster.client.submit(
             fetch_batch, self._name, [(w.item, w.previous) for w in batch],
-            key=f"{self._name}-batch-{next(self._keys)}")
+            key=f"{self._name}-batch-{next(self._keys)}", workers=usable)
         task = asyncio.create_task(self._await(future, batch))
         self._batches[task] = future
         task.add_done_callback(self._finished)
@@ -126,9 +133,8 @@ class Dispatch:
             return
         finally:
             future.release()  # type: ignore[no-untyped-call]
-        if isinstance(result, str):
-            log.warning("a Dask worker refused a batch: %s", result)
-            self._lost(batch, f"a worker refused it: {result}", killed=False)
+        if isinstance(result, Refusal):
+            self._refused(batch, result)
             return
         for wire in result if isinstance(result, list) else ():
             self._deliver(wire)
@@ -160,8 +166,18 @@ class Dispatch:
             self._on_bytes(outcome.fetched_bytes)
             waiting.future.set_result(outcome)
 
-    def _lost(self, batch: list[Waiting], why: str, *, killed: bool) -> None:
-        for outcome in self._ledger.lost(batch, why, killed=killed):
+    def _refused(self, batch: list[Waiting], refusal: Refusal) -> None:
+        """A worker that cannot take part (it cannot see the archive, it lost its settings)
+        gets no more batches; its batch goes to the others, costing its items nothing."""
+        if refusal.worker and refusal.worker not in self._refusing:
+            self._refusing.add(refusal.worker)
+            log.warning("Dask worker %s cannot take part in this run (%s): no more items go "
+                        "there", refusal.worker, refusal.reason)
+        self._lost(batch, f"a worker refused it: {refusal.reason}", killed=False,
+                   count=not refusal.worker)
+
+    def _lost(self, batch: list[Waiting], why: str, *, killed: bool, count: bool = True) -> None:
+        for outcome in self._ledger.lost(batch, why, killed=killed, count=count):
             log.warning("%s: %s", outcome.key, outcome.error)
         self._cluster.lost = self._cluster.lost or self._ledger.ever_lost
         self._wake.set()
@@ -186,7 +202,7 @@ class Dispatch:
                     return
                 continue
             answered = now
-            if workers:
+            if workers - self._refusing:
                 alone = now
             elif now - alone > self._timeout:
                 self._abort(f"no Dask worker for {self._timeout:g} s (timeout); the state is "
@@ -198,4 +214,5 @@ class Dispatch:
                 except Exception as exc:  # asked again at the next look; the watch goes on
                     log.debug("sharing the limits between workers failed: %r", exc)
                 self.low_water = 2 * max(1, len(workers))
+                self._wake.set()  # a newcomer may take what waits
 

@@ -79,16 +79,18 @@ class Ledger:
             return None
         return waiting
 
-    def lost(self, batch: list[Waiting], why: str, *, killed: bool) -> list[Outcome]:
+    def lost(self, batch: list[Waiting], why: str, *, killed: bool,
+             count: bool = True) -> list[Outcome]:
         """A batch ended without some outcomes: those items go again (alone, if a worker died
-        with them), or fail once they were lost ``kills`` times; their failed outcomes."""
+        with them), or fail once they were lost ``kills`` times; their failed outcomes. A
+        batch a worker refused (``count`` False) costs its items nothing."""
         failed, again = [], []
         for waiting in batch:
             if waiting.future.done() or self._sent.get(waiting.id) is not waiting:
                 continue  # answered, or already out again in another batch
             del self._sent[waiting.id]
             self.ever_lost = True
-            waiting.failures += 1
+            waiting.failures += count
             if waiting.failures >= self.kills:
                 item = waiting.item
                 outcome = Outcome(item.key, item.job, Status.FAILED, "", item.path,

@@ -3,9 +3,19 @@ event stream carries msgpack types only), and the name of the archive's probe fi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..models import Outcome, Status
 
 PROBE = "cluster-probe"  # under .assetvault/: a local archive every worker must see
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A worker's answer to a batch it cannot take: the run sends no more there."""
+
+    worker: str
+    reason: str
 
 
 def encode_outcome(o: Outcome) -> list[object]:

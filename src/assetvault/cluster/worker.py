@@ -36,7 +36,7 @@ from ..storage import LocalStorage, Storage
 from ..storage.location import Location
 from ..storage.open import open_object_store
 from ..transfer.fetch import Fetcher, JobFetch
-from .wire import PROBE, encode_outcome
+from .wire import PROBE, Refusal, encode_outcome
 
 log = logging.getLogger("assetvault")
 
@@ -118,7 +118,9 @@ class RunPlugin(WorkerPlugin):
         try:
             self.kit = await open_kit(self.settings, Path(worker.local_directory), worker)
         except Exception as exc:
-            self.refusal = Redactor(self.settings.secrets)(f"{type(exc).__name__}: {exc}")
+            said = (exc.message if isinstance(exc, errors.AssetvaultError)
+                    else f"{type(exc).__name__}: {exc}")
+            self.refusal = Redactor(self.settings.secrets)(said)
             log.warning("assetvault worker cannot take part in run %s: %s", self.settings.token,
                         self.refusal)
 
@@ -181,25 +183,25 @@ def plugin_of(name: str, worker: Worker | None = None) -> RunPlugin | None:
     return plugin if isinstance(plugin, RunPlugin) else None
 
 
-async def fetch_batch(name: str, batch: Batch) -> list[list[object]] | str:
+async def fetch_batch(name: str, batch: Batch) -> list[list[object]] | Refusal:
     """Fetch a batch of items on this worker: their outcomes, each also sent as an event the
-    moment it is known (a worker killed mid-batch loses only what was in flight). A string
-    is a refusal: this worker cannot take part. Never raises (see the module's docstring)."""
+    moment it is known (a worker killed mid-batch loses only what was in flight); a Refusal
+    when this worker cannot take part. Never raises (see the module's docstring)."""
     try:
-        plugin = plugin_of(name)
+        worker = get_worker()
+        plugin = plugin_of(name, worker)
         if plugin is None or plugin.kit is None:
-            return (plugin.refusal if plugin is not None and plugin.refusal else
-                    "the run's settings never reached this worker")
+            return Refusal(worker.address, plugin.refusal if plugin is not None and
+                           plugin.refusal else "the run's settings never reached this worker")
         kit = plugin.kit
         try:
             await asyncio.wait_for(kit.ready.wait(), READY_WITHIN)
         except TimeoutError:
-            return "this worker was never given its share of the rate limits"
-        worker = get_worker()
+            return Refusal(worker.address, "never given its share of the rate limits")
         return list(await asyncio.gather(*(_one(kit, worker, item, previous)
                                            for item, previous in batch)))
     except Exception as exc:
-        return f"internal error on the worker: {type(exc).__name__}"
+        return Refusal("", f"internal error on the worker: {type(exc).__name__}")
 
 
 async def _one(kit: Kit, worker: Worker, item: Item, previous: str | None) -> list[object]:
