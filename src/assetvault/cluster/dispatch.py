@@ -33,9 +33,11 @@ class Dispatch:
 
     def __init__(self, cluster: Cluster, local: Transfer, api_origins: frozenset[Origin],
                  *, timeout: float, abort: Callable[[str], None],
-                 on_bytes: Callable[[int], None]) -> None:
+                 on_bytes: Callable[[int], None], per_host: int) -> None:
         assert cluster.plugin is not None
         self._cluster = cluster
+        # The run's slots are scaled for the cluster; here, in one process, per_host holds.
+        self._local_slots = asyncio.Semaphore(per_host)
         self._name = cluster.plugin
         self._local = local  # items on an API origin: fetched here, in the API's one bucket
         self._api = api_origins
@@ -54,7 +56,8 @@ class Dispatch:
 
     async def __call__(self, item: Item, job: JobFetch, previous: str | None) -> Outcome:
         if origin_of(item.url) in self._api:
-            return await self._local(item, job, previous)
+            async with self._local_slots:
+                return await self._local(item, job, previous)
         waiting = Waiting(item, previous, asyncio.get_running_loop().create_future())
         self._ledger.add(waiting)
         self._wake.set()

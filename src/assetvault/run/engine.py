@@ -343,9 +343,10 @@ class Run:
             return None
         from ..cluster.dispatch import Dispatch
 
+        whole = run_limits(self.jobs)
         dispatch = Dispatch(self.cluster, fetcher.fetch, api_origins(self.jobs),
-                            timeout=run_limits(self.jobs).timeout,
-                            abort=self.abort, on_bytes=self.progress.add_bytes)
+                            timeout=whole.timeout, abort=self.abort,
+                            on_bytes=self.progress.add_bytes, per_host=whole.per_host)
         dispatch.start()
         return dispatch
 
