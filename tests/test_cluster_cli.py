@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -142,6 +143,31 @@ def test_a_retry_after_seen_by_one_worker_holds_the_origin_on_every_worker(
     assert not [t for t in later if 1.0 <= t < 2.9], later
 
 
+def test_a_worker_joining_with_another_version_gets_no_items(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    fake = _other_version(tmp_path)
+    with (SandboxThread(_slow(8), faults="files:slow:rate=300000") as box,
+          DaskProcesses(tmp_path / "dask", workers=1) as procs):
+        jobs = manifest(tmp_path, box, str(archive), concurrency=2)
+        report = tmp_path / "report.json"
+        code, err = _run_until(jobs, procs.address, archive, 2,
+                               lambda: procs.add_worker(env={"PYTHONPATH": str(fake)}),
+                               "--report", str(report))
+        assert code == 0, err
+        assert payload_matches_upstream(archive, box) == len(file_requests(box))
+    # Only the first worker took part (the report lists the workers given a share).
+    assert len(json.loads(report.read_text())["workers"]) == 1
+    bagit.Bag(str(archive)).validate()
+
+
+def _other_version(tmp_path: Path) -> Path:
+    """A folder that, first on a worker's path, makes it report assetvault 9.9.9."""
+    info = tmp_path / "fake" / "assetvault-9.9.9.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: assetvault\nVersion: 9.9.9\n")
+    return info.parent
+
+
 def test_a_run_left_without_workers_stops_cleanly(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     with (SandboxThread(_slow(12), faults="files:slow:rate=300000") as box,
@@ -173,9 +199,7 @@ def test_a_scheduler_that_goes_away_ends_the_run_and_a_rerun_resumes(tmp_path: P
 
 
 def test_an_unfit_cluster_is_exit_2_before_anything_is_listed(tmp_path: Path) -> None:
-    fake = tmp_path / "fake" / "assetvault-9.9.9.dist-info"
-    fake.mkdir(parents=True)
-    (fake / "METADATA").write_text("Metadata-Version: 2.1\nName: assetvault\nVersion: 9.9.9\n")
+    fake = _other_version(tmp_path)
     with SandboxThread(DatasetConfig(organizations=1, assets_per_org=2, products=0,
                                      beers=0)) as box:
         jobs = manifest(tmp_path, box, str(tmp_path / "archive"), timeout=3)
@@ -184,7 +208,7 @@ def test_an_unfit_cluster_is_exit_2_before_anything_is_listed(tmp_path: Path) ->
         with DaskProcesses(tmp_path / "empty", workers=0) as empty:
             idle = run_cli("run", jobs, "--cluster", empty.address, timeout=WAIT)
             assert idle.code == 2 and "has no worker" in idle.err, idle.err
-            empty.add_worker(env={"PYTHONPATH": str(fake.parent)})
+            empty.add_worker(env={"PYTHONPATH": str(fake)})
             empty.wait_for_workers(1)
             other = run_cli("run", jobs, "--cluster", empty.address, timeout=WAIT)
             assert other.code == 2 and "runs assetvault 9.9.9" in other.err, other.err
@@ -252,11 +276,11 @@ def _slow(assets: int) -> DatasetConfig:
 
 
 def _run_until(jobs: Path, address: str, archive: Path, files: int,
-               then: Callable[[], object]) -> tuple[int, str]:
+               then: Callable[[], object], *more: str) -> tuple[int, str]:
     """A run on the cluster at ``address``: once ``files`` files are archived, ``then``; the
     run's exit code and stderr."""
     proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
-                             "--cluster", address], env=dict(os.environ),
+                             "--cluster", address, *more], env=dict(os.environ),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import itertools
 import logging
 from collections.abc import Callable
 
 from distributed import Future, KilledWorker
 
+from .. import __version__
 from ..models import Item, Outcome
 from ..net.origin import Origin, origin_of
 from ..run.downloads import Transfer
@@ -46,6 +48,7 @@ class Dispatch:
         self._on_bytes = on_bytes  # the progress bar: bytes of each outcome as it arrives
         self._ledger = Ledger()
         self._refusing: set[str] = set()  # workers that refused a batch: none go there now
+        self._checked: set[str] = set(cluster.workers)  # versions known to match
         self._wake = asyncio.Event()
         self._batches: dict[asyncio.Task[None], Future[object]] = {}
         self._keys = itertools.count()
@@ -96,6 +99,22 @@ class Dispatch:
             self._wake.clear()
             while self._ledger.due(len(self._batches), self.low_water) and self._usable():
                 self._submit(self._ledger.take())
+
+    async def _check_newcomers(self, workers: frozenset[str]) -> None:
+        """A worker that joins during the run takes part only with this assetvault version
+        (the same check as before listing; a worker without assetvault cannot even say)."""
+        new = sorted(workers - self._checked)
+        if not new:
+            return
+        found = await self._cluster.client.run(importlib.metadata.version, "assetvault",
+                                               workers=new)
+        for worker, version in found.items():
+            self._checked.add(worker)
+            if version != __version__ and worker not in self._refusing:
+                self._refusing.add(worker)
+                log.warning("Dask worker %s joined without assetvault %s (%s): no items go "
+                            "there", worker, __version__,
+                            version if isinstance(version, str) else "not installed")
 
     def _usable(self) -> bool:
         """Some worker can take a batch (none that refused: their items wait for another,
@@ -211,11 +230,14 @@ class Dispatch:
                 self._abort(f"no Dask worker for {self._timeout:g} s (timeout); the state is "
                             "kept: run again to resume")
                 return
-            if workers != self._cluster.workers:
-                try:
-                    await asyncio.wait_for(share(self._cluster, workers), PING_WITHIN * 2)
-                except Exception as exc:  # asked again at the next look; the watch goes on
-                    log.debug("sharing the limits between workers failed: %r", exc)
-                self.low_water = 2 * max(1, len(workers))
-                self._wake.set()  # a newcomer may take what waits
+            try:
+                if workers - self._checked:
+                    await asyncio.wait_for(self._check_newcomers(workers), PING_WITHIN * 2)
+                usable = workers - self._refusing
+                if usable != self._cluster.workers:
+                    await asyncio.wait_for(share(self._cluster, usable), PING_WITHIN * 2)
+                    self.low_water = 2 * max(1, len(usable))
+                    self._wake.set()  # a newcomer may take what waits
+            except Exception as exc:  # asked again at the next look; the watch goes on
+                log.debug("checking or sharing the limits between workers failed: %r", exc)
 

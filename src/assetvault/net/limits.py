@@ -71,6 +71,8 @@ class Limits:
         """New file-origin limits (a cluster worker's share of the cluster's, and ``window``
         requests in any second): buckets keep their saved tokens up to the new burst, and
         blocks they carry; guards start over."""
+        if (rate, burst) == self._file and window == self._file_window:
+            return  # the same share again: the guards keep what they saw
         self._file = (rate, burst)
         self._file_window = window
         for origin, bucket in self._buckets.items():
