@@ -118,17 +118,16 @@ async def _closing(cluster: LocalCluster) -> None:
 
 
 async def _local(count: int) -> Cluster:
-    import dask
     from distributed import Client, LocalCluster
     from distributed.security import Security
 
     # In-memory certificates: the run's secrets travel to the workers over TLS only.
     security = Security.temporary()  # type: ignore[no-untyped-call]
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = await cast(Awaitable[LocalCluster], LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=count, threads_per_worker=THREADS, processes=True, host="127.0.0.1",
-            dashboard_address=None, security=security, asynchronous=True,
-            silence_logs=logging.CRITICAL))
+    # allowed-failures is set by prepare(), for this cluster as for any other.
+    cluster = await cast(Awaitable[LocalCluster], LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=count, threads_per_worker=THREADS, processes=True, host="127.0.0.1",
+        dashboard_address=None, security=security, asynchronous=True,
+        silence_logs=logging.CRITICAL))
     client = await _connect(Client(cluster, asynchronous=True,  # type: ignore[no-untyped-call]
                                    security=security))
     return Cluster(DaskClient(client), str(cluster.scheduler_address), cluster)

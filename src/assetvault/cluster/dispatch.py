@@ -35,11 +35,9 @@ class Dispatch:
 
     def __init__(self, cluster: Cluster, local: Transfer, api_origins: frozenset[Origin],
                  *, timeout: float, abort: Callable[[str], None],
-                 on_bytes: Callable[[int], None], per_host: int) -> None:
+                 on_bytes: Callable[[int], None]) -> None:
         assert cluster.plugin is not None
         self._cluster = cluster
-        # The run's slots are scaled for the cluster; here, in one process, per_host holds.
-        self._local_slots = asyncio.Semaphore(per_host)
         self._name = cluster.plugin
         self._local = local  # items on an API origin: fetched here, in the API's one bucket
         self._api = api_origins
@@ -59,15 +57,14 @@ class Dispatch:
 
     async def __call__(self, item: Item, job: JobFetch, previous: str | None) -> Outcome:
         if origin_of(item.url) in self._api:
-            async with self._local_slots:
-                return await self._local(item, job, previous)
+            return await self._local(item, job, previous)
         waiting = Waiting(item, previous, asyncio.get_running_loop().create_future())
         self._ledger.add(waiting)
         self._wake.set()
         return await waiting.future
 
     def start(self) -> None:
-        self._cluster.client.subscribe(f"assetvault-{self._token}", self._on_event)
+        self._cluster.client.subscribe(self._name, self._on_event)  # the plugin's topic
         self._background = [asyncio.create_task(self._send()), asyncio.create_task(self._watch())]
 
     async def close(self) -> None:
@@ -84,11 +81,7 @@ class Dispatch:
                                        CANCEL_WITHIN * 2)
         await asyncio.gather(*self._background, *self._batches, return_exceptions=True)
         with contextlib.suppress(Exception):  # a client that closed itself has no topics
-            self._cluster.client.unsubscribe(f"assetvault-{self._token}")
-
-    @property
-    def _token(self) -> str:
-        return self._name.removeprefix("assetvault-")
+            self._cluster.client.unsubscribe(self._name)
 
     # sending ------------------------------------------------------------------------------
 

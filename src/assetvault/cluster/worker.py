@@ -66,6 +66,7 @@ class WorkerSettings:
 
     @property
     def name(self) -> str:
+        """The run's plugin on every worker, and the topic of its events."""
         return f"assetvault-{self.token}"
 
 
@@ -134,9 +135,8 @@ async def open_kit(s: WorkerSettings, local: Path, worker: Worker) -> Kit:
     """The worker's session, limits and storage for the run (checks the archive is seen)."""
     storage, journal, partial, scratch = _open_archive(s, local)
     limits = Limits(s.file_rate, s.file_burst)
-    topic = f"assetvault-{s.token}"
     limits.on_slow_down = lambda origin, seconds: worker.log_event(
-        topic, ["slow", list(origin), seconds])
+        s.name, ["slow", list(origin), seconds])
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300,
                                      resolver=GuardedResolver(s.named_hosts))
     session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": s.user_agent},
@@ -216,7 +216,7 @@ async def _one(kit: Kit, worker: Worker, item: Item, previous: str | None) -> li
                           kit.redact.url(item.url), item.path,
                           error=_failure(exc, kit))
     wire = encode_outcome(outcome)
-    worker.log_event(f"assetvault-{kit.settings.token}", ["done", wire])
+    worker.log_event(kit.settings.name, ["done", wire])
     return wire
 
 

@@ -40,9 +40,10 @@ class Downloads:
 
     def __init__(self, jobs: tuple[Job, ...], fetcher: Fetcher, placer: Placer, journal: Journal,
                  io: Offload, redactor: Redactor, *, transfer: Transfer | None = None,
-                 scale: int = 1) -> None:
+                 scale: int = 1, local_hosts: frozenset[str] = frozenset()) -> None:
         """``transfer`` replaces the fetcher for items (a cluster's); ``scale`` multiplies the
-        slots per job and per host (a cluster has that many workers, each with its own)."""
+        slots per job and per host (a cluster has that many workers, each with its own), but
+        not for ``local_hosts``, whose files this process fetches itself."""
         self._transfer = transfer or fetcher.fetch
         self._shown = redactor.url
         self._placer = placer
@@ -51,8 +52,9 @@ class Downloads:
         self._job_of = {job.name: job for job in jobs}
         self._job_slots = {job.name: asyncio.Semaphore(job.settings.concurrency * scale)
                            for job in jobs}
-        self._per_host = min(job.settings.per_host for job in jobs) * scale
-        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        per_host = min(job.settings.per_host for job in jobs)
+        self._host_slots = {host: asyncio.Semaphore(per_host) for host in local_hosts}
+        self._per_host = per_host * scale
         self._recent: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
         self.forgotten = 0  # URLs fetched in this run that only the store remembers now
 

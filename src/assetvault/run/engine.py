@@ -282,8 +282,10 @@ class Run:
                               redactor=self.tally.redact)
             dispatch = self._dispatch(fetcher)
             scale = 1 if dispatch is None else dispatch.low_water
+            local = frozenset(o[1] for o in api_origins(self.jobs)) if dispatch else frozenset()
             downloads = Downloads(self.jobs, fetcher, self.placer, self.journal, self._io_call,
-                                  self.tally.redact, transfer=dispatch, scale=scale)
+                                  self.tally.redact, transfer=dispatch, scale=scale,
+                                  local_hosts=local)
             serving = self.workers * scale
             entries: Channel[list[Entry]] = Channel(4, senders=len(self.jobs))
             work: Channel[tuple[Item, str | None]] = Channel(serving * 2, senders=PLANNERS)
@@ -343,10 +345,9 @@ class Run:
             return None
         from ..cluster.dispatch import Dispatch
 
-        whole = run_limits(self.jobs)
         dispatch = Dispatch(self.cluster, fetcher.fetch, api_origins(self.jobs),
-                            timeout=whole.timeout, abort=self.abort,
-                            on_bytes=self.progress.add_bytes, per_host=whole.per_host)
+                            timeout=run_limits(self.jobs).timeout, abort=self.abort,
+                            on_bytes=self.progress.add_bytes)
         dispatch.start()
         return dispatch
 
