@@ -76,6 +76,17 @@ def setup() -> None:
     subprocess.run([str(SHARED / "serve.sh")], check=True, env=env)
 
 
+def precompile(variants: dict[str, dict[str, str]]) -> None:
+    """Byte-compile assetvault's sources (and each variant's), as ``pip install`` does: this
+    machine sets PYTHONDONTWRITEBYTECODE, so an editable install would compile its ~110
+    modules again on every run (0.2 s a run, measured) where a user's install never does."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    paths = [str(HERE.parent / "src"), *(p for v in variants.values()
+                                         for p in v.get("PYTHONPATH", "").split(":") if p)]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *paths], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+
+
 def assetvault_manifest(name: str, archive: Path) -> Path:
     """A urls job over the set's list, as CSV url,path (path = the file's name)."""
     folder = ROOT / "assetvault"
@@ -180,6 +191,7 @@ def main() -> int:
                 for v in args.variant}
     tools = args.tools.split(",")
     tools += [v for v in variants if v not in tools]  # a variant may be placed in --tools
+    precompile(variants)
     table: Table = {}
     for name in args.sets.split(","):
         run_set(name, tools, variants, args.runs, table)

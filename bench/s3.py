@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from compare import BASE, ROOT, J, load_measure, setup  # noqa: E402
+from compare import BASE, ROOT, J, load_measure, precompile, setup  # noqa: E402
 from tests.seaweed import SeaweedS3  # noqa: E402
 
 TCK = os.sysconf("SC_CLK_TCK")
@@ -191,6 +191,7 @@ def main() -> int:
     variants = {v.split(":", 1)[0]: dict(kv.split("=", 1) for kv in v.split(":", 1)[1].split(","))
                 for v in args.variant}
     tools += list(variants)
+    precompile(variants)
     results = HERE / "results" / f"s3-{time.strftime('%Y-%m-%d')}.jsonl"
     results.parent.mkdir(exist_ok=True)
     log = str(ROOT / "logs" / "s3.log")

@@ -145,3 +145,10 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
         return True
     return exc.__cause__ is not None and is_disk_full(exc.__cause__)
+
+
+def first_error(exc: BaseException) -> str:
+    """The first error inside a (nested) exception group, as ``Type: text``."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"

@@ -76,6 +76,12 @@ class Storage(Protocol):
         """The archive as a user named it, for messages."""
         ...
 
+    @property
+    def whole_up_to(self) -> int:
+        """Bodies up to this many bytes are best read whole into memory and handed over with
+        ``put_bytes``; larger ones stream to a local partial file (the resume copy) first."""
+        ...
+
     def where(self, key: str) -> str:
         """How a user names the object at ``key`` (a path, a URL)."""
         ...

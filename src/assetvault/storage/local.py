@@ -54,6 +54,12 @@ class LocalStorage:
     def location(self) -> str:
         return self._root
 
+    @property
+    def whole_up_to(self) -> int:
+        # A body is written to disk either way here; past a megabyte, streaming it to the
+        # partial file makes it resumable by Range and keeps memory flat.
+        return 1 << 20
+
     def where(self, key: str) -> str:
         return os.path.join(self._root, key)
 

@@ -36,8 +36,14 @@ T = TypeVar("T")
 
 log = logging.getLogger("assetvault")
 READ = 1 << 20
-PART = 8 << 20  # multipart part size: files larger than this stream in parts
-PARALLEL_PARTS = 4
+# Parts of 16 MiB, 2 at a time per upload: against 8 MiB x 4, SeaweedFS spent 1.4-1.6 CPU-s
+# less per GiB and the same upload took 0.6-0.9 s less for 1 GiB, at the same peak memory
+# (8 x 128 MiB files, 8 at once); 32 MiB parts cost 200-400 MiB more memory for nothing.
+PART = 16 << 20
+PARALLEL_PARTS = 2
+# Bodies up to this size are held in memory and put in one request: no local partial file
+# written and read back (16 downloads at once hold at most 128 MiB).
+WHOLE = 8 << 20
 
 
 def truthy(value: str | None) -> bool:
@@ -115,11 +121,17 @@ class S3Storage:
         self._scratch = scratch  # local folder for staging tag files
         self._sizes: dict[str, int] | None = None
         self._lock = threading.Lock()
+        self._sweep_lock = threading.Lock()
+        self._swept = False
         self.started = datetime.now(UTC)
 
     @property
     def location(self) -> str:
         return str(self.url)
+
+    @property
+    def whole_up_to(self) -> int:
+        return WHOLE
 
     def where(self, key: str) -> str:
         return f"{self.url}/{key}"
@@ -213,15 +225,20 @@ class S3Storage:
 
     def sweep(self) -> None:
         """Abort the multipart uploads a killed run left under the prefix (started before this
-        process opened the archive: never one of its own)."""
+        process opened the archive: never one of its own). Once per process: a second call
+        (the bag's, at the seal) waits for the first and finds nothing new to abort."""
         from .s3_uploads import abort_stale_uploads
 
-        try:
-            abort_stale_uploads(self.url, self._environ, before=self.started)
-        except Exception as exc:  # botocore's errors: AccessDenied without the permission, ...
-            # Left uploads cost storage, not integrity: the run goes on, and says so.
-            log.warning("%s: could not abort incomplete multipart uploads (%s); they cost "
-                        "storage until aborted", self.url, _reason(exc))
+        with self._sweep_lock:
+            if self._swept:
+                return
+            self._swept = True
+            try:
+                abort_stale_uploads(self.url, self._environ, before=self.started)
+            except Exception as exc:  # botocore's: AccessDenied without the permission, ...
+                # Left uploads cost storage, not integrity: the run goes on, and says so.
+                log.warning("%s: could not abort incomplete multipart uploads (%s); they "
+                            "cost storage until aborted", self.url, _reason(exc))
 
     def _listed(self, key: str) -> int | None:
         with self._lock:

@@ -37,8 +37,7 @@ from .resume import Held
 from .sink import Digests, Sink
 
 CHUNK = 1 << 20
-SMALL = 1 << 20  # bodies up to this size are read whole and placed in one step
-INLINE = 256 * 1024  # ... and up to this size on the event loop itself
+INLINE = 256 * 1024  # bodies read whole (Storage.whole_up_to) up to this size: on the loop
 log = logging.getLogger("assetvault")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 
@@ -146,6 +145,7 @@ class Fetcher:
         # The run's redactor: an item's URL is stored and shown in the one form it gives.
         self._shown = (redactor or Redactor()).url
         self._placer = placer
+        self._whole_up_to = placer.storage.whole_up_to
         # Sidecars that a crashed run left: only those items look for a resumable partial.
         self._leftover = {p.name for p in partial.glob("*.json")}
         self._scratch = str(partial)
@@ -240,7 +240,7 @@ class Fetcher:
             log.warning("%s: the server sent Content-Encoding %r unasked; storing its bytes "
                         "as sent", partial.shown, encoding[:40])
         guard = SpeedGuard(job.min_speed, job.timeout)
-        if start.offset == 0 and total is not None and total <= SMALL:
+        if start.offset == 0 and total is not None and total <= self._whole_up_to:
             return await self._small(resp, item, partial, total, expected_md5, previous, guard)
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         if start.offset == 0:
@@ -263,11 +263,9 @@ class Fetcher:
                      total: int, expected_md5: str | None, previous: str | None,
                      guard: SpeedGuard) -> _Fetched:
         """A body that fits in memory: read it whole, then hash, check, write and place it in
-        one step (on the loop itself when small; see INLINE)."""
+        one step (on the loop itself when small; see INLINE). A broken connection costs a
+        retry from the start, never more than ``whole_up_to`` bytes."""
         body = await self._read_small(resp, partial, total, guard)
-        partial.fetched += len(body)
-        self._on_bytes(len(body))
-        await self._bandwidth.consume(len(body))
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         path = _final_path(item, resp.headers.get("Content-Type"))
         args = (body, item, total, expected_md5, path, etag, modified, previous, partial.shown)
@@ -294,15 +292,18 @@ class Fetcher:
         self._placer.place_bytes(body, placed, previous, item.url)
         return digests
 
-    @staticmethod
-    async def _read_small(resp: aiohttp.ClientResponse, partial: _Partial, total: int,
+    async def _read_small(self, resp: aiohttp.ClientResponse, partial: _Partial, total: int,
                           guard: SpeedGuard) -> bytes:
-        """The whole body, watched for trickling (most small bodies are one chunk)."""
+        """The whole body, watched for trickling and counted against the bandwidth as it
+        arrives (most small bodies are one chunk; an object store's take several)."""
         chunks: list[bytes] = []
         size = 0
         async for chunk, _ in resp.content.iter_chunks():
             chunks.append(chunk)
             size += len(chunk)
+            partial.fetched += len(chunk)
+            self._on_bytes(len(chunk))
+            guard.credit(await self._bandwidth.consume(len(chunk)))
             if size > total:
                 break  # a lie about the length: the size check reports it
             guard.check(size, partial.shown)
