@@ -24,6 +24,7 @@ its metadata).
     python bench/s3.py [--sets mixed,large] [--tools assetvault,rclone] [--runs 3] [--setup]
     python bench/s3.py --sets mixed --tools assetvault,assetvault-w1,assetvault-w2  # scaling
                        [--variant NAME:VAR=VALUE[,VAR=VALUE] ...]
+    python bench/s3.py --sets large --upstream-limit 100  # an upstream at 100 MiB/s
 
 ``--variant`` adds an assetvault run with environment variables set (e.g.
 ``pool16:PYTHONPATH=/tmp/avsrc`` for a scratch copy of src/ with a change to try, or
@@ -78,6 +79,9 @@ def proc_tree_cpu(pid: int) -> float:
     return total
 
 
+UPSTREAM_MIB: list[int] = []  # --upstream-limit: the source's bandwidth, the same for each tool
+
+
 def assetvault_manifest(name: str, bucket: str) -> Path:
     folder = ROOT / "assetvault-s3"
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,7 +91,8 @@ def assetvault_manifest(name: str, bucket: str) -> Path:
     manifest = folder / f"{bucket}.yaml"
     manifest.write_text(json.dumps({
         "version": 1, "archive": f"s3://{bucket}/av",
-        "defaults": {"concurrency": J, "per_host": J},
+        "defaults": {"concurrency": J, "per_host": J,
+                     **({"bandwidth": f"{UPSTREAM_MIB[0]}MiB"} if UPSTREAM_MIB else {})},
         "jobs": [{"name": "bench", "source": "urls", "urls_file": str(csv)}]}))
     return manifest
 
@@ -97,7 +102,8 @@ def command(tool: str, name: str, bucket: str, endpoint: str) -> tuple[list[str]
     if tool == "rclone":
         dest = f":s3,provider=SeaweedFS,endpoint='{endpoint}',region=us-east-1:{bucket}/rc"
         return (["rclone", "copy", f":http,url='{BASE}/{name}/':", dest,
-                 "--transfers", str(J), "--checkers", str(J), "-q", "--config", "/dev/null"],
+                 "--transfers", str(J), "--checkers", str(J), "-q", "--config", "/dev/null",
+                 *(["--bwlimit", f"{UPSTREAM_MIB[0]}M"] if UPSTREAM_MIB else [])],
                 "sync", "rc/")
     state = ROOT / "out" / f"s3-state-{tool}"
     exe = str(Path(sys.executable).parent / "assetvault")
@@ -176,7 +182,12 @@ def main() -> int:
     ap.add_argument("--setup", action="store_true")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE[,VAR=VALUE]")
     ap.add_argument("--keep", action="store_true", help="keep each run's bucket")
+    ap.add_argument("--upstream-limit", type=int, metavar="MIB",
+                    help="cap the download from nginx at MIB MiB/s (assetvault's bandwidth, "
+                         "rclone's --bwlimit): an upstream slower than the store")
     args = ap.parse_args()
+    if args.upstream_limit:
+        UPSTREAM_MIB.append(args.upstream_limit)
     if args.setup:
         setup()
     from obstore.store import S3Store

@@ -41,6 +41,17 @@ class Placer:
         self._place(placed, None, placed.url,
                     lambda key, meta: self.storage.copy(DATA + source, key))
 
+    def ready(self, placed: Placed, previous: str | None) -> None:
+        """Everything but the write, for bytes the store takes as they stream (their upload
+        completes next): the old bytes to the history, the placement journaled."""
+        self._place(placed, previous, placed.url, lambda key, meta: None)
+
+    @staticmethod
+    def meta(placed: Placed) -> Meta:
+        """The provenance the store keeps beside the object."""
+        return Meta(placed.sha256, placed.url, placed.version, placed.key, placed.job,
+                    placed.kind)
+
     def _place(self, placed: Placed, previous: str | None, url: str,
                put: Callable[[str, Meta], None]) -> None:
         key = DATA + placed.path
@@ -48,8 +59,7 @@ class Placer:
             keep_history(self.storage, key, previous)
             if self._journal is not None:
                 self._journal.append(placed)
-            put(key, Meta(placed.sha256, placed.url, placed.version, placed.key, placed.job,
-                          placed.kind))
+            put(key, self.meta(placed))
         except UnsafeKeyError:
             raise errors.FetchError(f"refused to write {placed.path!r}: it resolves outside "
                                     "data/", url=redact_url(url)) from None

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ..models import Kind
-from ..storage import DATA, Storage
+from ..storage import DATA, Meta
 from ..storage.base import SNAPSHOT
 from ..storage.open import check_store
+from .history import sha256_of
 from .journal import Placed
 from .store import Store
 
@@ -117,16 +118,38 @@ def reconcile(store: Store, storage: S3Storage, now: str) -> int:
     return store.record_placed(placed, now) if placed else 0
 
 
-def _placed(storage: Storage, key: str, size: int) -> Placed | None:
+def _placed(storage: S3Storage, key: str, size: int) -> Placed | None:
     try:
         meta = storage.metadata(key)
     except OSError:
         return None
-    if not all(meta.get(name) for name in ("sha256", "key", "job")):
+    if not all(meta.get(name) for name in ("key", "job")):
         return None  # not placed by assetvault: never recorded as archived
-    if unquote(meta.get("object", "")) != key or not _SHA256.fullmatch(meta["sha256"]):
-        return None  # a server-side copy of another item's object, or not our writing
+    if unquote(meta.get("object", "")) != key:
+        return None  # a server-side copy of another item's object
+    sha256 = meta.get("sha256") or _stamped(storage, key, meta, size)
+    if sha256 is None or not _SHA256.fullmatch(sha256):
+        return None  # not our writing
     version = meta.get("version")
     return Placed(unquote(meta["key"]), unquote(meta["job"]), unquote(meta.get("source-url", "")),
-                  key[len(DATA):], size, meta["sha256"], unquote(version) if version else None,
+                  key[len(DATA):], size, sha256, unquote(version) if version else None,
                   None, None, kind=meta.get("kind", Kind.FILE))
+
+
+def _stamped(storage: S3Storage, key: str, meta: Mapping[str, str], size: int) -> str | None:
+    """The SHA-256 of a streamed object whose run died between completing its upload (only
+    ever done once every check passed) and stamping its digest: read back from the store,
+    never fetched again, and stamped now."""
+    try:
+        sha256 = sha256_of(storage, key)
+        storage.stamp(key, Meta(sha256, unquote(meta.get("source-url", "")),
+                                _maybe(meta, "version"), unquote(meta["key"]),
+                                unquote(meta["job"]), meta.get("kind", Kind.FILE)), size)
+    except OSError:
+        return None
+    return sha256
+
+
+def _maybe(meta: Mapping[str, str], name: str) -> str | None:
+    value = meta.get(name)
+    return unquote(value) if value else None

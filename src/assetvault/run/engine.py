@@ -91,9 +91,8 @@ class Run:
         self.result = RunResult(started=datetime.now(UTC))
         self.tally = Tally(jobs, self.result, redact, progress)
         self.store: Store | None = None
-        # The planner's lookups, on the event loop: a batch's reads take a few ms, and a hop
-        # to the writer's thread per batch (with the GIL handed back and forth per row)
-        # cost a 100k re-run more than the reads themselves.
+        # The planner's lookups, on the event loop: a batch's reads take a few ms, and a hop to
+        # the writer's thread per batch (GIL handed over per row) cost a 100k re-run more.
         self.reader: Store | None = None
         self.run_id = 0
         self._db = ThreadPoolExecutor(1, thread_name_prefix="assetvault-db")
@@ -209,9 +208,10 @@ class Run:
         if self.remote is None:
             await self._call(self.storage.sweep)
         else:
-            # It aborts no upload of this run's: it goes on beside the downloads (0.3 s of
-            # wall a run here); the seal's own sweep waits for it.
-            self._tasks_aside.append(asyncio.ensure_future(self._io_call(self.storage.sweep)))
+            # Beside the downloads (0.3 s of wall a run here); the seal's own sweep and this
+            # run's multipart uploads wait for it.
+            self.remote.sweep_beside()
+            self._tasks_aside.append(asyncio.ensure_future(asyncio.to_thread(self.remote.sweep)))
             count += await self._call(reconcile, self.store, self.remote, now)
         if count:
             log.info("recovered %d files a previous run placed but did not record", count)

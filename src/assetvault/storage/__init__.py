@@ -1,4 +1,4 @@
-"""Where an archive's bytes live: one interface; a folder here, or (next) an object store."""
+"""Where an archive's bytes live: one interface; a folder, or an object store."""
 
 from .base import (
     DATA,
@@ -9,10 +9,11 @@ from .base import (
     Storage,
     StorageError,
     Stored,
+    Stream,
     UnsafeKeyError,
     Upload,
 )
 from .local import LocalStorage
 
 __all__ = ["DATA", "HISTORY", "REPORTS", "STATE", "LocalStorage", "Meta", "Storage",
-           "StorageError", "Stored", "UnsafeKeyError", "Upload"]
+           "StorageError", "Stored", "Stream", "UnsafeKeyError", "Upload"]

@@ -67,6 +67,22 @@ class Upload(Protocol):
         ...
 
 
+class Stream(Protocol):
+    """An object written while its bytes arrive (an upload in parts): invisible at its key
+    until ``commit``, nothing left after ``abort``. Its metadata but the SHA-256 is set when it
+    starts; ``commit`` adds that."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def commit(self, meta: Meta) -> None:
+        """Make the bytes written the object at the key, whole, carrying ``meta``."""
+        ...
+
+    async def abort(self) -> None:
+        """Drop what was written (never raises); the key keeps what it had."""
+        ...
+
+
 class Storage(Protocol):
     """The bytes of one archive. Blocking calls: the run makes them from worker threads,
     except a ``size`` per item on a re-run, which a local folder answers from a ``stat``."""
@@ -120,6 +136,12 @@ class Storage(Protocol):
     def upload(self, key: str, *, durable: bool = False) -> Upload:
         """Start writing the object at ``key`` (``durable``: on stable storage once committed,
         for the bag's tag files)."""
+        ...
+
+    def stream(self, key: str, meta: Meta, size: int) -> Stream | None:
+        """Start writing the object at ``key`` (``size`` bytes) while its bytes arrive; None
+        where the store gains nothing from that (a local folder renames its partial file into
+        place anyway) or cannot finish such an object."""
         ...
 
     def copy(self, source: str, key: str) -> None:

@@ -114,6 +114,9 @@ class LocalStorage:
             raise
         upload.commit(meta)
 
+    def stream(self, key: str, meta: Meta, size: int) -> None:
+        return None  # the partial file is renamed into place: nothing to overlap
+
     def upload(self, key: str, *, durable: bool = False) -> LocalUpload:
         target = self._target(key)
         return LocalUpload(self._temp(key), target, durable=durable)

@@ -10,13 +10,14 @@ to date by this process's own writes, not from a HEAD per item.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -29,7 +30,10 @@ from .base import DATA, Meta, StorageError, Stored, UnsafeKeyError
 from .location import StoreUrl
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
     from obstore.store import ClientConfig, RetryConfig, S3Config
+
+    from .s3_stream import S3Stream
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -101,8 +105,10 @@ def _attributes(meta: Meta | None, key: str) -> dict[str, str] | None:
     # object's own key goes too: a server-side copy keeps its source's metadata, and a copy
     # must never be taken for the item its source was written for.
     url = quote(meta.url, safe=":/?&=~,;@!$'()*[]#")
-    attrs = {"sha256": meta.sha256, "object": quote(key, safe="/"),
+    attrs = {"object": quote(key, safe="/"),
              "source-url": url if len(url) <= URL_CAP else url[:URL_CAP] + "..."}
+    if meta.sha256:  # a streamed object gets its SHA-256 when it is complete (stamp)
+        attrs["sha256"] = meta.sha256
     for name, value in (("version", meta.version), ("key", meta.key), ("job", meta.job),
                         ("kind", meta.kind)):
         if value:
@@ -123,6 +129,11 @@ class S3Storage:
         self._lock = threading.Lock()
         self._sweep_lock = threading.Lock()
         self._swept = False
+        # Set while no sweep is due: a multipart upload waits for it (see sweep_beside).
+        self._no_sweep_due = threading.Event()
+        self._no_sweep_due.set()
+        self._client_lock = threading.Lock()
+        self._client: BaseClient | None = None  # botocore's, made when first needed
         self.started = datetime.now(UTC)
 
     @property
@@ -132,6 +143,10 @@ class S3Storage:
     @property
     def whole_up_to(self) -> int:
         return WHOLE
+
+    @property
+    def store(self) -> S3Store:
+        return self._store
 
     def where(self, key: str) -> str:
         return f"{self.url}/{key}"
@@ -196,6 +211,8 @@ class S3Storage:
 
     def put_file(self, key: str, source: Path, meta: Meta | None = None) -> None:
         size = os.stat(source).st_size
+        if size > PART:
+            self.before_multipart()
         _call(obstore.put, self._store, key, Path(source), attributes=_attributes(meta, key),
               chunk_size=PART, max_concurrency=PARALLEL_PARTS)
         self._note(key, size)
@@ -223,6 +240,23 @@ class S3Storage:
         with contextlib.suppress(FileNotFoundError):
             _call(obstore.delete, self._store, key)
 
+    def stream(self, key: str, meta: Meta, size: int) -> S3Stream | None:
+        from .s3_stream import S3Stream
+        from .s3_uploads import COPY_MAX
+
+        if size > COPY_MAX:
+            return None  # its metadata could not be set after the upload by one copy
+        return S3Stream(self, key, _attributes(meta, key), size)
+
+    def stamp(self, key: str, meta: Meta, size: int) -> None:
+        """Set the full provenance (with the SHA-256) on a streamed object, once complete."""
+        from .s3_uploads import replace_metadata
+
+        attrs = _attributes(meta, key)
+        assert attrs is not None
+        _call(replace_metadata, self._botocore(), self.url, key, attrs)
+        self._note(key, size)
+
     def sweep(self) -> None:
         """Abort the multipart uploads a killed run left under the prefix (started before this
         process opened the archive: never one of its own). Once per process: a second call
@@ -234,11 +268,31 @@ class S3Storage:
                 return
             self._swept = True
             try:
-                abort_stale_uploads(self.url, self._environ, before=self.started)
+                abort_stale_uploads(self._botocore(), self.url, before=self.started)
             except Exception as exc:  # botocore's: AccessDenied without the permission, ...
                 # Left uploads cost storage, not integrity: the run goes on, and says so.
                 log.warning("%s: could not abort incomplete multipart uploads (%s); they "
                             "cost storage until aborted", self.url, _reason(exc))
+            finally:
+                self._no_sweep_due.set()
+
+    def sweep_beside(self) -> None:
+        """Say a sweep is about to run beside this process's own writes: until it is done,
+        no multipart upload starts (:meth:`before_multipart`). A sweep tells a killed run's
+        uploads from ours by their start time, as the server's clock (to the second here)
+        gives it: one of ours begun while it runs could pass for a killed run's."""
+        self._no_sweep_due.clear()
+
+    def before_multipart(self) -> None:
+        self._no_sweep_due.wait()
+
+    def _botocore(self) -> BaseClient:
+        from .s3_uploads import make_client
+
+        with self._client_lock:
+            if self._client is None:
+                self._client = make_client(self.url, self._environ)
+            return self._client
 
     def _listed(self, key: str) -> int | None:
         with self._lock:
@@ -284,6 +338,16 @@ def _call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     except (FileNotFoundError, UnsafeKeyError, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as exc:  # obstore's errors, and its Rust panics (a BaseException)
+        raise StorageError(_reason(exc)) from None
+
+
+async def call_async(call: Awaitable[T]) -> T:
+    """An awaited obstore call, its errors as :func:`_call` gives them."""
+    try:
+        return await call
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
         raise StorageError(_reason(exc)) from None
 
 

@@ -31,7 +31,7 @@ from ..net.http import Credentials, Http, status_error
 from ..net.limits import Bandwidth, SpeedGuard
 from ..net.policy import RetryPolicy
 from ..redact import Redactor, redact_url
-from ..storage import StorageError
+from ..storage import DATA, Meta, StorageError, Stream
 from . import resume
 from .resume import Held
 from .sink import Digests, Sink
@@ -124,6 +124,7 @@ class _Fetched:
     last_modified: str | None
     content_type: str | None
     path: str | None = None  # set when the file is already in place
+    upload: Stream | None = None  # the object store's upload the bytes went to, uncommitted
 
 
 class Fetcher:
@@ -251,13 +252,30 @@ class Fetcher:
             partial.held = Held(etag, modified, total)
             if total is None or total > CHUNK:
                 await asyncio.to_thread(partial.save)
-        sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None)
+        content_type = resp.headers.get("Content-Type")
+        upload = self._upload(item, partial, _final_path(item, content_type), total)
+        sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None,
+                    tee=upload)
         partial.touched = True
-        await sink.start(start.offset)
-        await self._stream(resp, sink, partial, job.max_file_size, guard)
-        digests = await sink.finish()
-        _check(digests, item, total, expected_md5, partial.shown)
-        return _Fetched(digests, etag, modified, resp.headers.get("Content-Type"))
+        try:
+            await sink.start(start.offset)
+            await self._stream(resp, sink, partial, job.max_file_size, guard)
+            digests = await sink.finish()
+            _check(digests, item, total, expected_md5, partial.shown)
+        except BaseException:
+            if upload is not None:
+                await upload.abort()
+            raise
+        return _Fetched(digests, etag, modified, content_type, upload=upload)
+
+    def _upload(self, item: Item, partial: _Partial, path: str,
+                total: int | None) -> Stream | None:
+        """The object store's upload that this download feeds as it goes, where it takes one
+        (the size must be known: the upload is sized to it and the store caps it)."""
+        if total is None:
+            return None
+        meta = Meta("", partial.shown, item.upstream_version, item.key, item.job)
+        return self._placer.storage.stream(DATA + path, meta, total)
 
     async def _small(self, resp: aiohttp.ClientResponse, item: Item, partial: _Partial,
                      total: int, expected_md5: str | None, previous: str | None,
@@ -333,8 +351,17 @@ class Fetcher:
         placed = Placed(item.key, item.job, partial.shown, path, result.digests.size,
                         result.digests.sha256, item.upstream_version, result.etag,
                         result.last_modified)
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._move, partial,
-                                                         placed, previous)
+        loop = asyncio.get_running_loop()
+        if result.upload is None:
+            await loop.run_in_executor(self._executor, self._move, partial, placed, previous)
+            return path
+        try:
+            await loop.run_in_executor(self._executor, self._placer.ready, placed, previous)
+            await result.upload.commit(self._placer.meta(placed))
+        except BaseException:
+            await result.upload.abort()
+            raise
+        await loop.run_in_executor(self._executor, partial.discard)
         return path
 
     def _move(self, partial: _Partial, placed: Placed, previous: str | None) -> None:

@@ -9,6 +9,8 @@ A flush, once handed over, always runs to its end: a cancelled download waits fo
 the file is closed, so a partial file never has a hole where a flush was dropped (a resume
 would then hash and keep bytes the server never sent there).
 MD5 is kept only when the server sent an MD5 to compare: it costs three times SHA-256 here.
+With a ``tee`` (an object store's upload in parts), every megabyte also goes there from the
+loop, in order, as it is handed to the thread; a resumed file's kept bytes go there first.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
+
+from ..storage import Stream
 
 T = TypeVar("T")
 
@@ -41,8 +45,10 @@ class Digests:
 class Sink:
     """Append-only writer of one partial file with streaming SHA-256 (and MD5 on demand)."""
 
-    def __init__(self, path: Path, executor: Executor, *, want_md5: bool) -> None:
+    def __init__(self, path: Path, executor: Executor, *, want_md5: bool,
+                 tee: Stream | None = None) -> None:
         self.path = path
+        self._tee = tee
         self._executor = executor
         self._sha = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
@@ -54,7 +60,20 @@ class Sink:
 
     async def start(self, offset: int) -> None:
         """Open the partial file: keep and re-hash its first ``offset`` bytes, or start empty."""
-        await self._run(self._open, offset)
+        if self._tee is None or offset <= 0:
+            await self._run(self._open, offset)
+            return
+        loop = asyncio.get_running_loop()
+        with await loop.run_in_executor(self._executor, open, self.path, "rb") as kept:
+            done = 0
+            while done < offset:
+                block = await loop.run_in_executor(self._executor, self._read_hashed, kept,
+                                                   min(READ_BYTES * 8, offset - done))
+                if not block:
+                    break
+                await self._tee.write(block)
+                done += len(block)
+        await self._run(self._open_at, done)
 
     async def write(self, chunk: bytes) -> None:
         # Chunks are kept as received and written with one writev: no copy into a buffer.
@@ -64,7 +83,10 @@ class Sink:
         if self._buffered >= FLUSH_BYTES:
             if self._flushing is not None:
                 await _settled(self._flushing)  # raises that flush's error, if any
-            self._flushing = self._executor.submit(self._write, self._take())
+            chunks = self._take()
+            self._flushing = self._executor.submit(self._write, chunks)
+            if self._tee is not None:
+                await self._tee.write(_joined(chunks))
 
     def _take(self) -> list[bytes]:
         chunks, self._chunks, self._buffered = self._chunks, [], 0
@@ -72,7 +94,10 @@ class Sink:
 
     async def finish(self) -> Digests:
         """Flush, close and return the digests of the whole file."""
-        await self._run(self._finish, self._take())
+        chunks = self._take()
+        await self._run(self._finish, chunks)
+        if self._tee is not None and chunks:
+            await self._tee.write(_joined(chunks))
         md5 = self._md5.hexdigest() if self._md5 is not None else None
         return Digests(self.size, self._sha.hexdigest(), md5)
 
@@ -98,15 +123,26 @@ class Sink:
         with open(self.path, "rb") as f:
             remaining = offset
             while remaining > 0:
-                block = f.read(min(READ_BYTES, remaining))
+                block = self._read_hashed(f, min(READ_BYTES, remaining))
                 if not block:
                     break
-                self._hash(block)
                 remaining -= len(block)
-        kept = offset - remaining
+        self._open_at(offset - remaining, opened=True)
+
+    def _open_at(self, kept: int, *, opened: bool = False) -> None:
+        """Keep the first ``kept`` bytes of the partial file (hashed already) and go on there."""
+        if not opened:
+            flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            self._fd = os.open(self.path, flags, 0o644)
+        assert self._fd is not None
         os.ftruncate(self._fd, kept)
         os.lseek(self._fd, kept, os.SEEK_SET)
         self.size = kept
+
+    def _read_hashed(self, f: BinaryIO, size: int) -> bytes:
+        block = f.read(size)
+        self._hash(block)
+        return block
 
     def _hash(self, data: bytes | bytearray | memoryview) -> None:
         self._sha.update(data)
@@ -138,6 +174,10 @@ class Sink:
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+def _joined(chunks: list[bytes]) -> bytes:
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _settled(flush: concurrent.futures.Future[None]) -> None:

@@ -1,0 +1,63 @@
+"""An object uploaded while it downloads: obstore's multipart writer, fed from the event loop.
+
+The upload starts with the item's provenance but its SHA-256 (S3 fixes metadata when an
+upload starts) and is completed only when the download passed every check; then the object
+is copied onto itself with the SHA-256 added (:meth:`S3Storage.stamp`). Until completed it
+is invisible at its key; a failed check, a broken download or a cancelled run aborts it, and
+what a killed process leaves the next run aborts (:meth:`S3Storage.sweep`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import obstore
+
+from .base import Meta
+from .s3 import PARALLEL_PARTS, PART, call_async
+
+if TYPE_CHECKING:
+    from .s3 import S3Storage
+
+
+class _Aborted(Exception):
+    """Ends the writer's context with an error: obstore then aborts the multipart upload."""
+
+
+class S3Stream:
+    """One streamed upload; its calls come from the event loop, in order."""
+
+    def __init__(self, storage: S3Storage, key: str, attributes: dict[str, str] | None,
+                 size: int) -> None:
+        self._storage = storage
+        self._key = key
+        self._size = size
+        # Parts go out as they fill (16 MiB, 2 in flight): memory per upload stays ~48 MiB
+        # whatever the file's size, and a write waits while both parts are in flight.
+        self._writer = obstore.open_writer_async(storage.store, key, attributes=attributes,
+                                                 buffer_size=PART,
+                                                 max_concurrency=PARALLEL_PARTS)
+        self._open = True
+        self._started = False
+
+    async def write(self, data: bytes) -> None:
+        if not self._started:
+            self._started = True
+            await asyncio.to_thread(self._storage.before_multipart)
+        await call_async(self._writer.write(data))
+
+    async def commit(self, meta: Meta) -> None:
+        """Complete the upload (the object appears whole), then stamp its SHA-256."""
+        self._open = False
+        await call_async(self._writer.close())
+        await asyncio.to_thread(self._storage.stamp, self._key, meta, self._size)
+
+    async def abort(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        with contextlib.suppress(Exception):
+            # Shielded: a cancelled download still aborts its upload before it goes.
+            await asyncio.shield(self._writer.__aexit__(_Aborted, _Aborted(), None))
