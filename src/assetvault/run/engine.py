@@ -203,15 +203,15 @@ class Run:
         assert self.store is not None
         now = utc_text(datetime.now(UTC))
         count = await self._call(recover, self.store, self.storage, self.paths.journal, now)
-        # Half-written temporary files of a killed run: never placed, never resumable (this
-        # run holds the archive's lock, so no other writer owns one).
-        if self.remote is None:
-            await self._call(self.storage.sweep)
+        # A killed run's half-written files and uploads: ours to remove (we hold the lock).
+        if self.remote is None or self.cluster is not None:
+            await self._call(self.storage.sweep)  # Dask workers' uploads could not wait for it
         else:
             # Beside the downloads (0.3 s of wall a run here); the seal's own sweep and this
-            # run's multipart uploads wait for it.
+            # process's multipart uploads wait for it.
             self.remote.sweep_beside()
             self._tasks_aside.append(asyncio.ensure_future(asyncio.to_thread(self.remote.sweep)))
+        if self.remote is not None:
             count += await self._call(reconcile, self.store, self.remote, now)
         if count:
             log.info("recovered %d files a previous run placed but did not record", count)

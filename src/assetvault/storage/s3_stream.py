@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import obstore
 
 from .base import Meta
-from .s3 import PARALLEL_PARTS, PART, call_async
+from .s3 import PART, call_async
 
 if TYPE_CHECKING:
     from .s3 import S3Storage
@@ -34,11 +34,12 @@ class S3Stream:
         self._storage = storage
         self._key = key
         self._size = size
-        # Parts go out as they fill (16 MiB, 2 in flight): memory per upload stays ~48 MiB
-        # whatever the file's size, and a write waits while both parts are in flight.
+        # Parts go out as they fill, 16 MiB, one in flight while the next fills: ~32 MiB per
+        # upload whatever the file's size, and a write waits while both are full. The download
+        # paces a stream: with two in flight, 8 x 128 MiB took the same time (100 MiB/s
+        # upstream: 12.10 s against 12.26) for 60 MiB more peak memory (318 against 258).
         self._writer = obstore.open_writer_async(storage.store, key, attributes=attributes,
-                                                 buffer_size=PART,
-                                                 max_concurrency=PARALLEL_PARTS)
+                                                 buffer_size=PART, max_concurrency=1)
         self._open = True
         self._started = False
 
