@@ -38,6 +38,8 @@ import argparse
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -99,12 +101,19 @@ def assetvault_manifest(name: str, bucket: str) -> Path:
 
 def command(tool: str, name: str, bucket: str, endpoint: str) -> tuple[list[str], str, str]:
     """The command line, the prep shell line (untimed), and the key prefix of the set's files."""
-    if tool == "rclone":
+    if tool.startswith("rclone"):
         dest = f":s3,provider=SeaweedFS,endpoint='{endpoint}',region=us-east-1:{bucket}/rc"
-        return (["rclone", "copy", f":http,url='{BASE}/{name}/':", dest,
-                 "--transfers", str(J), "--checkers", str(J), "-q", "--config", "/dev/null",
-                 *(["--bwlimit", f"{UPSTREAM_MIB[0]}M"] if UPSTREAM_MIB else [])],
-                "sync", "rc/")
+        copy = ["rclone", "copy", f":http,url='{BASE}/{name}/':", dest,
+                "--transfers", str(J), "--checkers", str(J), "-q", "--config", "/dev/null",
+                *(["--bwlimit", f"{UPSTREAM_MIB[0]}M"] if UPSTREAM_MIB else [])]
+        if tool == "rclone+hashsum":
+            # The same work as assetvault's: a SHA-256 of every object. S3 keeps none, so
+            # rclone reads each object back (--download), as a user scripting it would.
+            sums = ["rclone", "hashsum", "sha256", "--download", dest, "--checkers", str(J),
+                    "-q", "--config", "/dev/null"]
+            line = f"{shlex.join(copy)} && {shlex.join(sums)} > {hashsum_file(bucket)}"
+            return ["sh", "-c", line], "sync", "rc/"
+        return copy, "sync", "rc/"
     state = ROOT / "out" / f"s3-state-{tool}"
     exe = str(Path(sys.executable).parent / "assetvault")
     # assetvault-wN: the same run with its downloads in N local Dask worker processes.
@@ -112,6 +121,17 @@ def command(tool: str, name: str, bucket: str, endpoint: str) -> tuple[list[str]
     return ([exe, "run", str(assetvault_manifest(name, bucket)), "-q", "--state-dir", str(state),
              "--report", str(report_file(bucket)), *spread],
             f"rm -rf '{state}' && sync", "av/data/urls/bench/")
+
+
+def hashsum_file(bucket: str) -> Path:
+    return ROOT / "out" / f"sha256-{bucket}.txt"
+
+
+def check_hashsum(bucket: str, name: str) -> str:
+    """rclone hashsum's list must be the corpus's, file for file."""
+    lines = hashsum_file(bucket).read_text().splitlines()
+    got = {line.split()[1]: line.split()[0] for line in lines if line.strip()}
+    return "ok" if got == expected(name) else f"FAILED: {len(got)} sums, not the corpus's"
 
 
 def report_file(bucket: str) -> Path:
@@ -227,7 +247,7 @@ def main() -> int:
             size = int((ROOT / "lists" / f"{name}.bytes").read_text())
             for run in range(args.runs + 1):  # run 0 is the untimed warm-up
                 for tool in tools:
-                    bucket = f"bench-{name}-{tool}-{run}".lower().replace("_", "-")
+                    bucket = re.sub(r"[^a-z0-9-]", "-", f"bench-{name}-{tool}-{run}".lower())
                     server.create_bucket(bucket)
                     cmd, prep, prefix = command(tool, name, bucket, server.endpoint)
                     for var in {v for change in variants.values() for v in change}:
@@ -245,10 +265,12 @@ def main() -> int:
                         "secret_access_key": server.secret_key, "region": server.region},
                         client_options={"allow_http": True})
                     record["count"] = check_count(store, prefix, name)
+                    if tool == "rclone+hashsum" and record["count"] == "ok":
+                        record["count"] = check_hashsum(bucket, name)
                     last = run == args.runs
                     if last:
                         record["content"] = check_content(store, prefix, name,
-                                                          metadata=tool != "rclone")
+                                                          metadata=not tool.startswith("rclone"))
                     print(f"{name:6} {tool:11} run {run}: {record['wall']:.2f} s "
                           f"cpu {record['cpu']:.2f} weed {record['weed_cpu']:.2f} "
                           f"rss {record['rss_mib']:.0f} rc={record['rc']} "
