@@ -6,6 +6,7 @@ listing of ``data/`` (each object carries its key, job and SHA-256 as metadata).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sqlite3
@@ -27,6 +28,7 @@ from .store import Store
 if TYPE_CHECKING:
     from ..storage.s3 import S3Storage
 
+log = logging.getLogger("assetvault")
 SNAPSHOT_EVERY = 300.0  # seconds: SPEC 7 asks for at least every 5 minutes
 
 
@@ -145,7 +147,8 @@ def _stamped(storage: S3Storage, key: str, meta: Mapping[str, str], size: int) -
         storage.stamp(key, Meta(sha256, unquote(meta.get("source-url", "")),
                                 _maybe(meta, "version"), unquote(meta["key"]),
                                 unquote(meta["job"]), meta.get("kind", Kind.FILE)), size)
-    except OSError:
+    except Exception as exc:  # StorageError, or what else a failing store raises
+        log.warning("%s: could not read it back to record it (%s)", storage.where(key), exc)
         return None
     return sha256
 

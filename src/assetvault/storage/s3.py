@@ -198,7 +198,8 @@ class S3Storage:
 
     def blocks(self, key: str) -> Iterator[bytes]:
         result = _call(obstore.get, self._store, key)
-        for block in result.stream(min_chunk_size=READ):
+        stream = iter(result.stream(min_chunk_size=READ))
+        while (block := _call(next, stream, None)) is not None:
             yield bytes(block)
 
     def list(self, prefix: str) -> Iterator[Stored]:
@@ -254,7 +255,11 @@ class S3Storage:
 
         attrs = _attributes(meta, key)
         assert attrs is not None
-        _call(replace_metadata, self._botocore(), self.url, key, attrs)
+        _call(lambda: replace_metadata(self._botocore(), self.url, key, attrs))
+        self._note(key, size)
+
+    def note(self, key: str, size: int) -> None:
+        """An object this process completed itself (its listing stays current)."""
         self._note(key, size)
 
     def sweep(self) -> None:
@@ -265,10 +270,12 @@ class S3Storage:
 
         with self._sweep_lock:
             if self._swept:
+                self._no_sweep_due.set()
                 return
             self._swept = True
             try:
-                abort_stale_uploads(self._botocore(), self.url, before=self.started)
+                _call(lambda: abort_stale_uploads(self._botocore(), self.url,
+                                                  before=self.started))
             except Exception as exc:  # botocore's: AccessDenied without the permission, ...
                 # Left uploads cost storage, not integrity: the run goes on, and says so.
                 log.warning("%s: could not abort incomplete multipart uploads (%s); they "

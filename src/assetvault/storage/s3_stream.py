@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING
 
 import obstore
 
-from .base import Meta
+from .base import Meta, StorageError
 from .s3 import PART, call_async
 
 if TYPE_CHECKING:
     from .s3 import S3Storage
+
+
+log = logging.getLogger("assetvault")
 
 
 class _Aborted(Exception):
@@ -50,10 +54,22 @@ class S3Stream:
         await call_async(self._writer.write(data))
 
     async def commit(self, meta: Meta) -> None:
-        """Complete the upload (the object appears whole), then stamp its SHA-256."""
+        """Complete the upload (the object appears whole), then stamp its SHA-256. Shielded:
+        a run stopped now still finishes both (the stop's journal replay then records it),
+        rather than leave an upload half-completed."""
         self._open = False
+        await asyncio.shield(self._complete(meta))
+
+    async def _complete(self, meta: Meta) -> None:
         await call_async(self._writer.close())
-        await asyncio.to_thread(self._storage.stamp, self._key, meta, self._size)
+        # From here the object is whole at its key and must be recorded: a failed stamp
+        # costs its metadata the digest (verify --fast says so), never the item.
+        try:
+            await asyncio.to_thread(self._storage.stamp, self._key, meta, self._size)
+        except StorageError as exc:
+            log.warning("%s: complete, but its SHA-256 could not be added to its metadata "
+                        "(%s)", self._storage.where(self._key), exc)
+            self._storage.note(self._key, self._size)
 
     async def abort(self) -> None:
         if not self._open:
