@@ -1,6 +1,6 @@
 """Files past what is held in memory stream into S3 while they download (SPEC 7): the upload
 completes only after every check, a failed check aborts it at once, a cut download resumes
-by Range into a new upload, and the object carries its SHA-256 once complete. Real CLI, real
+by Range (that attempt staged on disk, then put), and the object carries its SHA-256. Real CLI, real
 SeaweedFS, a loopback upstream of the test's own."""
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from assetvault.archive.journal import Journal, Placed
 from assetvault.archive.snapshot import reconcile
 from assetvault.archive.store import Store
+from assetvault.archive.upkeep import replay
 from assetvault.storage import Meta
 from assetvault.storage.s3 import PART, WHOLE
 
@@ -218,6 +220,36 @@ def test_a_fresh_machine_records_a_streamed_object_whose_run_died_before_its_sta
         state.close()
     assert rows == {key.removeprefix("data/"): (sha, SIZE)}
     assert fresh.metadata(key)["sha256"] == sha
+
+
+def test_the_journal_replay_stamps_a_streamed_object_its_run_did_not(seaweed: SeaweedS3,
+                                                                    tmp_path: Path) -> None:
+    """Same machine, same state: the run died between completing the upload and stamping;
+    the journal's replay re-hashes the object, records it and stamps it."""
+    name = bucket(seaweed)
+    store = storage_of(seaweed, f"s3://{name}/arch", tmp_path)
+    key = "data/urls/big/h/big.bin"
+    sha = hashlib.sha256(BODY).hexdigest()
+    upload = store.stream(key, Meta("", "http://h/big.bin", None, "k", "big"), SIZE)
+    assert upload is not None
+
+    async def put() -> None:
+        for offset in range(0, SIZE, 1 << 20):
+            await upload.write(BODY[offset:offset + (1 << 20)])
+        await upload._writer.close()  # completed, never stamped: the run died here
+
+    asyncio.run(put())
+    journal = Journal(tmp_path / "journal")
+    journal.open()
+    journal.append(Placed("k", "big", "http://h/big.bin", key.removeprefix("data/"), SIZE, sha,
+                          None, None, None))
+    journal.close()
+    state = Store(tmp_path / "state.sqlite")
+    try:
+        assert replay(state, store, Journal(tmp_path / "journal"), "2026-12-02T00:00:00Z") == 1
+    finally:
+        state.close()
+    assert store.metadata(key)["sha256"] == sha
 
 
 def test_a_runs_own_uploads_wait_for_its_sweep_and_survive_it(seaweed: SeaweedS3,

@@ -10,6 +10,7 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,8 @@ from .history import sha256_of
 from .journal import Journal, Placed
 from .placer import Placer
 from .store import Store
+
+log = logging.getLogger("assetvault")
 
 
 class ArchiveLock:
@@ -188,7 +191,21 @@ def replay(store: Store, storage: Storage, journal: Journal, now: str, *,
     placed = [p for p in entries
               if storage.size(DATA + p.path) == p.size
               and _sha256(storage, DATA + p.path) == p.sha256]
+    for p in placed:
+        _stamp_if_missing(storage, p)
     return store.record_placed(placed, now) if placed else 0
+
+
+def _stamp_if_missing(storage: Storage, placed: Placed) -> None:
+    """A streamed object whose run died between completing it and stamping its digest gets
+    it now (its bytes were just hashed); a store that refuses costs a warning."""
+    key = DATA + placed.path
+    try:
+        if storage.metadata(key).get("sha256") is None:
+            storage.stamp(key, Placer.meta(placed), placed.size)
+    except StorageError as exc:
+        log.warning("%s: its SHA-256 could not be added to its metadata (%s)",
+                    storage.where(key), exc)
 
 
 def seal(store: Store, storage: Storage, agent: str) -> bool:

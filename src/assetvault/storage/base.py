@@ -144,6 +144,11 @@ class Storage(Protocol):
         place anyway) or cannot finish such an object."""
         ...
 
+    def stamp(self, key: str, meta: Meta, size: int) -> None:
+        """Set the full provenance on an object written without its digest (a streamed
+        upload); nothing where the store keeps no metadata."""
+        ...
+
     def copy(self, source: str, key: str) -> None:
         """Make the object at ``key`` a copy of the one at ``source`` (with its metadata)."""
         ...

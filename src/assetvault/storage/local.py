@@ -117,6 +117,9 @@ class LocalStorage:
     def stream(self, key: str, meta: Meta, size: int) -> None:
         return None  # the partial file is renamed into place: nothing to overlap
 
+    def stamp(self, key: str, meta: Meta, size: int) -> None:
+        pass  # a folder keeps no metadata
+
     def upload(self, key: str, *, durable: bool = False) -> LocalUpload:
         target = self._target(key)
         return LocalUpload(self._temp(key), target, durable=durable)

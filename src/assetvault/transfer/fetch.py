@@ -253,7 +253,10 @@ class Fetcher:
             if total is None or total > CHUNK:
                 await asyncio.to_thread(partial.save)
         content_type = resp.headers.get("Content-Type")
-        upload = self._upload(item, partial, _final_path(item, content_type), total)
+        # A fresh download streams into the store; a resumed one is staged (its kept bytes
+        # would have to be sent first, while the resumed response waits unread).
+        upload = (self._upload(item, partial, _final_path(item, content_type), total)
+                  if start.offset == 0 else None)
         sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None,
                     tee=upload)
         partial.touched = True

@@ -10,7 +10,7 @@ the file is closed, so a partial file never has a hole where a flush was dropped
 would then hash and keep bytes the server never sent there).
 MD5 is kept only when the server sent an MD5 to compare: it costs three times SHA-256 here.
 With a ``tee`` (an object store's upload in parts), every megabyte also goes there from the
-loop, in order, as it is handed to the thread; a resumed file's kept bytes go there first.
+loop, in order, as it is handed to the thread.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from ..storage import Stream
 
@@ -59,21 +59,12 @@ class Sink:
         self.size = 0  # bytes hashed and written (or buffered)
 
     async def start(self, offset: int) -> None:
-        """Open the partial file: keep and re-hash its first ``offset`` bytes, or start empty."""
-        if self._tee is None or offset <= 0:
-            await self._run(self._open, offset)
-            return
-        loop = asyncio.get_running_loop()
-        with await loop.run_in_executor(self._executor, open, self.path, "rb") as kept:
-            done = 0
-            while done < offset:
-                block = await loop.run_in_executor(self._executor, self._read_hashed, kept,
-                                                   min(READ_BYTES * 8, offset - done))
-                if not block:
-                    break
-                await self._tee.write(block)
-                done += len(block)
-        await self._run(self._open_at, done)
+        """Open the partial file: keep and re-hash its first ``offset`` bytes, or start empty.
+        A tee takes only a file from its start: the kept bytes would have to go to it first,
+        while the resumed response waits unread (Fetcher stages a resumed file instead)."""
+        if self._tee is not None and offset > 0:
+            raise ValueError("a tee takes a file from its first byte only")
+        await self._run(self._open, offset)
 
     async def write(self, chunk: bytes) -> None:
         # Chunks are kept as received and written with one writev: no copy into a buffer.
@@ -123,26 +114,15 @@ class Sink:
         with open(self.path, "rb") as f:
             remaining = offset
             while remaining > 0:
-                block = self._read_hashed(f, min(READ_BYTES, remaining))
+                block = f.read(min(READ_BYTES, remaining))
                 if not block:
                     break
+                self._hash(block)
                 remaining -= len(block)
-        self._open_at(offset - remaining, opened=True)
-
-    def _open_at(self, kept: int, *, opened: bool = False) -> None:
-        """Keep the first ``kept`` bytes of the partial file (hashed already) and go on there."""
-        if not opened:
-            flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-            self._fd = os.open(self.path, flags, 0o644)
-        assert self._fd is not None
+        kept = offset - remaining
         os.ftruncate(self._fd, kept)
         os.lseek(self._fd, kept, os.SEEK_SET)
         self.size = kept
-
-    def _read_hashed(self, f: BinaryIO, size: int) -> bytes:
-        block = f.read(size)
-        self._hash(block)
-        return block
 
     def _hash(self, data: bytes | bytearray | memoryview) -> None:
         self._sha.update(data)
