@@ -21,7 +21,7 @@ from assetvault.archive.snapshot import reconcile
 from assetvault.archive.store import Store
 from assetvault.archive.upkeep import replay
 from assetvault.storage import Meta
-from assetvault.storage.s3 import PART, WHOLE
+from assetvault.storage.s3 import PART, WHOLE, S3Storage
 
 from .conftest import write_manifest
 from .loopback import Loopback
@@ -190,6 +190,19 @@ def test_nothing_is_at_the_key_while_the_file_streams(seaweed: SeaweedS3,
         assert store.read(payload_key(server)) == BODY
 
 
+def complete_unstamped(store: S3Storage, key: str, sha256: str) -> None:
+    """BODY streamed to ``key`` and completed, never stamped: its run died right there."""
+    upload = store.stream(key, Meta(sha256, "http://h/big.bin", None, "k", "big"), SIZE)
+    assert upload is not None
+
+    async def put() -> None:
+        for offset in range(0, SIZE, 1 << 20):
+            await upload.write(BODY[offset:offset + (1 << 20)])
+        await upload._writer.close()
+
+    asyncio.run(put())
+
+
 @pytest.mark.parametrize("stamped", [True, False])
 def test_a_fresh_machine_records_a_streamed_object_whose_run_died_before_its_stamp(
         seaweed: SeaweedS3, tmp_path: Path, stamped: bool) -> None:
@@ -200,16 +213,7 @@ def test_a_fresh_machine_records_a_streamed_object_whose_run_died_before_its_sta
     store = storage_of(seaweed, f"s3://{name}/arch", tmp_path)
     key = "data/urls/big/h/big.bin"
     sha = hashlib.sha256(BODY).hexdigest()
-    meta = Meta(sha if stamped else "", "http://h/big.bin", None, "urls:http://h/big.bin", "big")
-    upload = store.stream(key, meta, SIZE)
-    assert upload is not None
-
-    async def put() -> None:
-        for offset in range(0, SIZE, 1 << 20):
-            await upload.write(BODY[offset:offset + (1 << 20)])
-        await upload._writer.close()  # completed, never stamped: the run died here
-
-    asyncio.run(put())
+    complete_unstamped(store, key, sha if stamped else "")
     fresh = storage_of(seaweed, f"s3://{name}/arch", tmp_path)
     fresh.load_listing()
     state = Store(tmp_path / "state.sqlite")
@@ -230,15 +234,7 @@ def test_the_journal_replay_stamps_a_streamed_object_its_run_did_not(seaweed: Se
     store = storage_of(seaweed, f"s3://{name}/arch", tmp_path)
     key = "data/urls/big/h/big.bin"
     sha = hashlib.sha256(BODY).hexdigest()
-    upload = store.stream(key, Meta("", "http://h/big.bin", None, "k", "big"), SIZE)
-    assert upload is not None
-
-    async def put() -> None:
-        for offset in range(0, SIZE, 1 << 20):
-            await upload.write(BODY[offset:offset + (1 << 20)])
-        await upload._writer.close()  # completed, never stamped: the run died here
-
-    asyncio.run(put())
+    complete_unstamped(store, key, "")
     journal = Journal(tmp_path / "journal")
     journal.open()
     journal.append(Placed("k", "big", "http://h/big.bin", key.removeprefix("data/"), SIZE, sha,
