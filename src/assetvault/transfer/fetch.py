@@ -1,7 +1,8 @@
-"""One item → one verified file: partial file, Range resume, streaming hash, checks, rename.
+"""One item → one verified file: partial file, Range resume, streaming hash, checks, placement.
 
-A file appears under ``data/`` only complete and verified: it is written under
-``.assetvault/partial/`` and renamed into place after every check passed.
+A file appears under ``data/`` only complete and verified: it is written under the state's
+``partial/`` folder and placed (renamed, or put) after every check passed; into an object
+store a fresh large download also streams into its upload, completed only then.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import base64
 import binascii
 import errno
 import hashlib
-import json
 import logging
 import random
 import re
@@ -33,6 +33,7 @@ from ..net.policy import RetryPolicy
 from ..redact import Redactor, redact_url
 from ..storage import DATA, Meta, StorageError, Stream
 from . import resume
+from .partial import Partial
 from .resume import Held
 from .sink import Digests, Sink
 
@@ -52,69 +53,6 @@ class JobFetch:
     credentials: Credentials | None = None
     allow_hosts: tuple[str, ...] = ()
     min_speed: float = 0.0  # bytes/s over `timeout` seconds; below it an attempt is stalled
-
-
-@dataclass(slots=True)
-class _Partial:
-    """A partial file and what we know about the bytes in it."""
-
-    folder: str
-    name: str
-    shown: str  # the URL redacted, once per item rather than once per use
-    held: Held | None = None  # the representation the partial file holds the start of
-    fetched: int = 0  # bytes received over every attempt
-    touched: bool = False  # a partial file or sidecar may exist on disk
-
-    @property
-    def path(self) -> Path:
-        return Path(self.folder, self.name + ".part")
-
-    @property
-    def meta(self) -> Path:
-        return Path(self.folder, self.name + ".json")
-
-    def offset(self) -> int:
-        """Where a resumed request starts: 0 unless the partial can be named to the server."""
-        if self.held is None or self.held.if_range is None:
-            return 0
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
-        total = self.held.total
-        return 0 if total is not None and size >= total else size
-
-    def load(self) -> None:
-        """Pick up what a crashed run left beside its partial file."""
-        try:
-            meta = json.loads(self.meta.read_text())
-        except (OSError, ValueError):
-            return
-        self.touched = True
-        if isinstance(meta, dict) and meta.get("url") == self.shown:
-            self.held = _held_of(meta)
-
-    def save(self) -> None:
-        self.touched = True
-        held = self.held or Held()
-        self.meta.write_text(json.dumps({"url": self.shown, "etag": held.etag,
-                                         "last_modified": held.last_modified,
-                                         "total": held.total}))
-
-    def discard(self) -> None:
-        self.held = None
-        for p in (self.path, self.meta):
-            p.unlink(missing_ok=True)
-
-
-def _held_of(meta: dict[str, object]) -> Held | None:
-    """The sidecar's representation; None (start over) if any field has the wrong type."""
-    etag, modified, total = meta.get("etag"), meta.get("last_modified"), meta.get("total")
-    if not all(v is None or isinstance(v, str) for v in (etag, modified)):
-        return None
-    if total is not None and (not isinstance(total, int) or isinstance(total, bool)):
-        return None
-    return Held(etag, modified, total)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +127,7 @@ class Fetcher:
         return Outcome(item.key, item.job, Status.FAILED, shown, item.path, error=error,
                        upstream_version=item.upstream_version, fetched_bytes=partial.fetched)
 
-    async def _checked_attempt(self, item: Item, job: JobFetch, partial: _Partial,
+    async def _checked_attempt(self, item: Item, job: JobFetch, partial: Partial,
                                previous: str | None) -> _Fetched:
         try:
             return await self._attempt(item, job, partial, previous)
@@ -198,11 +136,11 @@ class Fetcher:
             await asyncio.to_thread(partial.discard)
             raise
 
-    def _partial(self, item: Item) -> _Partial:
+    def _partial(self, item: Item) -> Partial:
         name = hashlib.sha256(item.key.encode()).hexdigest()[:40]
-        return _Partial(self._scratch, name, self._shown(item.url))
+        return Partial(self._scratch, name, self._shown(item.url))
 
-    async def _attempt(self, item: Item, job: JobFetch, partial: _Partial,
+    async def _attempt(self, item: Item, job: JobFetch, partial: Partial,
                        previous: str | None) -> _Fetched:
         # A resumed answer that does not continue the partial's representation starts the file
         # over at once: the second request has no Range, so it cannot be refused that way.
@@ -230,7 +168,7 @@ class Fetcher:
                                     url=partial.shown)
 
     async def _receive(self, resp: aiohttp.ClientResponse, item: Item, job: JobFetch,
-                       partial: _Partial, start: resume.Start, previous: str | None) -> _Fetched:
+                       partial: Partial, start: resume.Start, previous: str | None) -> _Fetched:
         total = start.total
         expected_md5 = _expected_md5(resp, item, whole=start.offset == 0 and resp.status == 200)
         _check_size_allowed(total, job.max_file_size, item.url)
@@ -271,7 +209,7 @@ class Fetcher:
             raise
         return _Fetched(digests, etag, modified, content_type, upload=upload)
 
-    def _upload(self, item: Item, partial: _Partial, path: str,
+    def _upload(self, item: Item, partial: Partial, path: str,
                 total: int | None) -> Stream | None:
         """The object store's upload that this download feeds as it goes, where it takes one
         (the size must be known: the upload is sized to it and the store caps it)."""
@@ -280,7 +218,7 @@ class Fetcher:
         meta = Meta("", partial.shown, item.upstream_version, item.key, item.job)
         return self._placer.storage.stream(DATA + path, meta, total)
 
-    async def _small(self, resp: aiohttp.ClientResponse, item: Item, partial: _Partial,
+    async def _small(self, resp: aiohttp.ClientResponse, item: Item, partial: Partial,
                      total: int, expected_md5: str | None, previous: str | None,
                      guard: SpeedGuard) -> _Fetched:
         """A body that fits in memory: read it whole, then hash, check, write and place it in
@@ -313,7 +251,7 @@ class Fetcher:
         self._placer.place_bytes(body, placed, previous, item.url)
         return digests
 
-    async def _read_small(self, resp: aiohttp.ClientResponse, partial: _Partial, total: int,
+    async def _read_small(self, resp: aiohttp.ClientResponse, partial: Partial, total: int,
                           guard: SpeedGuard) -> bytes:
         """The whole body, watched for trickling and counted against the bandwidth as it
         arrives (most small bodies are one chunk; an object store's take several)."""
@@ -330,7 +268,7 @@ class Fetcher:
             guard.check(size, partial.shown)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, partial: _Partial,
+    async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, partial: Partial,
                       limit: int, guard: SpeedGuard) -> None:
         fetched = 0
         try:
@@ -348,7 +286,7 @@ class Fetcher:
             await sink.abandon()
             raise
 
-    async def _place(self, item: Item, partial: _Partial, result: _Fetched,
+    async def _place(self, item: Item, partial: Partial, result: _Fetched,
                      previous: str | None) -> str:
         path = _final_path(item, result.content_type)
         placed = Placed(item.key, item.job, partial.shown, path, result.digests.size,
@@ -367,7 +305,7 @@ class Fetcher:
         await loop.run_in_executor(self._executor, partial.discard)
         return path
 
-    def _move(self, partial: _Partial, placed: Placed, previous: str | None) -> None:
+    def _move(self, partial: Partial, placed: Placed, previous: str | None) -> None:
         self._placer.place_file(partial.path, placed, previous, partial.shown)
         partial.meta.unlink(missing_ok=True)
         partial.held = None
