@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 import urllib.request
 from pathlib import Path
@@ -12,6 +14,7 @@ import bagit
 import pytest
 
 from assetvault.sandbox import DatasetConfig, SandboxThread
+from assetvault.transfer.partial import XATTR
 
 from .conftest import TOKEN, onpremise_job, run_cli, spectrum_job, write_manifest
 
@@ -193,6 +196,15 @@ def test_secrets_never_leave(tmp_path: Path, verbose: str) -> None:
         assert secret.encode() not in produced
 
 
+def partial_labels(folder: Path) -> list[bytes]:
+    """What names each partial file's version: its extended attribute, or a sidecar file."""
+    found = [p.read_bytes() for p in folder.glob("*.json")]
+    for p in folder.glob("*.part"):
+        with contextlib.suppress(OSError):
+            found.append(os.getxattr(p, XATTR))
+    return found
+
+
 def test_a_secret_under_an_unguessable_parameter_never_reaches_the_archive(
         tmp_path: Path) -> None:
     """A job's token that also turns up in another job's file URLs (a signed CDN link naming
@@ -210,8 +222,8 @@ def test_a_secret_under_an_unguessable_parameter_never_reaches_the_archive(
                                              spectrum_job(box, retries=0)])
         first = run_cli("run", manifest, "--no-progress", "-v")
         assert first.code == 1, first.err  # the truncated files failed, their partials kept
-        sidecars = list((tmp_path / "archive/.assetvault/partial").glob("*.json"))
-        assert sidecars, "no partial was left to resume"
+        labels = partial_labels(tmp_path / "archive/.assetvault/partial")
+        assert labels, "no partial was left to resume"
         second = run_cli("run", manifest, "--no-progress", "-v")
         assert second.code == 0, second.err
         fetched = {path: n for path, n in box.counts.items() if not path.startswith("/api/")}
@@ -219,7 +231,9 @@ def test_a_secret_under_an_unguessable_parameter_never_reaches_the_archive(
         third = run_cli("run", manifest, "--no-progress")
         assert third.code == 0  # and nothing fetched again: the stored form matches
         assert {p: n for p, n in box.counts.items() if not p.startswith("/api/")} == fetched
-    produced = b"".join(p.read_bytes() for p in sidecars if p.exists())
+    payload = [p for p in (tmp_path / "archive/data").rglob("*") if p.is_file()]
+    assert not [p for p in payload if XATTR in os.listxattr(p)], "a partial's name travelled"
+    produced = b"".join(labels)
     produced += b"".join(p.read_bytes() for p in (tmp_path / "archive").rglob("*")
                          if p.is_file() and not p.is_relative_to(tmp_path / "archive/data"))
     for run in (first, second, third):

@@ -37,7 +37,6 @@ from .partial import Partial
 from .resume import Held
 from .sink import Digests, Sink
 
-CHUNK = 1 << 20
 INLINE = 256 * 1024  # bodies read whole (Storage.whole_up_to) up to this size: on the loop
 log = logging.getLogger("assetvault")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
@@ -85,8 +84,9 @@ class Fetcher:
         self._shown = (redactor or Redactor()).url
         self._placer = placer
         self._whole_up_to = placer.storage.whole_up_to
-        # Sidecars that a crashed run left: only those items look for a resumable partial.
-        self._leftover = {p.name for p in partial.glob("*.json")}
+        # What a crashed run left: only those items look for a resumable partial.
+        self._leftover = {p.stem for pattern in ("*.json", "*.part")
+                          for p in partial.glob(pattern)}
         self._scratch = str(partial)
         self._http = http
         self._executor = executor
@@ -102,7 +102,7 @@ class Fetcher:
         """
         partial = self._partial(item)
         shown = partial.shown
-        if partial.name + ".json" in self._leftover:
+        if partial.name in self._leftover:
             await asyncio.to_thread(partial.load)
         policy = RetryPolicy(job.retries, self._http.limits, rand=self._rand)
         try:
@@ -184,19 +184,18 @@ class Fetcher:
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         if start.offset == 0:
             if partial.touched:
-                # The old bytes go before the new sidecar is written: a crash between the two
+                # The old bytes go before the new version is named: a crash between the two
                 # must never leave one version's bytes named as another's.
                 await asyncio.to_thread(partial.discard)
             partial.held = Held(etag, modified, total)
-            if total is None or total > CHUNK:
-                await asyncio.to_thread(partial.save)
         content_type = resp.headers.get("Content-Type")
         # A fresh download streams into the store; a resumed one is staged (its kept bytes
         # would have to be sent first, while the resumed response waits unread).
         upload = (self._upload(item, partial, _final_path(item, content_type), total)
                   if start.offset == 0 else None)
+        # The partial file is named with its version as the sink opens it (emptied first).
         sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None,
-                    tee=upload)
+                    tee=upload, on_open=partial.label if start.offset == 0 else None)
         partial.touched = True
         try:
             await sink.start(start.offset)
@@ -306,8 +305,8 @@ class Fetcher:
         return path
 
     def _move(self, partial: Partial, placed: Placed, previous: str | None) -> None:
+        partial.unname()
         self._placer.place_file(partial.path, placed, previous, partial.shown)
-        partial.meta.unlink(missing_ok=True)
         partial.held = None
 
 

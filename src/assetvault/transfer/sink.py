@@ -46,9 +46,11 @@ class Sink:
     """Append-only writer of one partial file with streaming SHA-256 (and MD5 on demand)."""
 
     def __init__(self, path: Path, executor: Executor, *, want_md5: bool,
-                 tee: Stream | None = None) -> None:
+                 tee: Stream | None = None,
+                 on_open: Callable[[int], None] | None = None) -> None:
         self.path = path
         self._tee = tee
+        self._on_open = on_open  # called in the thread with a fresh file's descriptor
         self._executor = executor
         self._sha = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
@@ -110,6 +112,8 @@ class Sink:
                 # when it is closed (auto_da_alloc), 120-200 ms per 128 MiB file here, and a
                 # later fsync of the bag's folder then waits for those blocks too.
                 os.ftruncate(self._fd, 0)
+            if self._on_open is not None:
+                self._on_open(self._fd)
             return
         with open(self.path, "rb") as f:
             remaining = offset
