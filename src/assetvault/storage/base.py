@@ -69,8 +69,9 @@ class Upload(Protocol):
 
 class Stream(Protocol):
     """An object written while its bytes arrive (an upload in parts): invisible at its key
-    until ``commit``, nothing left after ``abort``. Its metadata but the SHA-256 is set when it
-    starts; ``commit`` adds that."""
+    until ``commit``, nothing left after an ``abort`` before it (what a killed process leaves,
+    the next run's ``sweep`` removes). Its metadata but the SHA-256 is set when it starts;
+    ``commit`` adds that."""
 
     async def write(self, data: bytes) -> None: ...
 

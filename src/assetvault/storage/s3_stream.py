@@ -10,7 +10,6 @@ what a killed process leaves the next run aborts (:meth:`S3Storage.sweep`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -75,6 +74,8 @@ class S3Stream:
         if not self._open:
             return
         self._open = False
-        with contextlib.suppress(Exception):
+        try:
             # Shielded: a cancelled download still aborts its upload before it goes.
-            await asyncio.shield(self._writer.__aexit__(_Aborted, _Aborted(), None))
+            await asyncio.shield(call_async(self._writer.__aexit__(_Aborted, _Aborted(), None)))
+        except StorageError as exc:  # the next run's sweep aborts what is left
+            log.debug("%s: aborting its upload failed: %s", self._storage.where(self._key), exc)
