@@ -293,6 +293,10 @@ class S3Storage:
     def before_multipart(self) -> None:
         self._no_sweep_due.wait()
 
+    def multipart_free(self) -> bool:
+        """No sweep due: a multipart upload may start without waiting (or a thread hop)."""
+        return self._no_sweep_due.is_set()
+
     def _botocore(self) -> BaseClient:
         from .s3_uploads import make_client
 

@@ -49,7 +49,8 @@ class S3Stream:
     async def write(self, data: bytes) -> None:
         if not self._started:
             self._started = True
-            await asyncio.to_thread(self._storage.before_multipart)
+            if not self._storage.multipart_free():  # only while the run's sweep still lists
+                await asyncio.to_thread(self._storage.before_multipart)
         await call_async(self._writer.write(data))
 
     async def commit(self, meta: Meta) -> None:
