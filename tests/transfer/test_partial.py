@@ -47,3 +47,19 @@ def test_the_name_goes_before_the_file_is_placed(tmp_path: Path) -> None:
     partial.unname()
     assert XATTR not in os.listxattr(partial.path)
     assert not partial.meta.exists()
+
+
+def test_without_attributes_the_name_is_a_sidecar(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A platform without extended attributes (macOS has no os.setxattr) writes and reads the
+    sidecar file instead."""
+    import assetvault.transfer.partial as module
+
+    monkeypatch.setattr(module, "_XATTRS", False)
+    partial = labelled(tmp_path, "http://h/f.bin")
+    assert partial.meta.is_file()
+    later = Partial(str(tmp_path), "abc", "http://h/f.bin")
+    later.load()
+    assert later.held == HELD
+    partial.unname()
+    assert not partial.meta.exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 from .resume import Held
 
 XATTR = "user.assetvault.held"
+_XATTRS = hasattr(os, "setxattr")  # Linux only: elsewhere the sidecar file is the name
 
 
 @dataclass(slots=True)
@@ -54,6 +55,8 @@ class Partial:
     def load(self) -> None:
         """Pick up what a crashed run left with its partial file."""
         try:
+            if not _XATTRS:
+                raise OSError("no extended attributes on this platform")
             raw = os.getxattr(self.path, XATTR)
         except OSError:
             try:
@@ -75,14 +78,17 @@ class Partial:
         text = json.dumps({"url": self.shown, "etag": held.etag,
                            "last_modified": held.last_modified, "total": held.total}).encode()
         try:
+            if not _XATTRS:
+                raise OSError("no extended attributes on this platform")
             os.setxattr(fd, XATTR, text)
         except OSError:  # no user attributes here (or too long a URL): a sidecar file instead
             self.meta.write_bytes(text)
 
     def unname(self) -> None:
         """Drop the name before the file becomes a payload file (it would travel with it)."""
-        with contextlib.suppress(OSError):
-            os.removexattr(self.path, XATTR)
+        if _XATTRS:
+            with contextlib.suppress(OSError):
+                os.removexattr(self.path, XATTR)
         self.meta.unlink(missing_ok=True)
 
     def discard(self) -> None:
