@@ -8,14 +8,17 @@ entry whose bytes are not there, which the next run's replay checks and skips.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from .. import errors
 from ..redact import redact_url
-from ..storage import DATA, Meta, Storage, UnsafeKeyError
+from ..storage import DATA, Meta, Storage, StorageError, UnsafeKeyError
 from .history import keep_history
 from .journal import Journal, Placed
+
+log = logging.getLogger("assetvault")
 
 
 class Placer:
@@ -63,3 +66,15 @@ class Placer:
         except UnsafeKeyError:
             raise errors.FetchError(f"refused to write {placed.path!r}: it resolves outside "
                                     "data/", url=redact_url(url)) from None
+
+
+def stamp_digest(storage: Storage, placed: Placed) -> None:
+    """Give an object its full provenance when its run died between completing its upload
+    (done only once every check passed) and stamping its SHA-256; a store that refuses
+    costs a warning (verify --fast then reports the digest as not stored)."""
+    key = DATA + placed.path
+    try:
+        storage.stamp(key, Placer.meta(placed), placed.size)
+    except StorageError as exc:
+        log.warning("%s: its SHA-256 could not be added to its metadata (%s)",
+                    storage.where(key), exc)

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ..models import Kind
-from ..storage import DATA, Meta
+from ..storage import DATA
 from ..storage.base import SNAPSHOT
 from ..storage.open import check_store
 from .history import sha256_of
 from .journal import Placed
+from .placer import stamp_digest
 from .store import Store
 
 if TYPE_CHECKING:
@@ -129,30 +130,25 @@ def _placed(storage: S3Storage, key: str, size: int) -> Placed | None:
         return None  # not placed by assetvault: never recorded as archived
     if unquote(meta.get("object", "")) != key:
         return None  # a server-side copy of another item's object
-    sha256 = meta.get("sha256") or _stamped(storage, key, meta, size)
+    sha256 = meta.get("sha256") or _read_back(storage, key)
     if sha256 is None or not _SHA256.fullmatch(sha256):
         return None  # not our writing
     version = meta.get("version")
-    return Placed(unquote(meta["key"]), unquote(meta["job"]), unquote(meta.get("source-url", "")),
-                  key[len(DATA):], size, sha256, unquote(version) if version else None,
-                  None, None, kind=meta.get("kind", Kind.FILE))
+    placed = Placed(unquote(meta["key"]), unquote(meta["job"]),
+                    unquote(meta.get("source-url", "")), key[len(DATA):], size, sha256,
+                    unquote(version) if version else None, None, None,
+                    kind=meta.get("kind", Kind.FILE))
+    if "sha256" not in meta:
+        stamp_digest(storage, placed)
+    return placed
 
 
-def _stamped(storage: S3Storage, key: str, meta: Mapping[str, str], size: int) -> str | None:
+def _read_back(storage: S3Storage, key: str) -> str | None:
     """The SHA-256 of a streamed object whose run died between completing its upload (only
     ever done once every check passed) and stamping its digest: read back from the store,
-    never fetched again, and stamped now."""
+    never fetched again."""
     try:
-        sha256 = sha256_of(storage, key)
-        storage.stamp(key, Meta(sha256, unquote(meta.get("source-url", "")),
-                                _maybe(meta, "version"), unquote(meta["key"]),
-                                unquote(meta["job"]), meta.get("kind", Kind.FILE)), size)
+        return sha256_of(storage, key)
     except Exception as exc:  # StorageError, or what else a failing store raises
         log.warning("%s: could not read it back to record it (%s)", storage.where(key), exc)
         return None
-    return sha256
-
-
-def _maybe(meta: Mapping[str, str], name: str) -> str | None:
-    value = meta.get(name)
-    return unquote(value) if value else None

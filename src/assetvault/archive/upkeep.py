@@ -10,7 +10,6 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
-import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -22,10 +21,8 @@ from ..storage import DATA, Storage, StorageError
 from .fresh import is_up_to_date
 from .history import sha256_of
 from .journal import Journal, Placed
-from .placer import Placer
+from .placer import Placer, stamp_digest
 from .store import Store
-
-log = logging.getLogger("assetvault")
 
 
 class ArchiveLock:
@@ -191,21 +188,19 @@ def replay(store: Store, storage: Storage, journal: Journal, now: str, *,
     placed = [p for p in entries
               if storage.size(DATA + p.path) == p.size
               and _sha256(storage, DATA + p.path) == p.sha256]
-    for p in placed:
-        _stamp_if_missing(storage, p)
+    for p in placed:  # just re-hashed: a streamed object that missed its stamp gets it
+        if not _digest_stored(storage, DATA + p.path):
+            stamp_digest(storage, p)
     return store.record_placed(placed, now) if placed else 0
 
 
-def _stamp_if_missing(storage: Storage, placed: Placed) -> None:
-    """A streamed object whose run died between completing it and stamping its digest gets
-    it now (its bytes were just hashed); a store that refuses costs a warning."""
-    key = DATA + placed.path
+def _digest_stored(storage: Storage, key: str) -> bool:
+    """The object carries its SHA-256, or its store keeps no metadata (a folder)."""
     try:
-        if storage.metadata(key).get("sha256") is None:
-            storage.stamp(key, Placer.meta(placed), placed.size)
-    except StorageError as exc:
-        log.warning("%s: its SHA-256 could not be added to its metadata (%s)",
-                    storage.where(key), exc)
+        meta = storage.metadata(key)
+    except StorageError:
+        return True  # unknown: nothing to mend from here
+    return not meta or "sha256" in meta
 
 
 def seal(store: Store, storage: Storage, agent: str) -> bool:

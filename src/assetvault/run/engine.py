@@ -101,7 +101,7 @@ class Run:
         self.journal = Journal(self.paths.journal)
         self.placer = Placer(self.storage, self.journal)
         self._tasks: list[asyncio.Task[None]] = []
-        self._tasks_aside: list[asyncio.Future[None]] = []  # awaited before the run ends
+        self._sweeping: asyncio.Future[None] | None = None  # awaited before the run ends
         self._snapshot_lock = threading.Lock()
         self._final_snapshot = False
         self._stopping = False
@@ -142,7 +142,8 @@ class Run:
                     raise
                 self.result.fatal = errors.DISK_FULL + " (the bag could not be sealed either)"
         finally:
-            await asyncio.gather(*self._tasks_aside, return_exceptions=True)
+            if self._sweeping is not None:
+                await asyncio.gather(self._sweeping, return_exceptions=True)
             if self.cluster is not None:
                 await self._close_cluster()
             self._close(lock)
@@ -207,10 +208,9 @@ class Run:
         if self.remote is None or self.cluster is not None:
             await self._call(self.storage.sweep)  # Dask workers' uploads could not wait for it
         else:
-            # Beside the downloads (0.3 s of wall a run here); the seal's own sweep and this
-            # process's multipart uploads wait for it.
+            # Beside the downloads (0.3 s a run); the seal's sweep and our uploads wait for it.
             self.remote.sweep_beside()
-            self._tasks_aside.append(asyncio.ensure_future(asyncio.to_thread(self.remote.sweep)))
+            self._sweeping = asyncio.ensure_future(asyncio.to_thread(self.remote.sweep))
         if self.remote is not None:
             count += await self._call(reconcile, self.store, self.remote, now)
         if count:

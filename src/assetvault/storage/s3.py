@@ -216,13 +216,13 @@ class S3Storage:
             self.before_multipart()
         _call(obstore.put, self._store, key, Path(source), attributes=_attributes(meta, key),
               chunk_size=PART, max_concurrency=PARALLEL_PARTS)
-        self._note(key, size)
+        self.note(key, size)
         os.unlink(source)
 
     def put_bytes(self, key: str, body: bytes, meta: Meta | None = None) -> None:
         _call(obstore.put, self._store, key, body, attributes=_attributes(meta, key),
               use_multipart=len(body) > PART, chunk_size=PART)
-        self._note(key, len(body))
+        self.note(key, len(body))
 
     def upload(self, key: str, *, durable: bool = False) -> S3Upload:
         self._scratch.mkdir(parents=True, exist_ok=True)
@@ -233,7 +233,7 @@ class S3Storage:
         _call(obstore.copy, self._store, source, key)
         size = self._listed(source)
         if size is not None:
-            self._note(key, size)
+            self.note(key, size)
 
     def retract(self, key: str) -> None:
         if "/" in key:
@@ -256,11 +256,7 @@ class S3Storage:
         attrs = _attributes(meta, key)
         assert attrs is not None
         _call(lambda: replace_metadata(self._botocore(), self.url, key, attrs))
-        self._note(key, size)
-
-    def note(self, key: str, size: int) -> None:
-        """An object this process completed itself (its listing stays current)."""
-        self._note(key, size)
+        self.note(key, size)
 
     def sweep(self) -> None:
         """Abort the multipart uploads a killed run left under the prefix (started before this
@@ -309,7 +305,7 @@ class S3Storage:
         with self._lock:
             return None if self._sizes is None else self._sizes.get(key)
 
-    def _note(self, key: str, size: int) -> None:
+    def note(self, key: str, size: int) -> None:
         """Keep the listing current with our own writes (several worker threads write)."""
         with self._lock:
             if self._sizes is not None and key.startswith(DATA):

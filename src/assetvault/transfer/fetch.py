@@ -182,7 +182,8 @@ class Fetcher:
         if start.offset == 0 and total is not None and total <= self._whole_up_to:
             return await self._small(resp, item, partial, total, expected_md5, previous, guard)
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
-        if start.offset == 0:
+        fresh = start.offset == 0
+        if fresh:
             if partial.touched:
                 # The old bytes go before the new version is named: a crash between the two
                 # must never leave one version's bytes named as another's.
@@ -192,10 +193,10 @@ class Fetcher:
         # A fresh download streams into the store; a resumed one is staged (its kept bytes
         # would have to be sent first, while the resumed response waits unread).
         upload = (self._upload(item, partial, _final_path(item, content_type), total)
-                  if start.offset == 0 else None)
+                  if fresh else None)
         # The partial file is named with its version as the sink opens it (emptied first).
         sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None,
-                    tee=upload, on_open=partial.label if start.offset == 0 else None)
+                    tee=upload, on_open=partial.label if fresh else None)
         partial.touched = True
         try:
             await sink.start(start.offset)

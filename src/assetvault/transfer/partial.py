@@ -54,11 +54,8 @@ class Partial:
 
     def load(self) -> None:
         """Pick up what a crashed run left with its partial file."""
-        try:
-            if not _XATTRS:
-                raise OSError("no extended attributes on this platform")
-            raw = os.getxattr(self.path, XATTR)
-        except OSError:
+        raw = _attribute(self.path)
+        if raw is None:
             try:
                 raw = self.meta.read_bytes()
             except OSError:
@@ -77,11 +74,7 @@ class Partial:
         held = self.held or Held()
         text = json.dumps({"url": self.shown, "etag": held.etag,
                            "last_modified": held.last_modified, "total": held.total}).encode()
-        try:
-            if not _XATTRS:
-                raise OSError("no extended attributes on this platform")
-            os.setxattr(fd, XATTR, text)
-        except OSError:  # no user attributes here (or too long a URL): a sidecar file instead
+        if not _set_attribute(fd, text):  # none here, or too long a URL for one
             self.meta.write_bytes(text)
 
     def unname(self) -> None:
@@ -105,3 +98,22 @@ def held_of(meta: dict[str, object]) -> Held | None:
     if total is not None and (not isinstance(total, int) or isinstance(total, bool)):
         return None
     return Held(etag, modified, total)  # type: ignore[arg-type]
+
+
+def _attribute(path: Path) -> bytes | None:
+    if not _XATTRS:
+        return None
+    try:
+        return os.getxattr(path, XATTR)
+    except OSError:
+        return None
+
+
+def _set_attribute(fd: int, text: bytes) -> bool:
+    if not _XATTRS:
+        return False
+    try:
+        os.setxattr(fd, XATTR, text)
+    except OSError:
+        return False
+    return True
