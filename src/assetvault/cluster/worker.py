@@ -27,7 +27,7 @@ from ..archive.journal import Journal
 from ..archive.paths import STATE_DIR
 from ..archive.placer import Placer
 from ..models import Item, Outcome, Status
-from ..net.http import Http
+from ..net.http import Http, Pool
 from ..net.limits import Bandwidth, Limits
 from ..net.origin import GuardedResolver, origin_of
 from ..redact import Redactor
@@ -83,6 +83,7 @@ class Kit:
     journal: Journal | None
     scratch: Path  # removed at the end: partial files of this worker
     redact: Redactor
+    pool: Pool
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # a share was given
     job_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     host_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
@@ -98,6 +99,7 @@ class Kit:
         self.ready.set()
 
     async def close(self) -> None:
+        self.pool.close()
         await self.session.close()
         self.io.shutdown(wait=True)
         if self.journal is not None:
@@ -137,16 +139,17 @@ async def open_kit(s: WorkerSettings, local: Path, worker: Worker) -> Kit:
     limits = Limits(s.file_rate, s.file_burst)
     limits.on_slow_down = lambda origin, seconds: worker.log_event(
         s.name, ["slow", list(origin), seconds])
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300,
-                                     resolver=GuardedResolver(s.named_hosts))
+    resolver = GuardedResolver(s.named_hosts)
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=resolver)
     session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": s.user_agent},
                                     read_bufsize=1 << 20)
     io = TrackedPool(4, "assetvault-io")
     bandwidth = Bandwidth(s.bandwidth)
     redact = Redactor(s.secrets)
-    fetcher = Fetcher(Http(session, limits), Placer(storage, journal), partial, io,
+    pool = Pool(resolver, s.user_agent)
+    fetcher = Fetcher(Http(session, limits, pool), Placer(storage, journal), partial, io,
                       bandwidth=bandwidth, redactor=redact)
-    kit = Kit(s, session, limits, bandwidth, fetcher, io, journal, scratch, redact)
+    kit = Kit(s, session, limits, bandwidth, fetcher, io, journal, scratch, redact, pool)
     kit.job_slots = {name: asyncio.Semaphore(n) for name, n in s.concurrency.items()}
     return kit
 

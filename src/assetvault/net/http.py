@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
@@ -20,12 +21,29 @@ import aiohttp
 from .. import errors
 from ..redact import SECRET_PARAMS, redact_url
 from . import retry
+from .client import Pool, Response
 from .limits import Limits
-from .origin import Origin, check_url, origin_of
+from .origin import GuardedResolver, Origin, check_url, origin_of
 
+__all__ = ["Credentials", "Http", "Pool", "Response", "status_error"]
 log = logging.getLogger("assetvault")
 
 
+class _Reply(Protocol):
+    """What both clients' responses answer (aiohttp's for API calls, ours for files)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def url(self) -> object: ...
+    def release(self) -> object: ...
+
+
+R = TypeVar("R", bound=_Reply)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 REFUSALS = frozenset({429, 503})
 
@@ -53,8 +71,12 @@ def client_timeout(seconds: float) -> aiohttp.ClientTimeout:
 class Http:
     """Requests through the shared session, limits and credential rules."""
 
-    def __init__(self, session: aiohttp.ClientSession, limits: Limits) -> None:
+    def __init__(self, session: aiohttp.ClientSession, limits: Limits,
+                 pool: Pool | None = None) -> None:
+        """``pool`` carries the file downloads; by default one that resolves names as the
+        session's guard does with no name allowed a link-local address."""
         self.session = session
+        self.pool = pool or Pool(GuardedResolver(), session.headers.get("User-Agent", ""))
         self.limits = limits
         # (origin, allow_hosts, trusted) that passed check_url: its verdict on a URL with a
         # scheme and a host depends on nothing else (it parsed the host as an IP address on
@@ -83,25 +105,48 @@ class Http:
         timeout: float = 60.0,
         allow_hosts: tuple[str, ...] = (),
         refusals: frozenset[int] = REFUSALS,
-        decompress: bool = True,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """GET ``url``, following redirects ourselves so credentials never leave their origin.
+        """GET ``url`` (an API call: the body decoded), following redirects ourselves so
+        credentials never leave their origin.
 
-        ``refusals`` (statuses meaning "not now") feed the origin's breaker; with
-        ``decompress=False`` the body is the server's bytes, whatever its ``Content-Encoding``.
-        A redirect loop, or an 11th hop, is a FetchError no retry cures (the same chain again).
+        ``refusals`` (statuses meaning "not now") feed the origin's breaker. A redirect loop,
+        or an 11th hop, is a FetchError no retry cures (the same chain again).
         """
         ask = _Ask(url, headers or {}, params or {}, credentials, timeout, allow_hosts,
-                   refusals, decompress, origin_of(url),
+                   refusals, origin_of(url),
                    credentials.origin[1] if credentials is not None else None)
-        current, visited = url, set[str]()
+        async with self._follow(ask, self._session_get) as resp:
+            yield resp
+
+    @asynccontextmanager
+    async def download(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        credentials: Credentials | None,
+        timeout: float,
+        allow_hosts: tuple[str, ...],
+    ) -> AsyncIterator[Response]:
+        """GET a file's bytes as the server sends them (never decoded), through the lean
+        client; redirects and credentials as for :meth:`request`."""
+        ask = _Ask(url, headers, {}, credentials, timeout, allow_hosts, REFUSALS,
+                   origin_of(url), credentials.origin[1] if credentials is not None else None)
+        async with self._follow(ask, self._pool_get) as resp:
+            yield resp
+
+    @asynccontextmanager
+    async def _follow(self, ask: _Ask,
+                      send: Callable[[str, _Ask, Mapping[str, str], Mapping[str, str]],
+                                     Awaitable[R]]) -> AsyncIterator[R]:
+        current, visited = ask.url, set[str]()
         for _hop in range(MAX_REDIRECTS + 1):
             self._check(current, ask)
             if current in visited:
                 raise errors.FetchError("redirect loop: the server sent us back to a URL it "
-                                        "had already redirected", url=redact_url(url))
+                                        "had already redirected", url=redact_url(ask.url))
             visited.add(current)
-            resp = await self._send(current, ask)
+            resp = await self._send(current, ask, send)
             location = resp.headers.get("Location")
             if resp.status in REDIRECTS and location:
                 resp.release()
@@ -112,9 +157,11 @@ class Http:
             finally:
                 resp.release()
             return
-        raise errors.FetchError(f"more than {MAX_REDIRECTS} redirects", url=redact_url(url))
+        raise errors.FetchError(f"more than {MAX_REDIRECTS} redirects", url=redact_url(ask.url))
 
-    async def _send(self, current: str, ask: _Ask) -> aiohttp.ClientResponse:
+    async def _send(self, current: str, ask: _Ask,
+                    send: Callable[[str, _Ask, Mapping[str, str], Mapping[str, str]],
+                                   Awaitable[R]]) -> R:
         """One hop: its headers and credentials, its origin's turn, the GET itself."""
         origin = origin_of(current)
         self.limits.check_open(origin, current)
@@ -127,20 +174,27 @@ class Http:
             send_headers.update(ask.credentials.headers)
             send_params.update(ask.credentials.params)
         await self.limits.acquire(origin)
-        # Connect and headers together are bounded too: sock_read alone would let a
+        # Connect and headers together are bounded too: an idle timeout alone would let a
         # server that trickles its header lines hold the request forever.
         try:
             async with asyncio.timeout(2 * ask.timeout):
-                resp = await self.session.get(
-                    current, headers=send_headers, params=send_params or None,
-                    allow_redirects=False, timeout=client_timeout(ask.timeout),
-                    auto_decompress=ask.decompress)
-        except aiohttp.InvalidURL:
+                resp = await send(current, ask, send_headers, send_params)
+        except (aiohttp.InvalidURL, ValueError):
             # What yarl refuses no retry will mend (e.g. the numeric host 2852039166).
             raise errors.UnsafeURLError("refused to fetch a URL that cannot be parsed",
                                         url=redact_url(current)) from None
         self.limits.answered(origin, resp.status in ask.refusals)
         return resp
+
+    async def _session_get(self, url: str, ask: _Ask, headers: Mapping[str, str],
+                           params: Mapping[str, str]) -> aiohttp.ClientResponse:
+        return await self.session.get(url, headers=headers, params=params or None,
+                                      allow_redirects=False,
+                                      timeout=client_timeout(ask.timeout))
+
+    async def _pool_get(self, url: str, ask: _Ask, headers: Mapping[str, str],
+                        params: Mapping[str, str]) -> Response:
+        return await self.pool.get(url, headers, params, ask.timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +208,6 @@ class _Ask:
     timeout: float
     allow_hosts: tuple[str, ...]
     refusals: frozenset[int]
-    decompress: bool
     first: Origin  # the URL's own origin: the caller's headers go there only
     trusted: str | None  # the job's own API host, which the manifest chose
 
@@ -184,7 +237,7 @@ def strip_params(url: str, credentials: Credentials | None) -> str:
 
 
 def status_error(
-    resp: aiohttp.ClientResponse, url: str, retry_statuses: frozenset[int]
+    resp: _Reply, url: str, retry_statuses: frozenset[int]
 ) -> errors.FetchError:
     """The error for a response that is not what we asked for."""
     shown = redact_url(url)

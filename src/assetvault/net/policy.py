@@ -19,6 +19,7 @@ import aiohttp
 
 from .. import errors
 from . import retry
+from .client import WireError
 from .http import REFUSALS, network_error
 from .limits import Limits
 from .origin import origin_of
@@ -48,7 +49,7 @@ class RetryPolicy:
                 return await attempt()
             except errors.RetryableError as exc:
                 last = exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ClientError, WireError, TimeoutError) as exc:
                 last = network_error(exc, url)
             refused = last.status is not None and last.status in self.refusals
             if refused or (last.retry_after or 0.0) > retry.RETRY_AFTER_CAP:

@@ -20,13 +20,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 from .. import errors
 from ..archive.journal import Placed
 from ..archive.layout import extension_for
 from ..archive.placer import Placer
 from ..models import Item, Outcome, Status
+from ..net.client import Response
 from ..net.http import Credentials, Http, status_error
 from ..net.limits import Bandwidth, SpeedGuard
 from ..net.policy import RetryPolicy
@@ -150,9 +149,9 @@ class Fetcher:
             if offset > 0 and partial.held is not None and partial.held.if_range is not None:
                 headers["Range"] = f"bytes={offset}-"
                 headers["If-Range"] = partial.held.if_range
-            async with self._http.request(item.url, headers=headers, credentials=job.credentials,
-                                          timeout=job.timeout, allow_hosts=job.allow_hosts,
-                                          decompress=False) as resp:
+            async with self._http.download(item.url, headers=headers,
+                                           credentials=job.credentials, timeout=job.timeout,
+                                           allow_hosts=job.allow_hosts) as resp:
                 decision = resume.decide(offset, partial.held, resp.status, resp.headers,
                                          resp.content_length)
                 if isinstance(decision, resume.Restart):
@@ -167,7 +166,7 @@ class Fetcher:
         raise errors.RetryableError("the server would not send the file from its start",
                                     url=partial.shown)
 
-    async def _receive(self, resp: aiohttp.ClientResponse, item: Item, job: JobFetch,
+    async def _receive(self, resp: Response, item: Item, job: JobFetch,
                        partial: Partial, start: resume.Start, previous: str | None) -> _Fetched:
         total = start.total
         expected_md5 = _expected_md5(resp, item, whole=start.offset == 0 and resp.status == 200)
@@ -218,7 +217,7 @@ class Fetcher:
         meta = Meta("", partial.shown, item.upstream_version, item.key, item.job)
         return self._placer.storage.stream(DATA + path, meta, total)
 
-    async def _small(self, resp: aiohttp.ClientResponse, item: Item, partial: Partial,
+    async def _small(self, resp: Response, item: Item, partial: Partial,
                      total: int, expected_md5: str | None, previous: str | None,
                      guard: SpeedGuard) -> _Fetched:
         """A body that fits in memory: read it whole, then hash, check, write and place it in
@@ -251,13 +250,13 @@ class Fetcher:
         self._placer.place_bytes(body, placed, previous, item.url)
         return digests
 
-    async def _read_small(self, resp: aiohttp.ClientResponse, partial: Partial, total: int,
+    async def _read_small(self, resp: Response, partial: Partial, total: int,
                           guard: SpeedGuard) -> bytes:
         """The whole body, watched for trickling and counted against the bandwidth as it
         arrives (most small bodies are one chunk; an object store's take several)."""
         chunks: list[bytes] = []
         size = 0
-        async for chunk, _ in resp.content.iter_chunks():
+        async for chunk in resp.chunks():
             chunks.append(chunk)
             size += len(chunk)
             partial.fetched += len(chunk)
@@ -268,11 +267,11 @@ class Fetcher:
             guard.check(size, partial.shown)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, partial: Partial,
+    async def _stream(self, resp: Response, sink: Sink, partial: Partial,
                       limit: int, guard: SpeedGuard) -> None:
         fetched = 0
         try:
-            async for chunk, _ in resp.content.iter_chunks():
+            async for chunk in resp.chunks():
                 await sink.write(chunk)
                 fetched += len(chunk)
                 partial.fetched += len(chunk)
@@ -326,7 +325,7 @@ def _check_size_allowed(total: int | None, limit: int, url: str) -> None:
                                 url=redact_url(url))
 
 
-def _expected_md5(resp: aiohttp.ClientResponse, item: Item, *, whole: bool) -> str | None:
+def _expected_md5(resp: Response, item: Item, *, whole: bool) -> str | None:
     """The MD5 (hex) the server vouches for, if any; only then is MD5 computed at all."""
     azure = _b64_to_hex(resp.headers.get("x-ms-blob-content-md5"))
     if azure:

@@ -1,0 +1,240 @@
+"""The download path's HTTP/1.1 client against a raw loopback server that says exactly what
+each test scripts: kept connections, what ends a body, and what must never become one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from assetvault.net.client import Pool, Response, WireError
+from assetvault.net.origin import GuardedResolver
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+WAIT = 10.0
+
+
+class Server:
+    """Counts connections; ``script(reader, writer, n)`` answers the n-th request (from 0)."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.url = ""
+
+    async def __aenter__(self) -> Server:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.requests.append(head)
+                await self.script(reader, writer, len(self.requests) - 1)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, WAIT))
+
+
+async def body(resp: Response) -> bytes:
+    parts = [chunk async for chunk in resp.chunks()]
+    return b"".join(parts)
+
+
+async def get(pool: Pool, url: str, timeout: float = 5.0) -> tuple[Response, bytes]:
+    resp = await pool.get(url, {"Accept-Encoding": "identity"}, None, timeout)
+    try:
+        return resp, await body(resp)
+    finally:
+        resp.release()
+
+
+def ok(payload: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(payload), extra, payload)
+
+
+def test_one_connection_carries_request_after_request() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(ok(b"file %d" % n, b"ETag: \"e\"\r\n"))
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "assetvault-test")
+            for n in range(3):
+                resp, data = await get(pool, f"{server.url}/f{n}?x=1")
+                assert (resp.status, data, resp.headers["etag"]) == (200, b"file %d" % n, '"e"')
+                assert resp.content_length == len(data)
+            pool.close()
+        assert server.connections == 1
+        assert server.requests[2].startswith(b"GET /f2?x=1 HTTP/1.1\r\n")
+        assert b"\r\nUser-Agent: assetvault-test\r\n" in server.requests[0]
+        assert b"\r\nAccept-Encoding: identity\r\n" in server.requests[0]
+
+    run(main())
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_without_an_error() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        if n == 1:
+            w.close()  # its keep-alive ended just as the second request went out
+            return
+        w.write(ok(b"x%d" % n))
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            await get(pool, server.url + "/a")
+            _, data = await get(pool, server.url + "/b")
+            assert data == b"x2"  # the third request the server saw, on a new connection
+            pool.close()
+        assert server.connections == 2
+
+    run(main())
+
+
+def test_bytes_past_a_chunked_body_are_not_part_of_it_and_end_the_connection() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n0\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp, data = await get(pool, server.url + "/c")
+            assert (data, resp.content_length) == (b"hello", None)
+            await get(pool, server.url + "/d")
+            pool.close()
+        assert server.connections == 2
+
+    run(main())
+
+
+def test_a_body_cut_short_of_its_length_is_an_error_after_the_bytes_that_came() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"a" * 40)
+        await w.drain()
+        w.close()
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp = await pool.get(server.url + "/t", {}, None, 5)
+            got = []
+            with pytest.raises(WireError, match="closed before the response was complete"):
+                async for chunk in resp.chunks():
+                    got.append(chunk)
+            resp.release()
+            assert b"".join(got) == b"a" * 40
+            pool.close()
+
+    run(main())
+
+
+def test_a_body_without_length_ends_with_its_connection() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+        await w.drain()
+        w.close()
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp, data = await get(pool, server.url + "/e")
+            assert (data, resp.content_length) == (b"until the end", None)
+            pool.close()
+
+    run(main())
+
+
+def test_an_interim_answer_is_skipped_for_the_real_one() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + ok(b"real"))
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp, data = await get(pool, server.url + "/i")
+            assert (resp.status, resp.reason, data) == (200, "OK", b"real")
+            assert "Link" not in resp.headers
+            pool.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize(("lines", "size", "refusal"), [
+    (20, 4096, "head over 64 KiB"), (300, 8, "more than 256 header fields")])
+def test_an_endless_head_is_refused(lines: int, size: int, refusal: str) -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\n")
+        for i in range(lines):
+            w.write(b"X-Filler-%05d: %s\r\n" % (i, b"f" * size))
+            await w.drain()
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            with pytest.raises(WireError, match=refusal):
+                await pool.get(server.url + "/h", {}, None, 5)
+            pool.close()
+
+    run(main())
+
+
+def test_a_body_that_stops_arriving_times_out() -> None:
+    held = asyncio.Event()
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        await w.drain()
+        await held.wait()  # never set: the rest never comes
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp = await pool.get(server.url + "/s", {}, None, 0.3)
+            with pytest.raises(WireError, match=r"no data for 0\.3 s"):
+                await body(resp)
+            resp.release()
+            pool.close()
+            held.set()
+
+    run(main())
+
+
+def test_a_line_break_in_a_header_never_reaches_the_wire() -> None:
+    async def main() -> None:
+        pool = Pool(GuardedResolver(), "t")
+        with pytest.raises(ValueError, match="line break"):
+            await pool.get("http://127.0.0.1:9/x", {"X-A": "1\r\nX-Injected: 2"}, None, 5)
+
+    run(main())
+
+
+def test_a_refused_connection_is_a_wire_error() -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        pool = Pool(GuardedResolver(), "t")
+        with pytest.raises(WireError, match=f"cannot connect to 127.0.0.1:{port}"):
+            await pool.get(f"http://127.0.0.1:{port}/x", {}, None, 5)
+
+    run(main())
