@@ -20,6 +20,7 @@ from aiohttp import web
 
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
+from .certs import certificates
 from .conftest import Cli, run_cli, write_manifest
 from .daskprocs import DaskProcesses
 from .loopback import Loopback
@@ -216,7 +217,7 @@ def test_an_unfit_cluster_is_exit_2_before_anything_is_listed(tmp_path: Path) ->
 
 
 def test_a_tls_cluster_takes_certificates_from_dask_settings(tmp_path: Path) -> None:
-    ca, cert, key = _certificates(tmp_path / "tls")
+    ca, cert, key = certificates(tmp_path / "tls")
     tls = ["--tls-ca-file", str(ca), "--tls-cert", str(cert), "--tls-key", str(key)]
     with (SandboxThread(DatasetConfig(organizations=1, assets_per_org=3, products=0,
                                       beers=0)) as box,
@@ -231,38 +232,6 @@ def test_a_tls_cluster_takes_certificates_from_dask_settings(tmp_path: Path) -> 
         secured = run_cli("run", jobs, "-q", "--cluster", procs.address, env=env, timeout=WAIT)
         assert secured.code == 0, secured.err
     bagit.Bag(str(tmp_path / "archive")).validate()
-
-
-def _certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """A CA and one certificate it signed (every process of the test presents it)."""
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    def name(text: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
-
-    now = datetime.now(UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("assetvault-test-ca"))
-          .issuer_name(name("assetvault-test-ca")).public_key(ca_key.public_key())
-          .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    node = (x509.CertificateBuilder().subject_name(name("node")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(2).not_valid_before(now)
-            .not_valid_after(now + timedelta(days=1)).sign(ca_key, hashes.SHA256()))
-    folder.mkdir()
-    paths = folder / "ca.pem", folder / "node.pem", folder / "node.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(node.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return paths
 
 
 def _cli(seaweed: SeaweedS3, *args: str | Path) -> Cli:

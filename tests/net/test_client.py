@@ -4,13 +4,17 @@ each test scripts: kept connections, what ends a body, and what must never becom
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from assetvault.net.client import Pool, Response, WireError
 from assetvault.net.origin import GuardedResolver
+
+from ..certs import certificates
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 WAIT = 10.0
@@ -19,14 +23,15 @@ WAIT = 10.0
 class Server:
     """Counts connections; ``script(reader, writer, n)`` answers the n-th request (from 0)."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self.tls = tls
         self.connections = 0
         self.requests: list[bytes] = []
         self.url = ""
 
     async def __aenter__(self) -> Server:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         return self
@@ -42,7 +47,7 @@ class Server:
                 self.requests.append(head)
                 await self.script(reader, writer, len(self.requests) - 1)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, OSError):
             pass
         finally:
             writer.close()
@@ -238,3 +243,33 @@ def test_a_refused_connection_is_a_wire_error() -> None:
             await pool.get(f"http://127.0.0.1:{port}/x", {}, None, 5)
 
     run(main())
+
+
+def test_tls_is_verified_against_the_trusted_authorities(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    ca, cert, key = certificates(tmp_path / "tls", ip="127.0.0.1")
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(ok(b"over tls"))
+
+    async def fetch() -> bytes:
+        async with Server(script, tls=served) as server:
+            pool = Pool(GuardedResolver(), "t")
+            try:
+                return (await get(pool, server.url.replace("http:", "https:") + "/t"))[1]
+            finally:
+                pool.close()
+
+    async def refused() -> None:
+        with pytest.raises(WireError, match=r"TLS certificate of 127\.0\.0\.1 was refused"):
+            await fetch()
+
+    run(refused())  # an authority this machine does not trust
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+
+    async def trusted() -> None:
+        assert await fetch() == b"over tls"
+
+    run(trusted())
