@@ -23,7 +23,7 @@ from assetvault.archive.paths import ArchivePaths
 from assetvault.archive.placer import Placer
 from assetvault.models import Outcome, Status
 from assetvault.net.api import JobApi
-from assetvault.net.http import Http
+from assetvault.net.http import Http, Pool
 from assetvault.net.limits import Bandwidth, Limits
 from assetvault.net.origin import GuardedResolver, check_url, is_link_local
 from assetvault.storage import LocalStorage
@@ -42,13 +42,14 @@ async def fetch(tmp: Path, url: str, *, retries: int = 3, timeout: float = 5.0,
     paths = ArchivePaths(tmp)
     paths.create()
     with ThreadPoolExecutor(2) as pool:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(frozenset(allow_hosts)))
-        async with aiohttp.ClientSession(connector=connector) as session:
-            fetcher = Fetcher(Http(session, Limits()), Placer(LocalStorage(paths.root)),
-                              paths.partial, pool, rand=lambda: 0.0,
-                              bandwidth=Bandwidth(bandwidth))
-            job = JobFetch(retries, timeout, 1 << 30, None, allow_hosts, min_speed)
+        http = Http(None, Limits(), Pool(GuardedResolver(frozenset(allow_hosts)), "test"))
+        fetcher = Fetcher(http, Placer(LocalStorage(paths.root)), paths.partial, pool,
+                          rand=lambda: 0.0, bandwidth=Bandwidth(bandwidth))
+        job = JobFetch(retries, timeout, 1 << 30, None, allow_hosts, min_speed)
+        try:
             return await fetcher.fetch(item(url, expected_size=expected_size), job)
+        finally:
+            await http.close()
 
 
 def archived(tmp: Path, url: str) -> Path:

@@ -18,7 +18,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 from distributed import WorkerPlugin, get_worker
 from distributed.worker import Worker
 
@@ -72,10 +71,10 @@ class WorkerSettings:
 
 @dataclass
 class Kit:
-    """One worker's share of a run: its session, limits, storage and fetcher."""
+    """One worker's share of a run: its client, limits, storage and fetcher."""
 
     settings: WorkerSettings
-    session: aiohttp.ClientSession
+    http: Http  # files only: a worker makes no API call
     limits: Limits
     bandwidth: Bandwidth
     fetcher: Fetcher
@@ -83,7 +82,6 @@ class Kit:
     journal: Journal | None
     scratch: Path  # removed at the end: partial files of this worker
     redact: Redactor
-    pool: Pool
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # a share was given
     job_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     host_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
@@ -99,8 +97,7 @@ class Kit:
         self.ready.set()
 
     async def close(self) -> None:
-        self.pool.close()
-        await self.session.close()
+        await self.http.close()
         self.io.shutdown(wait=True)
         if self.journal is not None:
             self.journal.close()
@@ -134,22 +131,18 @@ class RunPlugin(WorkerPlugin):
 
 
 async def open_kit(s: WorkerSettings, local: Path, worker: Worker) -> Kit:
-    """The worker's session, limits and storage for the run (checks the archive is seen)."""
+    """The worker's client, limits and storage for the run (checks the archive is seen)."""
     storage, journal, partial, scratch = _open_archive(s, local)
     limits = Limits(s.file_rate, s.file_burst)
     limits.on_slow_down = lambda origin, seconds: worker.log_event(
         s.name, ["slow", list(origin), seconds])
-    resolver = GuardedResolver(s.named_hosts)
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=resolver)
-    session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": s.user_agent},
-                                    read_bufsize=1 << 20)
     io = TrackedPool(4, "assetvault-io")
     bandwidth = Bandwidth(s.bandwidth)
     redact = Redactor(s.secrets)
-    pool = Pool(resolver, s.user_agent)
-    fetcher = Fetcher(Http(session, limits, pool), Placer(storage, journal), partial, io,
-                      bandwidth=bandwidth, redactor=redact)
-    kit = Kit(s, session, limits, bandwidth, fetcher, io, journal, scratch, redact, pool)
+    http = Http(None, limits, Pool(GuardedResolver(s.named_hosts), s.user_agent))
+    fetcher = Fetcher(http, Placer(storage, journal), partial, io, bandwidth=bandwidth,
+                      redactor=redact)
+    kit = Kit(s, http, limits, bandwidth, fetcher, io, journal, scratch, redact)
     kit.job_slots = {name: asyncio.Semaphore(n) for name, n in s.concurrency.items()}
     return kit
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import msgspec
 
 from .. import errors
@@ -16,6 +15,9 @@ from ..redact import redact_url
 from .http import REFUSALS, Credentials, Http, status_error
 from .limits import SpeedGuard
 from .policy import RetryPolicy
+
+if TYPE_CHECKING:
+    import aiohttp
 
 MAX_LISTING_BYTES = 256 * 1024 * 1024  # a listing larger than this is refused, not parsed
 

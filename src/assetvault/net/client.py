@@ -5,7 +5,7 @@ Files are fetched here, not through aiohttp's ClientSession, for what a request 
 GETs of 16 KiB took 1.3 CPU-seconds through ClientSession and 0.35 through this path on this
 machine (its cookie jar, tracing, URL and header building, timers and stream readers run per
 request; a file download needs none of them). The API calls, which want decoded JSON, stay
-on aiohttp. Both resolve names through the same guarded resolver.
+on aiohttp (``session``). Both resolve names through the run's guarded resolver.
 
 A download takes the server's bytes as sent: nothing is decoded here, whatever the
 Content-Encoding. Every wait is bounded: connecting and receiving the head by the caller
@@ -25,9 +25,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import cast
 
 import httptools
-from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
+
+from .origin import GuardedResolver
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers; aiohttp allows 8 KiB a line
 MAX_FIELDS = 256
@@ -75,9 +76,9 @@ class Response:
 class Pool:
     """Connections by origin; one request at a time on each."""
 
-    def __init__(self, resolver: AbstractResolver, user_agent: str) -> None:
-        self._resolver = resolver
-        self._agent = user_agent
+    def __init__(self, resolver: GuardedResolver, user_agent: str) -> None:
+        self.resolver = resolver
+        self.agent = user_agent
         self._idle: dict[tuple[str, str, int], collections.deque[_Conn]] = {}
         self._ssl: ssl.SSLContext | None = None
 
@@ -125,7 +126,7 @@ class Pool:
         if url.explicit_port is not None and url.port != DEFAULT_PORTS.get(url.scheme):
             host = f"{host}:{url.port}"
         lines = [f"GET {url.raw_path_qs} HTTP/1.1", f"Host: {host}",
-                 f"User-Agent: {self._agent}", "Accept: */*"]
+                 f"User-Agent: {self.agent}", "Accept: */*"]
         if url.user is not None:  # as aiohttp sends a URL's credentials
             pair = f"{url.user}:{url.password or ''}".encode()
             lines.append(f"Authorization: Basic {base64.b64encode(pair).decode()}")
@@ -154,7 +155,7 @@ class Pool:
         if _is_ip(host):
             return [host]
         try:
-            found = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
+            found = await self.resolver.resolve(host, port, socket.AF_UNSPEC)
         except OSError as exc:
             raise WireError(f"cannot resolve {host}: {exc.strerror or exc}") from None
         return [str(r["host"]) for r in found]

@@ -8,22 +8,22 @@ headers (``SPECTRUM_API_TOKEN``) to whatever host a redirect names.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
-
-import aiohttp
 
 from .. import errors
 from ..redact import SECRET_PARAMS, redact_url
 from . import retry
-from .client import Pool, Response
+from .client import Pool, Response, WireError
 from .limits import Limits
 from .origin import GuardedResolver, Origin, check_url, origin_of
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["Credentials", "Http", "Pool", "Response", "status_error"]
 log = logging.getLogger("assetvault")
@@ -62,26 +62,29 @@ class Credentials:
     params: Mapping[str, str] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=64)
-def client_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """No total limit: an attempt is abandoned only when it makes no progress for ``seconds``."""
-    return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=seconds, sock_read=seconds)
-
-
 class Http:
-    """Requests through the shared session, limits and credential rules."""
+    """Requests through the run's clients, limits and credential rules: files through
+    ``pool``, API calls through aiohttp (``session``, opened at the first API call unless
+    given)."""
 
-    def __init__(self, session: aiohttp.ClientSession, limits: Limits,
+    def __init__(self, session: aiohttp.ClientSession | None, limits: Limits,
                  pool: Pool | None = None) -> None:
-        """``pool`` carries the file downloads; by default one that resolves names as the
-        session's guard does with no name allowed a link-local address."""
-        self.session = session
-        self.pool = pool or Pool(GuardedResolver(), session.headers.get("User-Agent", ""))
+        """``pool`` carries the file downloads; by default one whose resolver allows no name
+        a link-local address. A session given is the caller's to close."""
+        agent = session.headers.get("User-Agent", "") if session is not None else ""
+        self.pool = pool or Pool(GuardedResolver(), agent)
+        self._session = session
+        self._own_session = session is None
         self.limits = limits
         # (origin, allow_hosts, trusted) that passed check_url: its verdict on a URL with a
         # scheme and a host depends on nothing else (it parsed the host as an IP address on
         # every request: 2% of the event loop on 5,000 small files).
         self._passed: set[tuple[Origin, tuple[str, ...], str | None]] = set()
+
+    async def close(self) -> None:
+        self.pool.close()
+        if self._own_session and self._session is not None:
+            await self._session.close()
 
     def _check(self, url: str, ask: _Ask) -> None:
         origin = origin_of(url)
@@ -112,11 +115,16 @@ class Http:
         ``refusals`` (statuses meaning "not now") feed the origin's breaker. A redirect loop,
         or an 11th hop, is a FetchError no retry cures (the same chain again).
         """
+        from .session import ClientError  # aiohttp's, imported by the first API call
+
         ask = _Ask(url, headers or {}, params or {}, credentials, timeout, allow_hosts,
                    refusals, origin_of(url),
                    credentials.origin[1] if credentials is not None else None)
-        async with self._follow(ask, self._session_get) as resp:
-            yield resp
+        try:
+            async with self._follow(ask, self._session_get) as resp:
+                yield resp
+        except ClientError as exc:  # also what breaks while the caller reads the body
+            raise WireError(f"{type(exc).__name__}: {exc}") from exc
 
     @asynccontextmanager
     async def download(
@@ -179,7 +187,7 @@ class Http:
         try:
             async with asyncio.timeout(2 * ask.timeout):
                 resp = await send(current, ask, send_headers, send_params)
-        except (aiohttp.InvalidURL, ValueError):
+        except ValueError:  # aiohttp's InvalidURL is one too
             # What yarl refuses no retry will mend (e.g. the numeric host 2852039166).
             raise errors.UnsafeURLError("refused to fetch a URL that cannot be parsed",
                                         url=redact_url(current)) from None
@@ -188,9 +196,13 @@ class Http:
 
     async def _session_get(self, url: str, ask: _Ask, headers: Mapping[str, str],
                            params: Mapping[str, str]) -> aiohttp.ClientResponse:
-        return await self.session.get(url, headers=headers, params=params or None,
-                                      allow_redirects=False,
-                                      timeout=client_timeout(ask.timeout))
+        from .session import client_timeout, open_session
+
+        if self._session is None:
+            self._session = open_session(self.pool.resolver, self.pool.agent)
+        return await self._session.get(url, headers=headers, params=params or None,
+                                       allow_redirects=False,
+                                       timeout=client_timeout(ask.timeout))
 
     async def _pool_get(self, url: str, ask: _Ask, headers: Mapping[str, str],
                         params: Mapping[str, str]) -> Response:
@@ -253,6 +265,8 @@ def network_error(exc: BaseException, url: str) -> errors.RetryableError:
     """A retryable error for a connection problem, with no secrets in it."""
     if isinstance(exc, TimeoutError):
         reason = "no progress before the timeout"
+    elif isinstance(exc, WireError):
+        reason = str(exc).split(" for url", 1)[0]
     else:
         reason = f"{type(exc).__name__}: {exc}".split(" for url", 1)[0]
     return errors.RetryableError(f"network error: {reason}", url=redact_url(url))

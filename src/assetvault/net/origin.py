@@ -6,13 +6,12 @@ origin is and which URLs are never fetched at all.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
-
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from .. import errors
 from ..redact import redact_url
@@ -93,21 +92,21 @@ def is_link_local(host: str) -> bool:
     return address.is_link_local
 
 
-class GuardedResolver(AbstractResolver):
-    """DNS that never hands aiohttp a link-local address for a name not in ``allowed``.
+class GuardedResolver:
+    """DNS that never hands a client a link-local address for a name not in ``allowed``.
 
-    Literal addresses are checked per request by :func:`check_url` (aiohttp does not resolve
+    Literal addresses are checked per request by :func:`check_url` (no client resolves
     them); a name is checked here, after resolution, so neither a DNS record nor a redirect
-    nor a numeric form such as ``http://2852039166/`` reaches a metadata service.
+    nor a numeric form such as ``http://2852039166/`` reaches a metadata service. Answers
+    are aiohttp's ``ResolveResult`` dicts (``net.session`` hands them to its connector).
     """
 
     def __init__(self, allowed: frozenset[str] = frozenset()) -> None:
-        self._inner = aiohttp.DefaultResolver()
         self._allowed = allowed
 
     async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
+                      family: socket.AddressFamily = socket.AF_UNSPEC) -> list[dict[str, Any]]:
+        found = await _lookup(host, port, family)
         if host.lower() in self._allowed:
             return found
         kept = [r for r in found if not is_link_local(r["host"])]
@@ -116,8 +115,21 @@ class GuardedResolver(AbstractResolver):
                                                           f"{host})"), url=host)
         return kept
 
-    async def close(self) -> None:
-        await self._inner.close()
+
+async def _lookup(host: str, port: int, family: socket.AddressFamily) -> list[dict[str, Any]]:
+    """getaddrinfo off the loop, as aiohttp's threaded resolver does it."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, family=family, flags=socket.AI_ADDRCONFIG)
+    found = []
+    for fam, _, proto, _, address in infos:
+        if fam == socket.AF_INET6 and len(address) > 3 and address[3]:
+            # A scoped address (fe80::1%eth0): its scope travels in the numeric text.
+            text, _port = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
+        else:
+            text = str(address[0])
+        found.append({"hostname": host, "host": text, "port": address[1], "family": fam,
+                      "proto": proto, "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV})
+    return found
 
 
 def _unparsable(url: str) -> bool:

@@ -15,8 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import aiohttp
-
 from .. import errors
 from . import retry
 from .client import WireError
@@ -49,7 +47,7 @@ class RetryPolicy:
                 return await attempt()
             except errors.RetryableError as exc:
                 last = exc
-            except (aiohttp.ClientError, WireError, TimeoutError) as exc:
+            except (WireError, TimeoutError) as exc:
                 last = network_error(exc, url)
             refused = last.status is not None and last.status in self.refusals
             if refused or (last.retry_after or 0.0) > retry.RETRY_AFTER_CAP:

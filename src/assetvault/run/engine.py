@@ -25,8 +25,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-import aiohttp
-
 from .. import __version__, errors
 from ..archive.journal import Journal
 from ..archive.paths import ArchivePaths, Workspace
@@ -276,41 +274,38 @@ class Run:
     # the stages ---------------------------------------------------------------------------
 
     async def _pipeline(self) -> None:
-        resolver = GuardedResolver(named_hosts(self.jobs))
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=resolver)
-        async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
-                                         read_bufsize=1 << 20) as session:
-            http = Http(session, limits_for(self.jobs), Pool(resolver, USER_AGENT))
-            fetcher = Fetcher(http, self.placer, self.paths.partial, self._io,
-                              bandwidth=bandwidth_for(self.jobs),
-                              on_bytes=self.progress.add_bytes,
-                              redactor=self.tally.redact)
-            dispatch = self._dispatch(fetcher)
-            scale = 1 if dispatch is None else dispatch.low_water
-            local = frozenset(o[1] for o in api_origins(self.jobs)) if dispatch else frozenset()
-            downloads = Downloads(self.jobs, fetcher, self.placer, self.journal, self._io_call,
-                                  self.tally.redact, transfer=dispatch, scale=scale,
-                                  local_hosts=local)
-            serving = self.workers * scale
-            entries: Channel[list[Entry]] = Channel(4, senders=len(self.jobs))
-            work: Channel[tuple[Item, str | None]] = Channel(serving * 2, senders=PLANNERS)
-            results: Channel[list[Decided]] = Channel(64, senders=PLANNERS + serving)
-            lister = Lister(entries, http, tally=self.tally, reader=self.reader, store=self.store,
-                            call=self._call)
-            planner = self._planner(entries, work, results)
-            planner.downloads = downloads
-            writer = Writer(results, store=None if self.options.dry_run else self.store,
-                            run_id=self.run_id, journal=self.journal, tally=self.tally,
-                            call=self._call)
-            try:
-                await self._stages(lister, planner, downloads, writer, (entries, work, results),
-                                   serving)
-            finally:
-                http.pool.close()
-                if dispatch is not None:
-                    await dispatch.close()
-                    assert self.cluster is not None
-                    self.result.worker_cpu = await self.cluster.cpu_used()
+        pool = Pool(GuardedResolver(named_hosts(self.jobs)), USER_AGENT)
+        http = Http(None, limits_for(self.jobs), pool)
+        fetcher = Fetcher(http, self.placer, self.paths.partial, self._io,
+                          bandwidth=bandwidth_for(self.jobs),
+                          on_bytes=self.progress.add_bytes,
+                          redactor=self.tally.redact)
+        dispatch = self._dispatch(fetcher)
+        scale = 1 if dispatch is None else dispatch.low_water
+        local = frozenset(o[1] for o in api_origins(self.jobs)) if dispatch else frozenset()
+        downloads = Downloads(self.jobs, fetcher, self.placer, self.journal, self._io_call,
+                              self.tally.redact, transfer=dispatch, scale=scale,
+                              local_hosts=local)
+        serving = self.workers * scale
+        entries: Channel[list[Entry]] = Channel(4, senders=len(self.jobs))
+        work: Channel[tuple[Item, str | None]] = Channel(serving * 2, senders=PLANNERS)
+        results: Channel[list[Decided]] = Channel(64, senders=PLANNERS + serving)
+        lister = Lister(entries, http, tally=self.tally, reader=self.reader, store=self.store,
+                        call=self._call)
+        planner = self._planner(entries, work, results)
+        planner.downloads = downloads
+        writer = Writer(results, store=None if self.options.dry_run else self.store,
+                        run_id=self.run_id, journal=self.journal, tally=self.tally,
+                        call=self._call)
+        try:
+            await self._stages(lister, planner, downloads, writer, (entries, work, results),
+                               serving)
+        finally:
+            await http.close()
+            if dispatch is not None:
+                await dispatch.close()
+                assert self.cluster is not None
+                self.result.worker_cpu = await self.cluster.cpu_used()
 
     async def _stages(self, lister: Lister, planner: Planner, downloads: Downloads, writer: Writer,
                       channels: tuple[Channel[list[Entry]], Channel[tuple[Item, str | None]],
