@@ -273,3 +273,83 @@ def test_tls_is_verified_against_the_trusted_authorities(tmp_path: Path,
         assert await fetch() == b"over tls"
 
     run(trusted())
+
+
+def test_a_long_body_comes_whole_in_blocks_and_the_connection_serves_again() -> None:
+    payload = bytes(range(256)) * (3 * 4096 + 1)  # 3 MiB and 256 bytes
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        if n == 1:
+            w.write(ok(b"next"))
+            return
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload))
+        for at in range(0, len(payload), 100_000):  # pieces that straddle the blocks
+            w.write(payload[at:at + 100_000])
+            await w.drain()
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp = await pool.get(server.url + "/big", {}, None, 5)
+            pieces = [chunk async for chunk in resp.chunks()]
+            resp.release()
+            assert b"".join(pieces) == payload
+            assert max(len(p) for p in pieces) <= 1 << 20
+            assert sum(len(p) == 1 << 20 for p in pieces) >= 2  # whole blocks, not reads
+            _, data = await get(pool, server.url + "/next")
+            assert data == b"next"
+            pool.close()
+        assert server.connections == 1
+
+    run(main())
+
+
+def test_a_long_body_cut_off_keeps_what_came_in_its_block() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 << 20))
+        await w.drain()
+        w.write(b"b" * 600_000)
+        await w.drain()
+        w.close()
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp = await pool.get(server.url + "/cut", {}, None, 5)
+            got = []
+            with pytest.raises(WireError, match="closed before the response was complete"):
+                async for chunk in resp.chunks():
+                    got.append(chunk)
+            resp.release()
+            assert b"".join(got) == b"b" * 600_000
+            pool.close()
+
+    run(main())
+
+
+def test_a_slow_long_body_reaches_its_reader_before_its_block_fills() -> None:
+    head_seen, seen = asyncio.Event(), asyncio.Event()
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 << 20))
+        await w.drain()
+        await head_seen.wait()  # so these bytes come straight into a block
+        w.write(b"s" * 1000)
+        await w.drain()
+        await seen.wait()  # the rest only once the reader has had the first bytes
+        w.write(b"s" * ((2 << 20) - 1000))
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp = await pool.get(server.url + "/slow", {}, None, 5)
+            head_seen.set()
+            total = 0
+            async for chunk in resp.chunks():
+                total += len(chunk)
+                seen.set()
+            resp.release()
+            assert total == 2 << 20
+            pool.close()
+
+    run(main())

@@ -73,7 +73,7 @@ class Stream(Protocol):
     the next run's ``sweep`` removes). Its metadata but the SHA-256 is set when it starts;
     ``commit`` adds that."""
 
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes | bytearray | memoryview) -> None: ...
 
     async def commit(self, meta: Meta) -> None:
         """Make the bytes written the object at the key, whole, carrying ``meta``."""

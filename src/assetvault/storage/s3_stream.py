@@ -46,7 +46,7 @@ class S3Stream:
         self._open = True
         self._started = False
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._started:
             self._started = True
             if not self._storage.multipart_free():  # only while the run's sweep still lists

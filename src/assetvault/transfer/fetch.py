@@ -25,7 +25,7 @@ from ..archive.journal import Placed
 from ..archive.layout import extension_for
 from ..archive.placer import Placer
 from ..models import Item, Outcome, Status
-from ..net.client import Response
+from ..net.client import Chunk, Response
 from ..net.http import Credentials, Http, status_error
 from ..net.limits import Bandwidth, SpeedGuard
 from ..net.policy import RetryPolicy
@@ -254,7 +254,7 @@ class Fetcher:
                           guard: SpeedGuard) -> bytes:
         """The whole body, watched for trickling and counted against the bandwidth as it
         arrives (most small bodies are one chunk; an object store's take several)."""
-        chunks: list[bytes] = []
+        chunks: list[Chunk] = []
         size = 0
         async for chunk in resp.chunks():
             chunks.append(chunk)
@@ -265,7 +265,9 @@ class Fetcher:
             if size > total:
                 break  # a lie about the length: the size check reports it
             guard.check(size, partial.shown)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if len(chunks) == 1 and isinstance(chunks[0], bytes):
+            return chunks[0]
+        return b"".join(chunks)  # also one whole block (a bytearray): bytes from here on
 
     async def _stream(self, resp: Response, sink: Sink, partial: Partial,
                       limit: int, guard: SpeedGuard) -> None:

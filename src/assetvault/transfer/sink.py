@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ..net.client import Chunk
 from ..storage import Stream
 
 T = TypeVar("T")
@@ -54,7 +55,7 @@ class Sink:
         self._executor = executor
         self._sha = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
-        self._chunks: list[bytes] = []
+        self._chunks: list[Chunk] = []
         self._buffered = 0
         self._fd: int | None = None
         self._flushing: concurrent.futures.Future[None] | None = None  # the flush in flight
@@ -68,7 +69,7 @@ class Sink:
             raise ValueError("a tee takes a file from its first byte only")
         await self._run(self._open, offset)
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: Chunk) -> None:
         # Chunks are kept as received and written with one writev: no copy into a buffer.
         self._chunks.append(chunk)
         self._buffered += len(chunk)
@@ -81,7 +82,7 @@ class Sink:
             if self._tee is not None:
                 await self._tee.write(_joined(chunks))
 
-    def _take(self) -> list[bytes]:
+    def _take(self) -> list[Chunk]:
         chunks, self._chunks, self._buffered = self._chunks, [], 0
         return chunks
 
@@ -133,7 +134,7 @@ class Sink:
         if self._md5 is not None:
             self._md5.update(data)
 
-    def _write(self, chunks: list[bytes]) -> None:
+    def _write(self, chunks: list[Chunk]) -> None:
         assert self._fd is not None
         for chunk in chunks:
             self._hash(chunk)
@@ -145,7 +146,7 @@ class Sink:
             if written:
                 pending[0] = pending[0][written:]
 
-    def _finish(self, chunks: list[bytes]) -> None:
+    def _finish(self, chunks: list[Chunk]) -> None:
         """The last flush, after the one in flight (in this thread: that one was handed over
         earlier, so it is running or done), then close; the first error is raised."""
         if self._fd is None:
@@ -160,7 +161,7 @@ class Sink:
             self._fd = None
 
 
-def _joined(chunks: list[bytes]) -> bytes:
+def _joined(chunks: list[Chunk]) -> Chunk:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
