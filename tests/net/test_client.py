@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from assetvault.net.client import Pool, Response, WireError
+from assetvault.net.client import Pool, Response, WireError, _target_by_yarl, target_of
 from assetvault.net.origin import GuardedResolver
 
 from ..certs import certificates
@@ -350,6 +350,33 @@ def test_a_slow_long_body_reaches_its_reader_before_its_block_fills() -> None:
                 seen.set()
             resp.release()
             assert total == 2 << 20
+            pool.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:18080/small/s00001.bin", "https://cdn.example.com/a/b-c_d~e.png",
+    "http://h.example:80/x?y=1&z=a:b", "https://h.example:8443", "http://h.example?q=/x",
+    "http://h.example/a/./b", "http://h.example/a/../b", "http://H.Example/%7Euser/f%20g",
+    "http://h.example/caf\u00e9?\u00e9=1", "http://u:p@h.example/x", "http://[::1]:9/p#frag"])
+def test_a_plain_url_is_split_as_yarl_splits_it(url: str) -> None:
+    assert target_of(url) == _target_by_yarl(url, None)._replace(text=target_of(url).text)
+
+
+def test_a_head_that_trickles_is_bounded() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\n")
+        for i in range(1000):  # a header line every 50 ms: progress, but never a head
+            w.write(b"X-%d: y\r\n" % i)
+            await w.drain()
+            await asyncio.sleep(0.05)  # the server's pace, not a wait for anything
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            with pytest.raises(WireError, match=r"no response within 0\.6 s"):
+                await pool.get(server.url + "/h", {}, None, 0.3)
             pool.close()
 
     run(main())

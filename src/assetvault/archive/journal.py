@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import msgspec
+
 from ..models import Kind
 
 CLEAR_EVERY = 4096  # entries: a truncate per writer batch cost ~0.4 ms each, for nothing
@@ -39,6 +41,7 @@ class Placed:
 
 
 FIELDS = tuple(f.name for f in fields(Placed))
+_ENCODE = msgspec.json.Encoder().encode
 
 
 class Journal:
@@ -61,9 +64,9 @@ class Journal:
 
     def append(self, placed: Placed) -> None:
         """Record a placement; call it before the rename it describes."""
-        # A list in field order: asdict() was most of this call's cost.
-        line = (json.dumps([getattr(placed, f) for f in FIELDS], ensure_ascii=False)
-                + "\n").encode()
+        # A list in field order (asdict() was most of this call's cost), encoded by msgspec:
+        # a tenth of json.dumps's time; replay reads it as any JSON.
+        line = _ENCODE([getattr(placed, f) for f in FIELDS]) + b"\n"
         with self._lock:
             if self._fd is not None:
                 os.write(self._fd, line)

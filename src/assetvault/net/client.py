@@ -19,9 +19,11 @@ import base64
 import collections
 import functools
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from yarl import URL
 
@@ -30,6 +32,8 @@ from .origin import GuardedResolver
 
 __all__ = ["Chunk", "Pool", "Response", "WireError"]
 
+_PLAIN = re.compile(r"(https?)://([a-z0-9.-]+)(?::([0-9]{1,5}))?"
+                    r"(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?")
 IDLE = 30.0  # seconds a kept-alive connection is reused after its last response
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -46,19 +50,19 @@ class Pool:
     async def get(self, url: str, headers: Mapping[str, str],
                   params: Mapping[str, str] | None, timeout: float) -> Response:
         """GET ``url``; returns once the head is in (the caller bounds that wait)."""
-        target = _parse(url, params)
-        key = (target.scheme, target.raw_host or "", target.port or 0)
+        target = target_of(url, params)
+        key = (target.scheme, target.host, target.port)
         head = self._head(target, headers)
         while (conn := self._reuse(key)) is not None:
             # A kept connection the server has just closed fails before its first byte:
             # the request goes again on a fresh one (a GET may always be repeated).
             try:
-                return await conn.request(head, str(target), timeout)
+                return await conn.request(head, target.text, timeout)
             except WireError:
                 if conn.answered:
                     raise
-        conn = await self._connect(key, target, timeout)
-        return await conn.request(head, str(target), timeout)
+        conn = await self._connect(key, timeout)
+        return await conn.request(head, target.text, timeout)
 
     def close(self) -> None:
         for conns in self._idle.values():
@@ -80,28 +84,22 @@ class Pool:
         conn.idle_since = asyncio.get_running_loop().time()
         self._idle.setdefault(conn.key, collections.deque()).append(conn)
 
-    def _head(self, url: URL, headers: Mapping[str, str]) -> bytes:
-        host = url.raw_host or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if url.explicit_port is not None and url.port != DEFAULT_PORTS.get(url.scheme):
-            host = f"{host}:{url.port}"
-        lines = [f"GET {url.raw_path_qs} HTTP/1.1", f"Host: {host}",
+    def _head(self, target: Target, headers: Mapping[str, str]) -> bytes:
+        lines = [f"GET {target.path_qs} HTTP/1.1", f"Host: {target.authority}",
                  f"User-Agent: {self.agent}", "Accept: */*"]
-        if url.user is not None:  # as aiohttp sends a URL's credentials
-            pair = f"{url.user}:{url.password or ''}".encode()
-            lines.append(f"Authorization: Basic {base64.b64encode(pair).decode()}")
+        if target.credentials:  # as aiohttp sends a URL's credentials
+            lines.append(f"Authorization: Basic {target.credentials}")
         lines.extend(f"{name}: {value}" for name, value in headers.items())
         if any("\r" in line or "\n" in line for line in lines):
             raise ValueError("a header or the URL holds a line break")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    async def _connect(self, key: Key, url: URL, timeout: float) -> Connection:
+    async def _connect(self, key: Key, timeout: float) -> Connection:
         loop = asyncio.get_running_loop()
         host, port = key[1], key[2]
         tls = self._context() if key[0] == "https" else None
         last: BaseException | None = None
-        for address in await self._addresses(host, port):
+        for address in await self._addresses(host, port, timeout):
             try:
                 async with asyncio.timeout(timeout):
                     _, conn = await loop.create_connection(
@@ -112,11 +110,14 @@ class Pool:
                 last = exc
         raise WireError(_connect_failure(host, port, last))
 
-    async def _addresses(self, host: str, port: int) -> list[str]:
+    async def _addresses(self, host: str, port: int, timeout: float) -> list[str]:
         if _is_ip(host):
             return [host]
         try:
-            found = await self.resolver.resolve(host, port, socket.AF_UNSPEC)
+            async with asyncio.timeout(timeout):
+                found = await self.resolver.resolve(host, port, socket.AF_UNSPEC)
+        except TimeoutError:
+            raise WireError(f"resolving {host} timed out") from None
         except OSError as exc:
             raise WireError(f"cannot resolve {host}: {exc.strerror or exc}") from None
         return [str(r["host"]) for r in found]
@@ -127,13 +128,49 @@ class Pool:
         return self._ssl
 
 
-def _parse(url: str, params: Mapping[str, str] | None) -> URL:
+class Target(NamedTuple):
+    """What a request needs of its URL."""
+
+    scheme: str
+    host: str  # as connected to: lower case, an IPv6 address without brackets
+    port: int
+    authority: str  # the Host header
+    path_qs: str  # the request target: path and query, encoded
+    credentials: str  # base64 of a URL's user:password, or ""
+    text: str  # the URL as requested
+
+
+def target_of(url: str, params: Mapping[str, str] | None = None) -> Target:
+    """A plain URL (lower-case host, no userinfo, %-escape, dot segment or fragment) is split
+    here; any other goes through yarl, which encodes and normalises it as aiohttp would (its
+    parse was a tenth of the event loop's time on 5,000 small files)."""
+    plain = None if params else _PLAIN.fullmatch(url)
+    if plain is not None and "/." not in (path := plain[4] or "/"):
+        scheme, host = plain[1], plain[2]
+        port = int(plain[3]) if plain[3] else DEFAULT_PORTS[scheme]
+        if port <= 0xFFFF:
+            authority = host if port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
+            return Target(scheme, host, port, authority, path + (plain[5] or ""), "", url)
+    return _target_by_yarl(url, params)
+
+
+def _target_by_yarl(url: str, params: Mapping[str, str] | None) -> Target:
     parsed = URL(url)
     if params:
         parsed = parsed.extend_query(params)
-    if parsed.scheme not in DEFAULT_PORTS or not parsed.raw_host:
+    parsed = parsed.with_fragment(None)
+    host, port = parsed.raw_host or "", parsed.port or 0
+    if parsed.scheme not in DEFAULT_PORTS or not host:
         raise ValueError(f"not an http(s) URL with a host: {parsed.scheme!r}")
-    return parsed.with_fragment(None)
+    authority = f"[{host}]" if ":" in host else host
+    if parsed.explicit_port is not None and port != DEFAULT_PORTS[parsed.scheme]:
+        authority = f"{authority}:{port}"
+    credentials = ""
+    if parsed.user is not None:
+        pair = f"{parsed.user}:{parsed.password or ''}".encode()
+        credentials = base64.b64encode(pair).decode()
+    return Target(parsed.scheme, host, port, authority, parsed.raw_path_qs, credentials,
+                  str(parsed))
 
 
 @functools.lru_cache(maxsize=256)

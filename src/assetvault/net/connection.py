@@ -18,6 +18,7 @@ MAX_FIELDS = 256
 SCRATCH = 256 * 1024  # the head, and bodies of unknown length, are read through this
 BLOCK = 1 << 20  # the largest piece of a body of known length handed over
 FLUSH = 0.25  # seconds a partly filled block waits before its bytes are handed over
+HEAD_WAIT = 2  # x timeout: how long a response's head may take, trickled or not
 HIGH_WATER = 4 << 20  # body bytes waiting to be taken before the socket is paused
 Chunk = bytes | bytearray | memoryview  # a piece of a body: a whole block is a bytearray
 Key = tuple[str, str, int]  # (scheme, host, port)
@@ -101,6 +102,7 @@ class Connection(asyncio.BufferedProtocol):
         self._complete = False
         self._idle_timeout = 0.0
         self._last = 0.0
+        self._head_due = 0.0
         self._dirty = False  # bytes came past the end of a response
         self._keep_alive = False
         self._timer: asyncio.TimerHandle | None = None
@@ -116,6 +118,11 @@ class Connection(asyncio.BufferedProtocol):
         assert self._transport is not None
         self._reset(url, timeout)
         self._head_ready = self._loop.create_future()
+        # One timer bounds the head (HEAD_WAIT x timeout from now, however it trickles) and
+        # then the body's idle time; no timeout context per request.
+        self._head_due = self._last = self._loop.time()
+        self._head_due += HEAD_WAIT * timeout
+        self._timer = self._loop.call_at(self._head_due, self._check_idle)
         self._transport.write(head)
         try:
             return await self._head_ready
@@ -279,7 +286,6 @@ class Connection(asyncio.BufferedProtocol):
         self._keep_alive = self._parser.should_keep_alive()
         response = Response(self, self._url, status, self._reason.strip(), headers,
                              length if not chunked else None)
-        self._timer = self._loop.call_at(self._last + self._idle_timeout, self._check_idle)
         assert self._head_ready is not None
         if not self._head_ready.done():
             self._head_ready.set_result(response)
@@ -330,11 +336,14 @@ class Connection(asyncio.BufferedProtocol):
         now = self._loop.time()
         if self._paused:
             self._last = now  # we are the slow side, not the server
-        if now - self._last >= self._idle_timeout:
-            self._fail(f"no data for {self._idle_timeout:g} s")
+        head = self._head_ready is not None and not self._head_ready.done()
+        due = self._head_due if head else self._last + self._idle_timeout
+        if now < due:
+            self._timer = self._loop.call_at(due, self._check_idle)
+        elif head:
+            self._fail(f"no response within {HEAD_WAIT * self._idle_timeout:g} s")
         else:
-            self._timer = self._loop.call_at(self._last + self._idle_timeout,
-                                             self._check_idle)
+            self._fail(f"no data for {self._idle_timeout:g} s")
 
     def _stop_timer(self) -> None:
         if self._timer is not None:

@@ -19,6 +19,7 @@ from .. import errors
 from ..redact import SECRET_PARAMS, redact_url
 from . import retry
 from .client import Pool, Response, WireError
+from .connection import HEAD_WAIT
 from .limits import Limits
 from .origin import GuardedResolver, Origin, check_url, origin_of
 
@@ -182,11 +183,8 @@ class Http:
             send_headers.update(ask.credentials.headers)
             send_params.update(ask.credentials.params)
         await self.limits.acquire(origin)
-        # Connect and headers together are bounded too: an idle timeout alone would let a
-        # server that trickles its header lines hold the request forever.
         try:
-            async with asyncio.timeout(2 * ask.timeout):
-                resp = await send(current, ask, send_headers, send_params)
+            resp = await send(current, ask, send_headers, send_params)
         except ValueError:  # aiohttp's InvalidURL is one too
             # What yarl refuses no retry will mend (e.g. the numeric host 2852039166).
             raise errors.UnsafeURLError("refused to fetch a URL that cannot be parsed",
@@ -200,9 +198,13 @@ class Http:
 
         if self._session is None:
             self._session = open_session(self.pool.resolver, self.pool.agent)
-        return await self._session.get(url, headers=headers, params=params or None,
-                                       allow_redirects=False,
-                                       timeout=client_timeout(ask.timeout))
+        # Connect and headers together are bounded too: an idle timeout alone would let a
+        # server that trickles its header lines hold the request forever (the file client
+        # bounds its own head the same way).
+        async with asyncio.timeout(HEAD_WAIT * ask.timeout):
+            return await self._session.get(url, headers=headers, params=params or None,
+                                           allow_redirects=False,
+                                           timeout=client_timeout(ask.timeout))
 
     async def _pool_get(self, url: str, ask: _Ask, headers: Mapping[str, str],
                         params: Mapping[str, str]) -> Response:
