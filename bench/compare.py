@@ -24,15 +24,15 @@ Peers:
 ``old:PYTHONPATH=/tmp/old/src`` for another version of the code), alternating with the rest;
 named in ``--tools`` it takes that place in the order (``assetvault`` itself may be a variant:
 a frozen copy of the code, safe from edits to the working tree during a long run).
-Every run writes into a folder of its own; a round's outputs are deleted after the round,
-not before each run: on this machine's ext4 (no journal, so the kernel's ``recently_deleted``
-check is on) a file created within 60 s of many deletions in its block group makes the
-allocator walk every inode freed there (measured: 5,000 files took 4.5-5.3 s to create after
-a round's ``rm -rf``, 0.3 s in an untouched group; whichever tool's folder landed in such a
-group lost, at random). After a round that deleted many files the bench waits those 60 s
-out. Keeping every output until the end is no cure: 29 GB of outputs on 24 GB of memory made
-each run pay the page cache's reclaim instead. The output root carries ``chattr +T``, so
-each run's folder is spread to another block group.
+Every run writes into a folder of its own. A set of many files keeps its outputs until the
+set is done: on this machine's ext4 (no journal, so the kernel's ``recently_deleted`` check is
+on) a file created within 60 s of many deletions in its block group (6 minutes once new files
+dirty the same inode table block) makes the allocator walk every inode freed there (measured:
+5,000 files took 4.5-5.3 s to create after a round's ``rm -rf``, 0.3 s in an untouched group;
+whichever tool's folder landed in such a group lost, at random). A set of few large files
+deletes a round's outputs after the round instead: keeping 29 GB of them on 24 GB of memory
+made every run pay the page cache's reclaim. The output root carries ``chattr +T``, so each
+run's folder is spread to another block group.
 ``--setup`` installs nginx, curl, rclone and GNU time with apt-get when missing (root), builds
 the corpus and starts nginx. Results: a table on stdout and every run in
 ``bench/results/compare-DATE.jsonl``.
@@ -61,8 +61,7 @@ J = 16
 BIN = Path(sys.executable).parent
 TOOLS = "assetvault,curl+bagit,rclone+hashsum,curl,rclone"
 EQUAL_WORK = ("curl+bagit", "rclone+hashsum")
-RECENTLY_DELETED = 60  # s: ext4 (no journal) avoids reusing an inode freed this recently
-MANY_FILES = 10_000  # deleted at once: enough to slow the next run's file creation
+MANY_FILES = 2_000  # a set's outputs kept to its end from this many files a run
 Table = dict[tuple[str, str], list[dict[str, Any]]]
 
 
@@ -212,14 +211,11 @@ def main() -> int:
 
 
 def fresh_outputs() -> None:
-    """Remove every run's output; after many files, wait until ext4 stops skipping them."""
+    """Remove every run's output."""
     out = ROOT / "out"
     if out.exists():
-        files = sum(len(names) for _, _, names in os.walk(out))
         shutil.rmtree(out)
         subprocess.run(["sync"], check=True)
-        if files >= MANY_FILES:
-            time.sleep(RECENTLY_DELETED + 1)  # the kernel's window, not a wait for an event
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(["chattr", "+T", str(out)], check=False, capture_output=True)
 
@@ -257,7 +253,9 @@ def run_set(name: str, tools: list[str], variants: dict[str, dict[str, str]], ru
             table.setdefault((name, tool), []).append(record)
             print(f"{name:6} {tool:15} run {run}: {record['wall']:.2f} s cpu {record['cpu']:.2f}"
                   f" rss {record['rss_mib']:.0f} rc={record['rc']}", file=sys.stderr, flush=True)
-        fresh_outputs()  # the round's outputs (the last round's were verified as they came)
+        if files < MANY_FILES:
+            fresh_outputs()  # the round's (the last round's were verified as they came)
+    fresh_outputs()
 
 
 def med(runs: list[dict[str, Any]], key: str) -> float:
