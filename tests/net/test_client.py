@@ -4,7 +4,9 @@ each test scripts: kept connections, what ends a body, and what must never becom
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -378,5 +380,65 @@ def test_a_head_that_trickles_is_bounded() -> None:
             with pytest.raises(WireError, match=r"no response within 0\.6 s"):
                 await pool.get(server.url + "/h", {}, None, 0.3)
             pool.close()
+
+    run(main())
+
+
+def test_a_reset_is_never_the_end_of_a_body_without_length() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"r" * 1000)
+        await w.drain()
+        sock = w.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        w.transport.abort()  # RST, not FIN
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp = await pool.get(server.url + "/r", {}, None, 5)
+            with pytest.raises(WireError, match="closed before the response was complete"):
+                await body(resp)
+            resp.release()
+            pool.close()
+
+    run(main())
+
+
+def test_a_chunked_body_named_among_other_codings_must_end_with_its_last_chunk() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked"
+                b"\r\n\r\n5\r\nhello\r\n")
+        await w.drain()
+        w.close()  # a clean close before the last chunk
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp = await pool.get(server.url + "/te", {}, None, 5)
+            with pytest.raises(WireError, match="closed before the response was complete"):
+                await body(resp)
+            resp.release()
+            pool.close()
+
+    run(main())
+
+
+def test_a_silent_server_is_not_asked_again_on_another_kept_connection() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        if n < 2:
+            w.write(ok(b"x"))
+        # later requests: no answer at all
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            first = await pool.get(server.url + "/a", {}, None, 5)  # two connections kept
+            second = await pool.get(server.url + "/b", {}, None, 5)
+            await body(first), await body(second)
+            first.release(), second.release()
+            with pytest.raises(WireError, match=r"no response within 0\.6 s"):
+                await pool.get(server.url + "/c", {}, None, 0.3)
+            pool.close()
+        assert len(server.requests) == 3
 
     run(main())

@@ -35,6 +35,8 @@ __all__ = ["Chunk", "Pool", "Response", "WireError"]
 _PLAIN = re.compile(r"(https?)://([a-z0-9.-]+)(?::([0-9]{1,5}))?"
                     r"(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?")
 IDLE = 30.0  # seconds a kept-alive connection is reused after its last response
+MAX_IDLE = 256  # parked connections, all origins together, that start a sweep
+KEEP = MAX_IDLE // 2  # the most recent kept by a sweep
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -45,6 +47,8 @@ class Pool:
         self.resolver = resolver
         self.agent = user_agent
         self._idle: dict[Key, collections.deque[Connection]] = {}
+        self._parked = 0  # connections parked since the last sweep
+        self._swept = 0.0
         self._ssl: ssl.SSLContext | None = None
 
     async def get(self, url: str, headers: Mapping[str, str],
@@ -59,7 +63,7 @@ class Pool:
             try:
                 return await conn.request(head, target.text, timeout)
             except WireError:
-                if conn.answered:
+                if not conn.dropped:  # a timeout or a broken answer is the server's
                     raise
         conn = await self._connect(key, timeout)
         return await conn.request(head, target.text, timeout)
@@ -72,17 +76,44 @@ class Pool:
 
     def _reuse(self, key: Key) -> Connection | None:
         conns = self._idle.get(key)
-        loop = asyncio.get_running_loop()
+        now = asyncio.get_running_loop().time()
         while conns:
             conn = conns.pop()
-            if conn.reusable and loop.time() - conn.idle_since < IDLE:
+            if not conns:
+                del self._idle[key]
+            if conn.reusable and now - conn.idle_since < IDLE:
                 return conn
             conn.close()
         return None
 
     def _keep(self, conn: Connection) -> None:
-        conn.idle_since = asyncio.get_running_loop().time()
+        """Park a connection for its origin's next request. A run may touch thousands of
+        hosts: past IDLE seconds, or past MAX_IDLE parked, a sweep closes the stale and the
+        oldest."""
+        now = asyncio.get_running_loop().time()
+        conn.idle_since = now
         self._idle.setdefault(conn.key, collections.deque()).append(conn)
+        self._parked += 1
+        if self._parked > MAX_IDLE or now - self._swept > IDLE:
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        parked = sorted((c for conns in self._idle.values() for c in conns),
+                        key=lambda c: c.idle_since)
+        keep = [c for c in parked if c.reusable and now - c.idle_since < IDLE][-KEEP:]
+        kept = {id(c) for c in keep}
+        for conn in parked:
+            if id(conn) not in kept:
+                conn.close()
+        self._idle = {}
+        for conn in keep:
+            self._idle.setdefault(conn.key, collections.deque()).append(conn)
+        self._parked, self._swept = len(keep), now
+
+    def _lost(self, conn: Connection) -> None:
+        conns = self._idle.get(conn.key)
+        if conns is not None and conn in conns:
+            conns.remove(conn)
 
     def _head(self, target: Target, headers: Mapping[str, str]) -> bytes:
         lines = [f"GET {target.path_qs} HTTP/1.1", f"Host: {target.authority}",
@@ -103,7 +134,7 @@ class Pool:
             try:
                 async with asyncio.timeout(timeout):
                     _, conn = await loop.create_connection(
-                        lambda: Connection(key, self._keep), address, port, ssl=tls,
+                        lambda: Connection(key, self._keep, self._lost), address, port, ssl=tls,
                         server_hostname=host if tls is not None else None)
                 return conn
             except (OSError, TimeoutError) as exc:

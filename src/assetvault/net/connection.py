@@ -15,7 +15,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers; aiohttp allows 8 KiB a line
 MAX_FIELDS = 256
-SCRATCH = 256 * 1024  # the head, and bodies of unknown length, are read through this
+SCRATCH = 64 * 1024  # the head, and bodies of unknown length, are read through this
 BLOCK = 1 << 20  # the largest piece of a body of known length handed over
 FLUSH = 0.25  # seconds a partly filled block waits before its bytes are handed over
 HEAD_WAIT = 2  # x timeout: how long a response's head may take, trickled or not
@@ -70,13 +70,17 @@ class Connection(asyncio.BufferedProtocol):
     hashes and writes each in one call (it was a copy per read and a hash per 64 KiB).
     """
 
-    def __init__(self, key: Key, on_idle: Callable[[Connection], None]) -> None:
-        """``on_idle`` takes the connection back once a response was read to its end."""
+    def __init__(self, key: Key, on_idle: Callable[[Connection], None],
+                 on_lost: Callable[[Connection], None]) -> None:
+        """``on_idle`` takes the connection back once a response was read to its end;
+        ``on_lost`` hears that a connection so kept was closed."""
         self.key = key
         self.idle_since = 0.0
         self.answered = False  # a byte of the current response arrived
+        self.dropped = False  # the server closed it before the current response's first byte
         self.finished = False  # the current body is complete, or broke off (``_error``)
         self._on_idle = on_idle
+        self._on_lost = on_lost
         self._parser = httptools.HttpResponseParser(self)
         self._scratch = memoryview(bytearray(SCRATCH))
         self._left = 0  # body bytes still to come straight into blocks (0: the parser reads)
@@ -135,6 +139,8 @@ class Connection(asyncio.BufferedProtocol):
         self._parser = httptools.HttpResponseParser(self)
         self._seen, self._length = 0, None
         self.answered = self.finished = self._complete = self._until_eof = False
+        self.dropped = False
+        self.idle_since = 0.0
         self._keep_alive = False
         self._error = None
         self._fields, self._reason, self._head_bytes, self._url = [], "", 0, url
@@ -243,11 +249,15 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self.idle_since:
+            self._on_lost(self)  # a kept connection the server closed: out of the pool
         if self._head_ready is None or self.finished:
             return
-        if self._until_eof and self._head_ready.done():
-            self._end()  # a body without length or chunks ends with its connection
+        self.dropped = not self.answered
+        if self._until_eof and self._head_ready.done() and exc is None:
+            self._end()  # a body without length or chunks ends with its connection's close
             return
+        # A reset is never that end: the body broke off.
         self._fail("the connection closed before the response was complete")
 
     # llhttp -------------------------------------------------------------------------------
@@ -279,8 +289,12 @@ class Connection(asyncio.BufferedProtocol):
             return
         headers = CIMultiDictProxy(CIMultiDict(self._fields))
         length = _length(headers)
-        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-        self._until_eof = length is None and not chunked and status not in _REUSABLE_EMPTY
+        # Every Transfer-Encoding field counts (llhttp reads "gzip" then "chunked" as chunked);
+        # a body read up to the close is only one that names no length and no coding.
+        codings = headers.getall("Transfer-Encoding", [])
+        chunked = "chunked" in ",".join(codings).lower()
+        self._until_eof = (length is None and not codings
+                           and status not in _REUSABLE_EMPTY)
         self._length = length if not chunked else None
         # Asked now: the parser may not see this message's end (see get_buffer).
         self._keep_alive = self._parser.should_keep_alive()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from .. import errors
-from ..redact import SECRET_PARAMS, redact_url
+from ..redact import SECRET_PARAMS, redact_text, redact_url
 from . import retry
 from .client import Pool, Response, WireError
 from .connection import HEAD_WAIT
@@ -125,7 +125,8 @@ class Http:
             async with self._follow(ask, self._session_get) as resp:
                 yield resp
         except ClientError as exc:  # also what breaks while the caller reads the body
-            raise WireError(f"{type(exc).__name__}: {exc}") from exc
+            # aiohttp's text may end with the URL, query and all: never a secret in an error.
+            raise WireError(redact_text(f"{type(exc).__name__}: {exc}")) from exc
 
     @asynccontextmanager
     async def download(
