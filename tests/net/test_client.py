@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from assetvault.net import client
 from assetvault.net.client import Pool, Response, WireError, _target_by_yarl, target_of
 from assetvault.net.origin import GuardedResolver
 
@@ -440,5 +441,29 @@ def test_a_silent_server_is_not_asked_again_on_another_kept_connection() -> None
                 await pool.get(server.url + "/c", {}, None, 0.3)
             pool.close()
         assert len(server.requests) == 3
+
+    run(main())
+
+
+def test_parked_connections_are_swept_past_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client, "MAX_IDLE", 4)
+    monkeypatch.setattr(client, "KEEP", 2)
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        w.write(ok(b"x"))
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            answers = await asyncio.gather(*(pool.get(f"{server.url}/{i}", {}, None, 5)
+                                             for i in range(6)))
+            for resp in answers:
+                await body(resp)
+                resp.release()
+            parked = [c for conns in pool._idle.values() for c in conns]
+            assert 1 <= len(parked) <= 4 and all(c.reusable for c in parked)
+            await get(pool, server.url + "/again")  # a parked one serves
+            pool.close()
+        assert server.connections == 6
 
     run(main())
