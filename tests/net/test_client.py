@@ -73,6 +73,19 @@ async def get(pool: Pool, url: str, timeout: float = 5.0) -> tuple[Response, byt
         resp.release()
 
 
+async def cut_body(url: str) -> bytes:
+    """What a response delivered before its body broke off (the break is asserted)."""
+    pool = Pool(GuardedResolver(), "t")
+    resp = await pool.get(url, {}, None, 5)
+    got = []
+    with pytest.raises(WireError, match="closed before the response was complete"):
+        async for chunk in resp.chunks():
+            got.append(bytes(chunk))
+    resp.release()
+    pool.close()
+    return b"".join(got)
+
+
 def ok(payload: bytes, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(payload), extra, payload)
 
@@ -142,15 +155,7 @@ def test_a_body_cut_short_of_its_length_is_an_error_after_the_bytes_that_came() 
 
     async def main() -> None:
         async with Server(script) as server:
-            pool = Pool(GuardedResolver(), "t")
-            resp = await pool.get(server.url + "/t", {}, None, 5)
-            got = []
-            with pytest.raises(WireError, match="closed before the response was complete"):
-                async for chunk in resp.chunks():
-                    got.append(chunk)
-            resp.release()
-            assert b"".join(got) == b"a" * 40
-            pool.close()
+            assert await cut_body(server.url + "/t") == b"a" * 40
 
     run(main())
 
@@ -317,15 +322,7 @@ def test_a_long_body_cut_off_keeps_what_came_in_its_block() -> None:
 
     async def main() -> None:
         async with Server(script) as server:
-            pool = Pool(GuardedResolver(), "t")
-            resp = await pool.get(server.url + "/cut", {}, None, 5)
-            got = []
-            with pytest.raises(WireError, match="closed before the response was complete"):
-                async for chunk in resp.chunks():
-                    got.append(chunk)
-            resp.release()
-            assert b"".join(got) == b"b" * 600_000
-            pool.close()
+            assert await cut_body(server.url + "/cut") == b"b" * 600_000
 
     run(main())
 
@@ -395,12 +392,7 @@ def test_a_reset_is_never_the_end_of_a_body_without_length() -> None:
 
     async def main() -> None:
         async with Server(script) as server:
-            pool = Pool(GuardedResolver(), "t")
-            resp = await pool.get(server.url + "/r", {}, None, 5)
-            with pytest.raises(WireError, match="closed before the response was complete"):
-                await body(resp)
-            resp.release()
-            pool.close()
+            await cut_body(server.url + "/r")
 
     run(main())
 
@@ -414,12 +406,7 @@ def test_a_chunked_body_named_among_other_codings_must_end_with_its_last_chunk()
 
     async def main() -> None:
         async with Server(script) as server:
-            pool = Pool(GuardedResolver(), "t")
-            resp = await pool.get(server.url + "/te", {}, None, 5)
-            with pytest.raises(WireError, match="closed before the response was complete"):
-                await body(resp)
-            resp.release()
-            pool.close()
+            await cut_body(server.url + "/te")
 
     run(main())
 

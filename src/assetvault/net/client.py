@@ -28,7 +28,7 @@ from typing import NamedTuple
 from yarl import URL
 
 from .connection import Chunk, Connection, Key, Response, WireError
-from .origin import GuardedResolver
+from .origin import DEFAULT_PORTS, GuardedResolver
 
 __all__ = ["Chunk", "Pool", "Response", "WireError"]
 
@@ -37,7 +37,6 @@ _PLAIN = re.compile(r"(https?)://([a-z0-9.-]+)(?::([0-9]{1,5}))?"
 IDLE = 30.0  # seconds a kept-alive connection is reused after its last response
 MAX_IDLE = 256  # parked connections, all origins together, that start a sweep
 KEEP = MAX_IDLE // 2  # the most recent kept by a sweep
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Pool:
@@ -53,7 +52,7 @@ class Pool:
 
     async def get(self, url: str, headers: Mapping[str, str],
                   params: Mapping[str, str] | None, timeout: float) -> Response:
-        """GET ``url``; returns once the head is in (the caller bounds that wait)."""
+        """GET ``url``; returns once the head is in (the connection bounds that wait)."""
         target = target_of(url, params)
         key = (target.scheme, target.host, target.port)
         head = self._head(target, headers)
@@ -101,10 +100,8 @@ class Pool:
         parked = sorted((c for conns in self._idle.values() for c in conns),
                         key=lambda c: c.idle_since)
         keep = [c for c in parked if c.reusable and now - c.idle_since < IDLE][-KEEP:]
-        kept = {id(c) for c in keep}
-        for conn in parked:
-            if id(conn) not in kept:
-                conn.close()
+        for conn in set(parked) - set(keep):
+            conn.close()
         self._idle = {}
         for conn in keep:
             self._idle.setdefault(conn.key, collections.deque()).append(conn)

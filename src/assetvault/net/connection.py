@@ -167,8 +167,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def release(self) -> None:
         self._stop_timer()
-        if self._complete and self._keep_alive and self._error is None and not self._body \
-                and self.reusable:
+        # Complete means no error: a failure finishes a response first, and nothing after.
+        if self._complete and self._keep_alive and not self._body and self.reusable:
             self._on_idle(self)
         else:
             self.close()
@@ -266,40 +266,39 @@ class Connection(asyncio.BufferedProtocol):
     # not reused.
 
     def on_message_begin(self) -> None:
-        if self._complete:
+        if self.finished:
             self._dirty = True
 
     def on_status(self, reason: bytes) -> None:
-        if not self._complete:
+        if not self.finished:
             self._reason += reason.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._complete:
+        if self.finished:
             return
         self._fields.append((name.decode("latin-1"), value.decode("latin-1")))
         if len(self._fields) > MAX_FIELDS:
             self._fail(f"more than {MAX_FIELDS} header fields")
 
     def on_headers_complete(self) -> None:
-        if self._complete:
+        if self.finished:
             return
         status = self._parser.get_status_code()
         if 100 <= status < 200:
             self._fields, self._reason = [], ""  # an interim answer: the real one follows
             return
         headers = CIMultiDictProxy(CIMultiDict(self._fields))
-        length = _length(headers)
         # Every Transfer-Encoding field counts (llhttp reads "gzip" then "chunked" as chunked);
         # a body read up to the close is only one that names no length and no coding.
         codings = headers.getall("Transfer-Encoding", [])
         chunked = "chunked" in ",".join(codings).lower()
-        self._until_eof = (length is None and not codings
+        self._length = None if chunked else _length(headers)
+        self._until_eof = (self._length is None and not codings
                            and status not in _REUSABLE_EMPTY)
-        self._length = length if not chunked else None
         # Asked now: the parser may not see this message's end (see get_buffer).
         self._keep_alive = self._parser.should_keep_alive()
         response = Response(self, self._url, status, self._reason.strip(), headers,
-                             length if not chunked else None)
+                             self._length)
         assert self._head_ready is not None
         if not self._head_ready.done():
             self._head_ready.set_result(response)
@@ -318,7 +317,7 @@ class Connection(asyncio.BufferedProtocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        if not self._complete and self._parser.get_status_code() >= 200:
+        if not self.finished and self._parser.get_status_code() >= 200:
             self._complete = True
             self._end()
 

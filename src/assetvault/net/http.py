@@ -87,8 +87,7 @@ class Http:
         if self._own_session and self._session is not None:
             await self._session.close()
 
-    def _check(self, url: str, ask: _Ask) -> None:
-        origin = origin_of(url)
+    def _check(self, url: str, origin: Origin, ask: _Ask) -> None:
         key = (origin, ask.allow_hosts, ask.trusted)
         if key in self._passed:
             return
@@ -151,12 +150,13 @@ class Http:
                                      Awaitable[R]]) -> AsyncIterator[R]:
         current, visited = ask.url, set[str]()
         for _hop in range(MAX_REDIRECTS + 1):
-            self._check(current, ask)
+            origin = ask.first if current == ask.url else origin_of(current)
+            self._check(current, origin, ask)
             if current in visited:
                 raise errors.FetchError("redirect loop: the server sent us back to a URL it "
                                         "had already redirected", url=redact_url(ask.url))
             visited.add(current)
-            resp = await self._send(current, ask, send)
+            resp = await self._send(current, origin, ask, send)
             location = resp.headers.get("Location")
             if resp.status in REDIRECTS and location:
                 resp.release()
@@ -169,11 +169,10 @@ class Http:
             return
         raise errors.FetchError(f"more than {MAX_REDIRECTS} redirects", url=redact_url(ask.url))
 
-    async def _send(self, current: str, ask: _Ask,
+    async def _send(self, current: str, origin: Origin, ask: _Ask,
                     send: Callable[[str, _Ask, Mapping[str, str], Mapping[str, str]],
                                    Awaitable[R]]) -> R:
         """One hop: its headers and credentials, its origin's turn, the GET itself."""
-        origin = origin_of(current)
         self.limits.check_open(origin, current)
         # The caller's headers may carry credentials (the Spectrum token, a job's
         # `headers`): past the first origin only neutral ones travel.
@@ -268,8 +267,7 @@ def network_error(exc: BaseException, url: str) -> errors.RetryableError:
     """A retryable error for a connection problem, with no secrets in it."""
     if isinstance(exc, TimeoutError):
         reason = "no progress before the timeout"
-    elif isinstance(exc, WireError):
-        reason = str(exc).split(" for url", 1)[0]
     else:
-        reason = f"{type(exc).__name__}: {exc}".split(" for url", 1)[0]
+        text = str(exc) if isinstance(exc, WireError) else f"{type(exc).__name__}: {exc}"
+        reason = text.split(" for url", 1)[0]
     return errors.RetryableError(f"network error: {reason}", url=redact_url(url))
