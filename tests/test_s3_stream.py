@@ -44,9 +44,8 @@ def uploads_left(seaweed: SeaweedS3, name: str) -> list[Any]:
     return list(client.list_multipart_uploads(Bucket=name).get("Uploads", []))
 
 
-def serve(request: web.Request, *, md5: bytes | None = None,
-          cut_at: int | None = None) -> web.StreamResponse:
-    """BODY (or its Range), with an ETag; ``cut_at``: the connection drops after that byte."""
+def serve(request: web.Request, *, md5: bytes | None = None) -> web.StreamResponse:
+    """The head of BODY (or of its Range), with an ETag: ``send`` sends the bytes."""
     start = 0
     headers = {"ETag": '"v1"', "Accept-Ranges": "bytes", "Content-Type": "application/x-bin"}
     status = 200

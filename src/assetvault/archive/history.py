@@ -21,6 +21,15 @@ def sha256_of(storage: Storage, key: str) -> str:
     return digest.hexdigest()
 
 
+def sha256_if_readable(storage: Storage, key: str) -> str | None:
+    """SHA-256 of a whole object; None when the store cannot read it (StorageError is an
+    OSError too)."""
+    try:
+        return sha256_of(storage, key)
+    except OSError:
+        return None
+
+
 def history_key(key: str, sha256: str, when: datetime) -> str:
     """Where the bytes at payload ``key`` go when they are replaced at ``when``."""
     relative = PurePosixPath(key.removeprefix(DATA))

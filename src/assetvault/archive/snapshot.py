@@ -21,7 +21,7 @@ from ..models import Kind
 from ..storage import DATA
 from ..storage.base import SNAPSHOT
 from ..storage.open import check_store
-from .history import sha256_of
+from .history import sha256_if_readable
 from .journal import Placed
 from .placer import stamp_digest
 from .store import Store
@@ -130,7 +130,8 @@ def _placed(storage: S3Storage, key: str, size: int) -> Placed | None:
         return None  # not placed by assetvault: never recorded as archived
     if unquote(meta.get("object", "")) != key:
         return None  # a server-side copy of another item's object
-    sha256 = meta.get("sha256") or _read_back(storage, key)
+    stored = meta.get("sha256")
+    sha256 = stored or _read_back(storage, key)
     if sha256 is None or not _SHA256.fullmatch(sha256):
         return None  # not our writing
     version = meta.get("version")
@@ -138,7 +139,7 @@ def _placed(storage: S3Storage, key: str, size: int) -> Placed | None:
                     unquote(meta.get("source-url", "")), key[len(DATA):], size, sha256,
                     unquote(version) if version else None, None, None,
                     kind=meta.get("kind", Kind.FILE))
-    if "sha256" not in meta:
+    if not stored:
         stamp_digest(storage, placed)
     return placed
 
@@ -147,8 +148,7 @@ def _read_back(storage: S3Storage, key: str) -> str | None:
     """The SHA-256 of a streamed object whose run died between completing its upload (only
     ever done once every check passed) and stamping its digest: read back from the store,
     never fetched again."""
-    try:
-        return sha256_of(storage, key)
-    except Exception as exc:  # StorageError, or what else a failing store raises
-        log.warning("%s: could not read it back to record it (%s)", storage.where(key), exc)
-        return None
+    sha256 = sha256_if_readable(storage, key)
+    if sha256 is None:
+        log.warning("%s: could not read it back to record it", storage.where(key))
+    return sha256

@@ -19,7 +19,7 @@ from ..bag.write import TAG_FILES, PayloadFile, write_bag
 from ..models import ARCHIVED, DocRecord, Document, Item, Kind, KnownDocument, Row
 from ..storage import DATA, Storage, StorageError
 from .fresh import is_up_to_date
-from .history import sha256_of
+from .history import sha256_if_readable
 from .journal import Journal, Placed
 from .placer import Placer, stamp_digest
 from .store import Store
@@ -51,13 +51,6 @@ class ArchiveLock:
             self._fd = None
 
 
-def _sha256(storage: Storage, key: str) -> str | None:
-    try:
-        return sha256_of(storage, key)
-    except OSError:
-        return None
-
-
 def fresh_items(storage: Storage, items: list[Item], rows: dict[str, Row],
                 shown: Callable[[str], str], rehash: bool = False) -> set[str]:
     """Keys of items already archived and unchanged.
@@ -74,7 +67,7 @@ def fresh_items(storage: Storage, items: list[Item], rows: dict[str, Row],
         if not is_up_to_date(item, row, on_disk, shown(item.url)):
             continue
         if rehash and row is not None and row.path and (
-                _sha256(storage, DATA + row.path) != row.sha256):
+                sha256_if_readable(storage, DATA + row.path) != row.sha256):
             continue
         fresh.add(item.key)
     return fresh
@@ -187,9 +180,11 @@ def replay(store: Store, storage: Storage, journal: Journal, now: str, *,
                    or (row.path, row.sha256) != (p.path, p.sha256)]
     placed = [p for p in entries
               if storage.size(DATA + p.path) == p.size
-              and _sha256(storage, DATA + p.path) == p.sha256]
+              and sha256_if_readable(storage, DATA + p.path) == p.sha256]
     for p in placed:  # just re-hashed: a streamed object that missed its stamp gets it
-        if not _digest_stored(storage, DATA + p.path):
+        # Only a file past whole_up_to is streamed; a smaller one was put with its digest,
+        # so its metadata is not asked for (a request per entry into an object store).
+        if p.size > storage.whole_up_to and not _digest_stored(storage, DATA + p.path):
             stamp_digest(storage, p)
     return store.record_placed(placed, now) if placed else 0
 

@@ -61,7 +61,11 @@ class S3Stream:
         await asyncio.shield(self._complete(meta))
 
     async def _complete(self, meta: Meta) -> None:
-        await call_async(self._writer.close())
+        try:
+            await call_async(self._writer.close())
+        except BaseException:
+            await self._abort_writer()  # its parts would wait for the next run's sweep
+            raise
         # From here the object is whole at its key and must be recorded: a failed stamp
         # costs its metadata the digest (verify --fast says so), never the item.
         try:
@@ -72,9 +76,11 @@ class S3Stream:
             self._storage.note(self._key, self._size)
 
     async def abort(self) -> None:
-        if not self._open:
-            return
-        self._open = False
+        if self._open:
+            self._open = False
+            await self._abort_writer()
+
+    async def _abort_writer(self) -> None:
         try:
             # Shielded: a cancelled download still aborts its upload before it goes.
             await asyncio.shield(call_async(self._writer.__aexit__(_Aborted, _Aborted(), None)))
