@@ -53,9 +53,11 @@ class DaskProcesses:
             if proc is not None:
                 proc.wait(timeout=START_WITHIN)
 
-    def add_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """A worker process (no nanny: a SIGKILL kills the worker itself, for good)."""
-        proc = self._spawn("worker", self.address, "--nthreads", "4", "--no-nanny",
+    def add_worker(self, env: dict[str, str] | None = None,
+                   scheduler: str | None = None) -> subprocess.Popen[bytes]:
+        """A worker process (no nanny: a SIGKILL kills the worker itself, for good), which
+        reaches the scheduler at ``scheduler`` if given (a relay in front of it)."""
+        proc = self._spawn("worker", scheduler or self.address, "--nthreads", "4", "--no-nanny",
                            "--host", "127.0.0.1", "--no-dashboard",
                            "--local-directory", str(self.folder / f"w{len(self.workers)}"),
                            *self.tls, env={**self.worker_env, **(env or {})})

@@ -4,6 +4,7 @@ and ``dask worker`` processes on loopback, the sandbox, SeaweedFS."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -18,12 +19,15 @@ import bagit
 import pytest
 from aiohttp import web
 
+from assetvault.archive.journal import Journal, Placed
+from assetvault.archive.paths import STATE_DIR
 from assetvault.sandbox import DatasetConfig, SandboxThread
 
 from .certs import certificates
 from .conftest import Cli, run_cli, write_manifest
 from .daskprocs import DaskProcesses
 from .loopback import Loopback
+from .relay import Relay
 from .seaweed import SeaweedS3
 from .test_politeness import max_in_window, port_of
 from .test_s3_cli import bucket, download, file_requests, manifest, storage_of
@@ -116,6 +120,66 @@ def test_a_worker_killed_mid_run_costs_only_what_it_had_in_flight(tmp_path: Path
         # Only what the dead worker had in flight (its job allows 2 at once) went again.
         assert sum(fetched.values()) - files <= 2, fetched
     bagit.Bag(str(archive)).validate()
+
+
+def test_files_a_dead_worker_placed_but_never_reported_are_not_fetched_again(
+        tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    with (SandboxThread(_slow(12), faults="files:slow:rate=400000") as box,
+          DaskProcesses(tmp_path / "dask", workers=1) as procs,
+          Relay(procs.address) as relay):
+        mute = procs.add_worker(scheduler=relay.address)
+        procs.wait_for_workers(2)
+        jobs = manifest(tmp_path, box, str(archive), concurrency=2, per_host=4)
+        placed: list[Placed] = []
+
+        def silence_then_kill() -> None:
+            # What the worker places from now on it can no longer report, then it dies.
+            relay.hold()
+            journal = _journal_of(mute.pid, archive)
+            before = len(list(journal.replay()))
+            placed.extend(_wait_for(lambda: [
+                p for p in list(journal.replay())[before:]
+                if _size(archive / "data" / p.path) == p.size], "a silent placement"))
+            mute.send_signal(signal.SIGKILL)
+
+        code, err = _run_until(jobs, procs.address, archive, 4, silence_then_kill, "-v")
+        assert code == 0, err
+        fetched = file_requests(box)
+        files = payload_matches_upstream(archive, box)
+        assert files == len(fetched)
+        assert "a dead worker placed were found in its journal" in err, err
+        silent = {p.url.split("//", 1)[1].split("/", 1)[1] for p in placed}
+        assert all(fetched["/" + path] == 1 for path in silent), (silent, fetched)
+        # Only what the dead worker had in flight (its job allows 2 at once) went again.
+        assert sum(fetched.values()) - files <= 2, fetched
+    bagit.Bag(str(archive)).validate()
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # journaled, not yet renamed into place
+        return None
+
+
+def _journal_of(pid: int, archive: Path) -> Journal:
+    """The journal a worker process holds open in the archive."""
+    journals = archive / STATE_DIR / "journals"
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = Path(os.readlink(fd))
+            if target.parent == journals:
+                return Journal(target)
+    raise AssertionError(f"worker {pid} holds no journal open in {journals}")
+
+
+def _wait_for(probe: Callable[[], list[Placed]], what: str) -> list[Placed]:
+    deadline = time.monotonic() + WAIT
+    while not (found := probe()):  # polled: the worker places files as it goes
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return found
 
 
 def test_a_retry_after_seen_by_one_worker_holds_the_origin_on_every_worker(
@@ -248,7 +312,8 @@ def _run_until(jobs: Path, address: str, archive: Path, files: int,
                then: Callable[[], object], *more: str) -> tuple[int, str]:
     """A run on the cluster at ``address``: once ``files`` files are archived, ``then``; the
     run's exit code and stderr."""
-    proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
+    quiet = [] if "-v" in more else ["-q"]
+    proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), *quiet,
                              "--cluster", address, *more], env=dict(os.environ),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

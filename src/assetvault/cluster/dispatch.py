@@ -20,6 +20,7 @@ from ..run.downloads import Transfer
 from ..transfer.fetch import JobFetch
 from .connect import Cluster, share
 from .ledger import Ledger, Waiting
+from .salvage import Found
 from .wire import Refusal, decode_outcome
 from .worker import fetch_batch, hold_off, quiesce
 
@@ -35,7 +36,8 @@ class Dispatch:
 
     def __init__(self, cluster: Cluster, local: Transfer, api_origins: frozenset[Origin],
                  *, timeout: float, abort: Callable[[str], None],
-                 on_bytes: Callable[[int], None]) -> None:
+                 on_bytes: Callable[[int], None],
+                 placed: Found | None = None) -> None:
         assert cluster.plugin is not None
         self._cluster = cluster
         self._name = cluster.plugin
@@ -44,6 +46,7 @@ class Dispatch:
         self._timeout = timeout
         self._abort = abort
         self._on_bytes = on_bytes  # the progress bar: bytes of each outcome as it arrives
+        self._placed = placed  # what a dead worker placed but could not report (local archive)
         self._ledger = Ledger()
         self._refusing: set[str] = set()  # workers that refused a batch: none go there now
         self._checked: set[str] = set(cluster.workers)  # versions known to match
@@ -133,8 +136,9 @@ class Dispatch:
 
     async def _await(self, future: Future[object], batch: list[Waiting]) -> None:
         try:
-            result = await future
+            result = await self._result(future, batch)
         except KilledWorker:
+            await self._salvage(batch)
             self._lost(batch, "the worker fetching it died (KilledWorker)", killed=True)
             return
         except asyncio.CancelledError:
@@ -155,6 +159,22 @@ class Dispatch:
             self._deliver(wire)
         self._lost(batch, "the worker sent no outcome for it", killed=False)
 
+    @staticmethod
+    async def _result(future: Future[object], batch: list[Waiting]) -> object:
+        """The batch's result; None when every item was answered by its event first. Its
+        result is then not wanted: released at once, the batch is forgotten by Dask, which
+        would otherwise run it again on another worker (fetching every item twice) should
+        the worker holding the result die before the result was gathered."""
+        result = asyncio.ensure_future(_gathered(future))
+        answered = asyncio.ensure_future(asyncio.wait([w.future for w in batch]))
+        try:
+            await asyncio.wait((result, answered), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            answered.cancel()
+            if not result.done():
+                result.cancel()
+        return result.result() if result.done() else None
+
     def _on_event(self, event: tuple[float, object]) -> None:
         _, msg = event
         # msgpack may give a list back as a tuple.
@@ -170,12 +190,31 @@ class Dispatch:
     async def _hold_off(self, origin: object, seconds: object) -> None:
         await self._cluster.client.run(hold_off, self._name, origin, seconds)
 
+    async def _salvage(self, batch: list[Waiting]) -> None:
+        """Outcomes a dead worker placed but whose reports died with it: without them each
+        such file would be fetched again."""
+        unanswered = [w.item for w in batch if not w.future.done()]
+        if self._placed is None or not unanswered:
+            return
+        try:
+            found = await self._placed(unanswered)
+        except Exception as exc:  # only a saving lost: the items go again
+            log.debug("a dead worker's journal could not be read: %s", type(exc).__name__)
+            return
+        if found:
+            log.info("%d files a dead worker placed were found in its journal", len(found))
+        for outcome in found:
+            self._answer(outcome)
+
     def _deliver(self, wire: object) -> None:
         try:
             outcome = decode_outcome(wire)
         except ValueError:
             log.debug("a worker sent something that is not an outcome")
             return
+        self._answer(outcome)
+
+    def _answer(self, outcome: Outcome) -> None:
         waiting = self._ledger.deliver(outcome)
         if waiting is not None:
             self._on_bytes(outcome.fetched_bytes)
@@ -234,3 +273,6 @@ class Dispatch:
             except Exception as exc:  # asked again at the next look; the watch goes on
                 log.debug("checking or sharing the limits between workers failed: %r", exc)
 
+
+async def _gathered(future: Future[object]) -> object:
+    return await future

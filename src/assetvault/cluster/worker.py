@@ -35,6 +35,7 @@ from ..storage import LocalStorage, Storage
 from ..storage.location import Location
 from ..storage.open import open_object_store
 from ..transfer.fetch import Fetcher, JobFetch
+from .salvage import journal_name
 from .wire import PROBE, Refusal, encode_outcome
 
 log = logging.getLogger("assetvault")
@@ -166,7 +167,7 @@ def _open_archive(s: WorkerSettings,
         scratch = state / "partial" / f"w-{me}"
         scratch.mkdir(parents=True, exist_ok=True)
         (state / "journals").mkdir(exist_ok=True)
-        journal = Journal(state / "journals" / f"{me}.log")
+        journal = Journal(state / "journals" / journal_name(s.name, me))
         journal.open()
         return LocalStorage(s.archive), journal, scratch, scratch
     scratch = Path(tempfile.mkdtemp(prefix=f"assetvault-{me}-", dir=local))

@@ -345,10 +345,13 @@ class Run:
         if self.cluster is None:
             return None
         from ..cluster.dispatch import Dispatch
+        from ..cluster.salvage import salvager
 
         dispatch = Dispatch(self.cluster, fetcher.fetch, api_origins(self.jobs),
                             timeout=run_limits(self.jobs).timeout, abort=self.abort,
-                            on_bytes=self.progress.add_bytes)
+                            on_bytes=self.progress.add_bytes,
+                            placed=salvager(self.cluster, self.storage, self.paths.folder,
+                                            self._io_call))
         dispatch.start()
         return dispatch
 
