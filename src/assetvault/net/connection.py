@@ -13,10 +13,11 @@ from typing import cast
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .blocks import BLOCK, BLOCKS
+
 MAX_HEAD = 64 * 1024  # bytes of status line and headers; aiohttp allows 8 KiB a line
 MAX_FIELDS = 256
 SCRATCH = 64 * 1024  # the head, and bodies of unknown length, are read through this
-BLOCK = 1 << 20  # the largest piece of a body of known length handed over
 FLUSH = 0.25  # seconds a partly filled block waits before its bytes are handed over
 HEAD_WAIT = 2  # x timeout: how long a response's head may take, trickled or not
 HIGH_WATER = 4 << 20  # body bytes waiting to be taken before the socket is paused
@@ -188,7 +189,7 @@ class Connection(asyncio.BufferedProtocol):
         if not self._left:
             return self._scratch
         if self._block is None:
-            self._block, self._filled, self._sent = bytearray(min(self._left, BLOCK)), 0, 0
+            self._block, self._filled, self._sent = BLOCKS.take(min(self._left, BLOCK)), 0, 0
         return memoryview(self._block)[self._filled:]
 
     def buffer_updated(self, nbytes: int) -> None:

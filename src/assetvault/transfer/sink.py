@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ..net.blocks import BLOCKS
 from ..net.client import Chunk
 from ..storage import Stream
 
@@ -145,6 +146,9 @@ class Sink:
                 written -= len(pending.pop(0))
             if written:
                 pending[0] = pending[0][written:]
+        if self._tee is None:  # hashed and written: nobody reads these bytes again
+            for chunk in chunks:
+                BLOCKS.give(chunk)
 
     def _finish(self, chunks: list[Chunk]) -> None:
         """The last flush, after the one in flight (in this thread: that one was handed over
