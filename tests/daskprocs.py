@@ -81,6 +81,22 @@ class DaskProcesses:
         with Client(self.address, timeout=START_WITHIN, security=security) as client:
             client.wait_for_workers(count, timeout=START_WITHIN)
 
+    def wait_until_idle(self) -> None:
+        """Until no worker runs a task any more, even one its client cancelled (Dask lets a
+        cancelled coroutine run on: the worker keeps it as "cancelled" until it ends)."""
+        from distributed import Client
+
+        def _running(dask_worker: object) -> int:  # nested: pickled by value for the worker
+            tasks = dask_worker.state.tasks.values()  # type: ignore[attr-defined]
+            return sum(1 for ts in tasks
+                       if ts.state in ("executing", "long-running", "cancelled", "resumed"))
+
+        with Client(self.address, timeout=START_WITHIN) as client:
+            deadline = time.monotonic() + START_WITHIN
+            while any(client.run(_running).values()):  # polled: tasks end as they will
+                assert time.monotonic() < deadline, "a worker still runs tasks"
+                time.sleep(0.05)
+
     def _spawn(self, role: str, *args: str,
                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.folder / f"{role}-{len(self.workers)}.log", "ab")  # noqa: SIM115
@@ -101,3 +117,4 @@ class DaskProcesses:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.folder.glob("*.log"))
+

@@ -182,6 +182,24 @@ def _wait_for(probe: Callable[[], list[Placed]], what: str) -> list[Placed]:
     return found
 
 
+def test_a_stopped_cluster_run_exits_130_with_every_placed_file_in_its_bag(
+        tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    with (SandboxThread(_slow(16), faults="files:slow:rate=400000") as box,
+          DaskProcesses(tmp_path / "dask", workers=2) as procs):
+        jobs = manifest(tmp_path, box, str(archive), concurrency=2, per_host=4)
+        code, err = _run_until(jobs, procs.address, archive, 4, None)
+        assert code == 130, err
+        assert "Traceback" not in err
+        bagit.Bag(str(archive)).validate()  # every file under data/ is in its manifest
+        procs.wait_until_idle()  # and no worker goes on placing files after the run ended
+        bagit.Bag(str(archive)).validate()
+        again = run_cli("run", jobs, "-q", "--cluster", procs.address, timeout=WAIT)
+        assert again.code == 0, again.err
+        assert payload_matches_upstream(archive, box) == len(file_requests(box))
+    bagit.Bag(str(archive)).validate()
+
+
 def test_a_retry_after_seen_by_one_worker_holds_the_origin_on_every_worker(
         tmp_path: Path) -> None:
     answered = 0
@@ -309,7 +327,7 @@ def _slow(assets: int) -> DatasetConfig:
 
 
 def _run_until(jobs: Path, address: str, archive: Path, files: int,
-               then: Callable[[], object], *more: str) -> tuple[int, str]:
+               then: Callable[[], object] | None, *more: str) -> tuple[int, str]:
     """A run on the cluster at ``address``: once ``files`` files are archived, ``then``; the
     run's exit code and stderr."""
     quiet = [] if "-v" in more else ["-q"]
@@ -323,7 +341,10 @@ def _run_until(jobs: Path, address: str, archive: Path, files: int,
             assert proc.poll() is None, f"the run ended before {files} files were archived"
             assert time.monotonic() < deadline, f"timed out waiting for {files} files"
             time.sleep(0.05)
-        then()
+        if then is None:  # the run itself is stopped, as a user's Ctrl-C or Kubernetes would
+            proc.send_signal(signal.SIGTERM)
+        else:
+            then()
         _, err = proc.communicate(timeout=WAIT)
     finally:
         if proc.poll() is None:

@@ -169,11 +169,15 @@ class Dispatch:
         answered = asyncio.ensure_future(asyncio.wait([w.future for w in batch]))
         try:
             await asyncio.wait((result, answered), return_when=asyncio.FIRST_COMPLETED)
+            if result.done() or any(w.future.cancelled() for w in batch):
+                # A waiter cancelled is the run stopping, not an answer: the batch stays out
+                # until close() cancels it and has its worker stop and settle.
+                return await result
+            return None
         finally:
             answered.cancel()
             if not result.done():
                 result.cancel()
-        return result.result() if result.done() else None
 
     def _on_event(self, event: tuple[float, object]) -> None:
         _, msg = event

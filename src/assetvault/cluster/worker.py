@@ -84,6 +84,8 @@ class Kit:
     scratch: Path  # removed at the end: partial files of this worker
     redact: Redactor
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # a share was given
+    batches: set[asyncio.Task[object]] = field(default_factory=set)  # running here now
+    stopped: bool = False  # the run is ending: no batch runs here any more
     job_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     host_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
@@ -195,10 +197,26 @@ async def fetch_batch(name: str, batch: Batch) -> list[list[object]] | Refusal:
             await asyncio.wait_for(kit.ready.wait(), READY_WITHIN)
         except TimeoutError:
             return Refusal(worker.address, "never given its share of the rate limits")
-        return list(await asyncio.gather(*(_one(kit, worker, item, previous)
-                                           for item, previous in batch)))
+        return await _run_batch(kit, worker, batch)
     except Exception as exc:
         return Refusal("", f"internal error on the worker: {type(exc).__name__}")
+
+
+async def _run_batch(kit: Kit, worker: Worker, batch: Batch) -> list[list[object]]:
+    """The batch's outcomes; none once the run stopped it (see quiesce)."""
+    task = asyncio.current_task()
+    if kit.stopped or task is None:
+        return []
+    kit.batches.add(task)
+    try:
+        return list(await asyncio.gather(*(_one(kit, worker, item, previous)
+                                           for item, previous in batch)))
+    except asyncio.CancelledError:
+        if not kit.stopped:
+            raise  # not ours: the worker itself is closing
+        return []  # never raise (see the module's docstring)
+    finally:
+        kit.batches.discard(task)
 
 
 async def _one(kit: Kit, worker: Worker, item: Item, previous: str | None) -> list[object]:
@@ -242,11 +260,20 @@ def hold_off(name: str, origin: list[object], seconds: float, dask_worker: Worke
 
 
 async def quiesce(name: str, dask_worker: Worker) -> None:
-    """Wait (bounded) until no placement is running in this worker's threads: the run is
-    about to record what was placed and seal the bag."""
+    """Stop the run's batches on this worker and wait (bounded) until no placement is running
+    in its threads: the run is about to record what was placed and seal the bag. Dask's own
+    cancel leaves a running coroutine running, which went on placing files the sealed bag
+    did not list."""
     plugin = plugin_of(name, dask_worker)
-    if plugin is not None and plugin.kit is not None:
-        await asyncio.get_running_loop().run_in_executor(None, plugin.kit.io.drain, QUIESCE)
+    if plugin is None or plugin.kit is None:
+        return
+    kit = plugin.kit
+    kit.stopped = True
+    for task in kit.batches:
+        task.cancel()
+    if kit.batches:
+        await asyncio.wait(list(kit.batches), timeout=QUIESCE)
+    await asyncio.get_running_loop().run_in_executor(None, kit.io.drain, QUIESCE)
 
 
 def cpu_seconds() -> float:
