@@ -1,5 +1,6 @@
-"""What a dead worker placed, read back from its journal: only this run's entries, and only
-bytes in place that hash to what was journaled, answer an item without a fetch."""
+"""What a dead worker placed, read back from its journal: only this run's and this worker's
+entries, and only bytes in place that hash to what was journaled, answer an item without a
+fetch."""
 
 from __future__ import annotations
 
@@ -7,15 +8,22 @@ import hashlib
 from pathlib import Path
 
 from assetvault.archive.journal import Journal, Placed
-from assetvault.cluster.salvage import journal_name, placed_by_workers
-from assetvault.models import Item, Status
+from assetvault.cluster.salvage import journal_name, read_entries, verified
+from assetvault.models import Item, Outcome, Status
 from assetvault.storage import LocalStorage
 
 RUN = "assetvault-0123456789abcdef"
+DEAD = "tcp://127.0.0.1:40001"
 
 
 def _item(key: str, version: str = "v1") -> Item:
     return Item(key, "job", f"http://files/{key}", f"job/{key}.bin", upstream_version=version)
+
+
+def _journal(state: Path, run: str, worker: str, unique: str = "a1") -> Journal:
+    journal = Journal(state / "journals" / journal_name(run, worker, unique))
+    journal.open()
+    return journal
 
 
 def _place(root: Path, journal: Journal, key: str, body: bytes, *, in_place: bytes | None = None,
@@ -24,32 +32,51 @@ def _place(root: Path, journal: Journal, key: str, body: bytes, *, in_place: byt
     path = f"job/{key}.bin"
     journal.append(Placed(key, "job", f"http://files/{key}", path, len(body),
                           hashlib.sha256(body).hexdigest(), version, None, None))
-    if in_place is not None or body:
-        target = root / "data" / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(body if in_place is None else in_place)
+    target = root / "data" / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(body if in_place is None else in_place)
+
+
+def _salvaged(root: Path, worker: str, items: list[Item]) -> list[Outcome]:
+    entries = read_entries(root / ".assetvault", RUN, worker, {(i.job, i.key) for i in items})
+    return verified(LocalStorage(root), entries, items)
 
 
 def test_only_this_runs_whole_verified_placements_answer_their_items(tmp_path: Path) -> None:
     state = tmp_path / ".assetvault"
     (state / "journals").mkdir(parents=True)
-    mine = Journal(state / "journals" / journal_name(RUN, "w1"))
-    earlier = Journal(state / "journals" / journal_name("assetvault-ffffffffffffffff", "w9"))
-    for journal in (mine, earlier):
-        journal.open()
+    mine = _journal(state, RUN, DEAD)
+    earlier = _journal(state, "assetvault-ffffffffffffffff", DEAD)
+    alive = _journal(state, RUN, "tcp://127.0.0.1:4000")  # a prefix of the dead one's port
     _place(tmp_path, mine, "whole", b"all of it")
     _place(tmp_path, mine, "torn", b"all of it", in_place=b"all of")  # the rename never came
     _place(tmp_path, mine, "other", b"same size", in_place=b"SAME SIZE")
     _place(tmp_path, mine, "older", b"an old version", version="v0")
     _place(tmp_path, earlier, "before", b"from another run")
+    _place(tmp_path, alive, "living", b"a worker still alive reports its own")
     _place(tmp_path, mine, "unasked", b"not in the batch")
-    for journal in (mine, earlier):
+    for journal in (mine, earlier, alive):
         journal.close()
-    items = [_item(k) for k in ("whole", "torn", "other", "older", "before", "missing")]
+    items = [_item(k) for k in ("whole", "torn", "other", "older", "before", "living",
+                                "missing")]
 
-    found = placed_by_workers(state, RUN, LocalStorage(tmp_path), items)
+    found = _salvaged(tmp_path, DEAD, items)
 
     assert [(o.key, o.status, o.path, o.size) for o in found] == [
         ("whole", Status.DOWNLOADED, "job/whole.bin", 9)]
     assert found[0].sha256 == hashlib.sha256(b"all of it").hexdigest()
     assert found[0].upstream_version == "v1"
+
+
+def test_an_item_journaled_twice_is_answered_by_the_bytes_in_place(tmp_path: Path) -> None:
+    state = tmp_path / ".assetvault"
+    (state / "journals").mkdir(parents=True)
+    first, second = (_journal(state, RUN, DEAD, unique) for unique in ("z9", "a1"))
+    _place(tmp_path, first, "twice", b"the first version's bytes")
+    _place(tmp_path, second, "twice", b"the second one, in place")
+    for journal in (first, second):
+        journal.close()
+
+    found = _salvaged(tmp_path, DEAD, [_item("twice")])
+
+    assert [o.sha256 for o in found] == [hashlib.sha256(b"the second one, in place").hexdigest()]

@@ -137,8 +137,8 @@ class Dispatch:
     async def _await(self, future: Future[object], batch: list[Waiting]) -> None:
         try:
             result = await self._result(future, batch)
-        except KilledWorker:
-            await self._salvage(batch)
+        except KilledWorker as exc:
+            await self._salvage(batch, _address_of(exc))
             self._lost(batch, "the worker fetching it died (KilledWorker)", killed=True)
             return
         except asyncio.CancelledError:
@@ -194,16 +194,18 @@ class Dispatch:
     async def _hold_off(self, origin: object, seconds: object) -> None:
         await self._cluster.client.run(hold_off, self._name, origin, seconds)
 
-    async def _salvage(self, batch: list[Waiting]) -> None:
+    async def _salvage(self, batch: list[Waiting], worker: str) -> None:
         """Outcomes a dead worker placed but whose reports died with it: without them each
         such file would be fetched again."""
         unanswered = [w.item for w in batch if not w.future.done()]
         if self._placed is None or not unanswered:
             return
         try:
-            found = await self._placed(unanswered)
+            found = await self._placed(unanswered, worker, self._ledger.out)
         except Exception as exc:  # only a saving lost: the items go again
-            log.debug("a dead worker's journal could not be read: %s", type(exc).__name__)
+            log.warning("the journal of a dead worker (%s) could not be read (%s): what it "
+                        "placed but did not report is fetched again", worker or "unknown",
+                        type(exc).__name__)
             return
         if found:
             log.info("%d files a dead worker placed were found in its journal", len(found))
@@ -280,3 +282,9 @@ class Dispatch:
 
 async def _gathered(future: Future[object]) -> object:
     return await future
+
+
+def _address_of(killed: KilledWorker) -> str:
+    """The address of the worker that died ("" if Dask did not say)."""
+    address = getattr(getattr(killed, "last_worker", None), "address", None)
+    return address if isinstance(address, str) else ""

@@ -71,6 +71,10 @@ class Ledger:
             self._sent[waiting.id] = waiting
         return batch
 
+    def out(self) -> list[Item]:
+        """The items out on the cluster whose outcome has not arrived."""
+        return [w.item for w in self._sent.values() if not w.future.done()]
+
     def deliver(self, outcome: Outcome) -> Waiting | None:
         """The waiter of an outcome that arrived, if it still waits (each is answered once:
         an outcome may come both as an event and with its batch)."""

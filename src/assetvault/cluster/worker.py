@@ -135,7 +135,7 @@ class RunPlugin(WorkerPlugin):
 
 async def open_kit(s: WorkerSettings, local: Path, worker: Worker) -> Kit:
     """The worker's client, limits and storage for the run (checks the archive is seen)."""
-    storage, journal, partial, scratch = _open_archive(s, local)
+    storage, journal, partial, scratch = _open_archive(s, local, worker.address)
     limits = Limits(s.file_rate, s.file_burst)
     limits.on_slow_down = lambda origin, seconds: worker.log_event(
         s.name, ["slow", list(origin), seconds])
@@ -150,8 +150,8 @@ async def open_kit(s: WorkerSettings, local: Path, worker: Worker) -> Kit:
     return kit
 
 
-def _open_archive(s: WorkerSettings,
-                  local: Path) -> tuple[Storage, Journal | None, Path, Path]:
+def _open_archive(s: WorkerSettings, local: Path,
+                  address: str) -> tuple[Storage, Journal | None, Path, Path]:
     """The archive's storage, this worker's journal (a local archive's: the coordinator
     replays it after a crash), its folder for partial files, and the folder to remove at
     the end."""
@@ -169,7 +169,7 @@ def _open_archive(s: WorkerSettings,
         scratch = state / "partial" / f"w-{me}"
         scratch.mkdir(parents=True, exist_ok=True)
         (state / "journals").mkdir(exist_ok=True)
-        journal = Journal(state / "journals" / journal_name(s.name, me))
+        journal = Journal(state / "journals" / journal_name(s.name, address, me))
         journal.open()
         return LocalStorage(s.archive), journal, scratch, scratch
     scratch = Path(tempfile.mkdtemp(prefix=f"assetvault-{me}-", dir=local))
