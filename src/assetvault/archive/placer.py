@@ -36,8 +36,12 @@ class Placer:
 
     def place_bytes(self, body: bytes, placed: Placed, previous: str | None, url: str) -> None:
         """Make a small verified body the payload file ``placed.path``."""
+        # Nothing archived there before (``previous`` None): the body is first offered as a
+        # new object, which saves asking whether something is there, a stat per file.
         self._place(placed, previous, url,
-                    lambda key, meta: self.storage.put_bytes(key, body, meta))
+                    lambda key, meta: self.storage.put_bytes(key, body, meta),
+                    new=None if previous else lambda key, meta: self.storage.put_new(
+                        key, body, meta))
 
     def place_copy(self, source: str, placed: Placed) -> None:
         """Make the payload file ``source`` (relative to data/) also ``placed.path``."""
@@ -56,13 +60,22 @@ class Placer:
                     placed.kind)
 
     def _place(self, placed: Placed, previous: str | None, url: str,
-               put: Callable[[str, Meta], None]) -> None:
+               put: Callable[[str, Meta], None],
+               new: Callable[[str, Meta], bool] | None = None) -> None:
+        """Journal, then write: ``new`` first if given (it places only where nothing is);
+        what is at the key goes to the history before ``put`` replaces it."""
         key = DATA + placed.path
+        meta = self.meta(placed)
         try:
-            keep_history(self.storage, key, previous)
+            if new is None:
+                keep_history(self.storage, key, previous)
             if self._journal is not None:
                 self._journal.append(placed)
-            put(key, self.meta(placed))
+            if new is not None:
+                if new(key, meta):
+                    return
+                keep_history(self.storage, key, previous)
+            put(key, meta)
         except UnsafeKeyError:
             raise errors.FetchError(f"refused to write {placed.path!r}: it resolves outside "
                                     "data/", url=redact_url(url)) from None

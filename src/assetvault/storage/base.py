@@ -134,6 +134,12 @@ class Storage(Protocol):
         """Make ``body`` the object at ``key``, whole."""
         ...
 
+    def put_new(self, key: str, body: bytes, meta: Meta | None = None) -> bool:
+        """Make ``body`` the object at ``key``, whole, only if nothing is there: True if it
+        was; False if something is there or the store cannot place only a new object in one
+        step (the caller then keeps what is there and uses ``put_bytes``)."""
+        ...
+
     def upload(self, key: str, *, durable: bool = False) -> Upload:
         """Start writing the object at ``key`` (``durable``: on stable storage once committed,
         for the bag's tag files)."""

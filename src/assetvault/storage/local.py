@@ -10,6 +10,7 @@ and a ``realpath`` per file would add a dozen system calls to each.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -25,6 +26,9 @@ READ = 1 << 20
 SCRATCH = ".assetvault/partial"
 TEMP_PREFIX = "tmp-"
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_NO_UNNAMED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT,
+                         errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOSYS})
 # Our temporary names, and those of earlier versions (small bodies, tag files).
 _SCRATCH_TEMP = re.compile(rf"{TEMP_PREFIX}\d+-\d+|small-.*\.tmp")
 _TAG_TEMP = re.compile(r"\..+\.[0-9a-f]+\.tmp")
@@ -48,6 +52,8 @@ class LocalStorage:
         self._scratch = os.path.join(self._root, SCRATCH)
         self._ready: set[str] = set()  # folders checked inside their area and made
         self._lock = threading.Lock()
+        self._unnamed = bool(_TMPFILE)  # put_new: O_TMPFILE, until the system says no
+        self._proc: tuple[int, int] | None = None
         self._counter = 0
 
     @property
@@ -113,6 +119,44 @@ class LocalStorage:
             upload.abort()
             raise
         upload.commit(meta)
+
+    def put_new(self, key: str, body: bytes, meta: Meta | None = None) -> bool:
+        # An unnamed file in the target's folder, named once whole (linkat fails if the name
+        # is taken, a symlink included): one name made instead of a stat, a temporary name
+        # and a rename (~30 us a file less here), and a killed process leaves nothing behind.
+        if not self._unnamed:
+            return False
+        target = self._target(key)
+        try:
+            fd = os.open(os.path.dirname(target), os.O_WRONLY | _TMPFILE | _CLOEXEC, 0o644)
+        except OSError as exc:
+            return self._no_unnamed(exc)
+        try:
+            _write_all(fd, body)
+            os.link(str(fd), target, src_dir_fd=self._fds(), follow_symlinks=True)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            return self._no_unnamed(exc)
+        finally:
+            os.close(fd)
+        return True
+
+    def _no_unnamed(self, exc: OSError) -> bool:
+        """False, and no more unnamed files, when the system has none to give (an older
+        kernel, a file system without them, no /proc); any other error is raised."""
+        if exc.errno not in _NO_UNNAMED:
+            raise exc
+        self._unnamed = False
+        return False
+
+    def _fds(self) -> int:
+        """This process's /proc/self/fd, opened once per process (a fork gets its own)."""
+        pid = os.getpid()
+        if self._proc is None or self._proc[0] != pid:
+            self._proc = (pid, os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY |
+                                       _CLOEXEC))
+        return self._proc[1]
 
     def stream(self, key: str, meta: Meta, size: int) -> None:
         return None  # the partial file is renamed into place: nothing to overlap
@@ -200,9 +244,7 @@ class LocalUpload:
 
     def write(self, data: bytes) -> None:
         assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
+        _write_all(self._fd, data)
 
     def commit(self, meta: Meta | None = None) -> None:
         assert self._fd is not None
@@ -230,3 +272,9 @@ def _fsync_dir(folder: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

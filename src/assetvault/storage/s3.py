@@ -224,6 +224,9 @@ class S3Storage:
               use_multipart=len(body) > PART, chunk_size=PART)
         self.note(key, len(body))
 
+    def put_new(self, key: str, body: bytes, meta: Meta | None = None) -> bool:
+        return False  # the listing knows what is there: keep_history asks it, not the store
+
     def upload(self, key: str, *, durable: bool = False) -> S3Upload:
         self._scratch.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix="upload-", dir=self._scratch)
