@@ -72,6 +72,21 @@ def test_a_new_small_body_is_written_unnamed_then_named(tmp_path: Path,
     assert [p.path for p in journal.replay()] == ["a/b/original.png"]
 
 
+def test_without_unnamed_files_a_new_body_is_written_beside_then_renamed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths, journal, placer = make(tmp_path)
+    assert isinstance(placer.storage, LocalStorage)
+    placer.storage._unnamed = False  # as after an open(O_TMPFILE) the system refused
+    final = paths.data / "a/original.png"
+    seen = _watched_writes(monkeypatch, final, lambda: placer.place_bytes(
+        BODY, placed("a/original.png"), None, "http://h/x"))
+    journal.close()
+    body_writes = [t for _, t in seen if Path(t) != paths.journal.resolve()]
+    assert body_writes and all(Path(t).parent == paths.partial.resolve() for t in body_writes)
+    assert final.read_bytes() == BODY
+    assert [p.path for p in journal.replay()] == ["a/original.png"]
+
+
 def test_a_small_body_replacing_a_file_is_written_beside_then_renamed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths, journal, placer = make(tmp_path)
@@ -131,6 +146,7 @@ def test_a_failed_small_write_leaves_nothing_behind(tmp_path: Path,
     journal.close()
     assert not (paths.data / "a/original.png").exists()
     assert not list(paths.partial.iterdir()), "a half-written body was left in partial/"
+    assert placer.storage.takes_new, "a full disk is no reason to stop writing unnamed files"
     assert not list(journal.replay())
 
 

@@ -1,9 +1,11 @@
 """Putting verified bytes at their final key under ``data/``: the last step of every fetch.
 
 One placement is: keep any old bytes in the history, journal the placement, then make the new
-bytes the object at the key (through the archive's storage, whole or not at all). It runs in a
-worker thread. The journal comes before the write: a crash between the two leaves a journal
-entry whose bytes are not there, which the next run's replay checks and skips.
+bytes the object at the key (through the archive's storage, whole or not at all). A new small
+body is journaled, then offered as a new object; only if something is there after all does
+it go to the history before the body replaces it. It runs in a worker thread. The journal
+comes before the write: a crash between the two leaves a journal entry whose bytes are not
+there, which the next run's replay checks and skips.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ class Placer:
         """Make a small verified body the payload file ``placed.path``."""
         # Nothing archived there before (``previous`` None): the body is first offered as a
         # new object, which saves asking whether something is there, a stat per file.
+        new = (lambda key, meta: self.storage.put_new(key, body, meta)) if (
+            previous is None and self.storage.takes_new) else None
         self._place(placed, previous, url,
-                    lambda key, meta: self.storage.put_bytes(key, body, meta),
-                    new=None if previous else lambda key, meta: self.storage.put_new(
-                        key, body, meta))
+                    lambda key, meta: self.storage.put_bytes(key, body, meta), new=new)
 
     def place_copy(self, source: str, placed: Placed) -> None:
         """Make the payload file ``source`` (relative to data/) also ``placed.path``."""

@@ -134,6 +134,11 @@ class Storage(Protocol):
         """Make ``body`` the object at ``key``, whole."""
         ...
 
+    @property
+    def takes_new(self) -> bool:
+        """``put_new`` may place an object (else it always answers False)."""
+        ...
+
     def put_new(self, key: str, body: bytes, meta: Meta | None = None) -> bool:
         """Make ``body`` the object at ``key``, whole, only if nothing is there: True if it
         was; False if something is there or the store cannot place only a new object in one

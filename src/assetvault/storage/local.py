@@ -2,7 +2,8 @@
 
 Atomic writes are a temporary file renamed over the key: beside the target for the bag's tag
 files at the root (the staging write_bag always had), and in the tool's own folder for
-everything else, so no half-written name ever appears under ``data/``. Folders are checked and
+everything else, so no half-written name ever appears under ``data/``; a new small file is
+instead written unnamed in its folder (O_TMPFILE) and named once whole. Folders are checked and
 made once per run, not once per file: creating files is what costs most on this file system,
 and a ``realpath`` per file would add a dozen system calls to each.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import re
 import secrets
@@ -22,13 +24,18 @@ from pathlib import Path, PurePosixPath
 
 from .base import Meta, Stored, UnsafeKeyError
 
+log = logging.getLogger("assetvault")
+
 READ = 1 << 20
 SCRATCH = ".assetvault/partial"
 TEMP_PREFIX = "tmp-"
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _TMPFILE = getattr(os, "O_TMPFILE", 0)
-_NO_UNNAMED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT,
-                         errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOSYS})
+# What says a system has no unnamed files to give: from the open (an older kernel, a file
+# system without them), and from the link (no /proc, a link refused across it).
+_NO_TMPFILE = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS})
+_NO_LINK = frozenset({errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EACCES, errno.EOPNOTSUPP,
+                      errno.ENOTDIR})
 # Our temporary names, and those of earlier versions (small bodies, tag files).
 _SCRATCH_TEMP = re.compile(rf"{TEMP_PREFIX}\d+-\d+|small-.*\.tmp")
 _TAG_TEMP = re.compile(r"\..+\.[0-9a-f]+\.tmp")
@@ -52,8 +59,8 @@ class LocalStorage:
         self._scratch = os.path.join(self._root, SCRATCH)
         self._ready: set[str] = set()  # folders checked inside their area and made
         self._lock = threading.Lock()
+        self._abs_root = os.path.abspath(root)
         self._unnamed = bool(_TMPFILE)  # put_new: O_TMPFILE, until the system says no
-        self._proc: tuple[int, int] | None = None
         self._counter = 0
 
     @property
@@ -120,43 +127,53 @@ class LocalStorage:
             raise
         upload.commit(meta)
 
+    @property
+    def takes_new(self) -> bool:
+        return self._unnamed
+
     def put_new(self, key: str, body: bytes, meta: Meta | None = None) -> bool:
         # An unnamed file in the target's folder, named once whole (linkat fails if the name
         # is taken, a symlink included): one name made instead of a stat, a temporary name
         # and a rename (~30 us a file less here), and a killed process leaves nothing behind.
+        # The name comes before the close: a file system that reports write errors only at
+        # close (some network and FUSE ones) has no unnamed files, and falls back.
         if not self._unnamed:
             return False
         target = self._target(key)
         try:
             fd = os.open(os.path.dirname(target), os.O_WRONLY | _TMPFILE | _CLOEXEC, 0o644)
         except OSError as exc:
-            return self._no_unnamed(exc)
+            # Anything else (a folder gone, not writable, no inode left) is for the usual
+            # path to meet and report.
+            return self._none_here(exc, _NO_TMPFILE)
         try:
-            _write_all(fd, body)
-            os.link(str(fd), target, src_dir_fd=self._fds(), follow_symlinks=True)
+            _write_all(fd, body)  # its errors (a full disk) are the caller's
+            return self._name(fd, os.path.join(self._abs_root, key))
+        finally:
+            os.close(fd)
+
+    def _name(self, fd: int, path: str) -> bool:
+        """Give the unnamed file ``fd`` the name ``path``; False if it is taken."""
+        try:
+            # /proc/self/fd/N as the source (followed): the unnamed file itself. A dir fd
+            # makes CPython call linkat (link() would link the /proc entry: EXDEV); both
+            # paths are absolute, so which fd that is does not matter.
+            os.link(f"/proc/self/fd/{fd}", path, dst_dir_fd=fd, follow_symlinks=True)
         except FileExistsError:
             return False
         except OSError as exc:
-            return self._no_unnamed(exc)
-        finally:
-            os.close(fd)
+            if exc.errno not in _NO_LINK:
+                raise
+            return self._none_here(exc, _NO_LINK)
         return True
 
-    def _no_unnamed(self, exc: OSError) -> bool:
-        """False, and no more unnamed files, when the system has none to give (an older
-        kernel, a file system without them, no /proc); any other error is raised."""
-        if exc.errno not in _NO_UNNAMED:
-            raise exc
-        self._unnamed = False
+    def _none_here(self, exc: OSError, meaning: frozenset[int]) -> bool:
+        """False; and no more unnamed files when ``exc`` says the system has none to give."""
+        if exc.errno in meaning:
+            self._unnamed = False
+            log.info("%s: no unnamed files here (%s): new files are written beside and "
+                     "renamed", self._root, exc.strerror)
         return False
-
-    def _fds(self) -> int:
-        """This process's /proc/self/fd, opened once per process (a fork gets its own)."""
-        pid = os.getpid()
-        if self._proc is None or self._proc[0] != pid:
-            self._proc = (pid, os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY |
-                                       _CLOEXEC))
-        return self._proc[1]
 
     def stream(self, key: str, meta: Meta, size: int) -> None:
         return None  # the partial file is renamed into place: nothing to overlap

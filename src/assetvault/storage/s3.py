@@ -224,6 +224,10 @@ class S3Storage:
               use_multipart=len(body) > PART, chunk_size=PART)
         self.note(key, len(body))
 
+    @property
+    def takes_new(self) -> bool:
+        return False
+
     def put_new(self, key: str, body: bytes, meta: Meta | None = None) -> bool:
         return False  # the listing knows what is there: keep_history asks it, not the store
 
