@@ -101,7 +101,7 @@ class Fetcher:
         """
         partial = self._partial(item)
         shown = partial.shown
-        if partial.name in self._leftover:
+        if self._leftover and partial.name in self._leftover:
             await asyncio.to_thread(partial.load)
         policy = RetryPolicy(job.retries, self._http.limits, rand=self._rand)
         try:
@@ -136,8 +136,7 @@ class Fetcher:
             raise
 
     def _partial(self, item: Item) -> Partial:
-        name = hashlib.sha256(item.key.encode()).hexdigest()[:40]
-        return Partial(self._scratch, name, self._shown(item.url))
+        return Partial(self._scratch, item.key, self._shown(item.url))
 
     async def _attempt(self, item: Item, job: JobFetch, partial: Partial,
                        previous: str | None) -> _Fetched:

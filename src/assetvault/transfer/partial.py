@@ -11,6 +11,7 @@ interleaved pairs; the large set 0.971x / 0.966x).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -27,11 +28,20 @@ class Partial:
     """A partial file and what we know about the bytes in it."""
 
     folder: str
-    name: str
+    key: str  # the item's: names the partial file
     shown: str  # the URL redacted, once per item rather than once per use
     held: Held | None = None  # the representation the partial file holds the start of
     fetched: int = 0  # bytes received over every attempt
     touched: bool = False  # a partial file or sidecar may exist on disk
+    _name: str = ""
+
+    @property
+    def name(self) -> str:
+        """The partial file's name, from the item's key: worked out only when asked (most
+        small files never touch a partial file, and a SHA-256 set-up costs ~5 us)."""
+        if not self._name:
+            self._name = name_of(self.key)
+        return self._name
 
     @property
     def path(self) -> Path:
@@ -117,3 +127,8 @@ def _set_attribute(fd: int, text: bytes) -> bool:
     except OSError:
         return False
     return True
+
+
+def name_of(key: str) -> str:
+    """The name (without suffix) of the partial file of the item with ``key``."""
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
