@@ -200,6 +200,38 @@ def test_a_stopped_cluster_run_exits_130_with_every_placed_file_in_its_bag(
     bagit.Bag(str(archive)).validate()
 
 
+def test_a_stopped_cluster_run_into_s3_exits_130_and_a_rerun_completes_the_bag(
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
+    url = f"s3://{bucket(seaweed)}/stopped"
+    with (SandboxThread(_slow(16), faults="files:slow:rate=400000") as box,
+          DaskProcesses(tmp_path / "dask", workers=2) as procs):
+        jobs = manifest(tmp_path, box, url, concurrency=2, per_host=4)
+        proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
+                                 "--cluster", procs.address, "--state-dir", str(tmp_path / "s")],
+                                env={**os.environ, **seaweed.env()}, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + WAIT
+            while sum(file_requests(box).values()) < 6:  # polled: files are fetched as it goes
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=WAIT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130, err
+        procs.wait_until_idle()
+        store = storage_of(seaweed, url, tmp_path)
+        # What the stopped run sealed: every object under data/ is in its manifest.
+        bagit.Bag(str(download(store, tmp_path / "stopped"))).validate()
+        again = _cli(seaweed, "run", jobs, "-q", "--cluster", procs.address,
+                     "--state-dir", tmp_path / "s")
+        assert again.code == 0, again.err
+    bagit.Bag(str(download(store, tmp_path / "done"))).validate()
+    assert _cli(seaweed, "verify", url).code == 0
+
+
 def test_a_retry_after_seen_by_one_worker_holds_the_origin_on_every_worker(
         tmp_path: Path) -> None:
     answered = 0
