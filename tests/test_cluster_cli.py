@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import bagit
 import pytest
@@ -22,6 +23,7 @@ from aiohttp import web
 from assetvault.archive.journal import Journal, Placed
 from assetvault.archive.paths import STATE_DIR
 from assetvault.sandbox import DatasetConfig, SandboxThread
+from assetvault.storage.s3 import S3Storage
 
 from .certs import certificates
 from .conftest import Cli, run_cli, write_manifest
@@ -30,9 +32,10 @@ from .loopback import Loopback
 from .relay import Relay
 from .seaweed import SeaweedS3
 from .test_politeness import max_in_window, port_of
-from .test_s3_cli import bucket, download, file_requests, manifest, storage_of
+from .test_s3_cli import bucket, download, file_requests, manifest, storage_of, upstream_path
 
 WAIT = 120.0
+T = TypeVar("T")
 LISTINGS = ("/api/", "/products", "/beers", "/restaurants", "/menu_items")
 
 
@@ -156,6 +159,61 @@ def test_files_a_dead_worker_placed_but_never_reported_are_not_fetched_again(
     bagit.Bag(str(archive)).validate()
 
 
+def test_objects_a_dead_worker_placed_but_never_reported_are_not_fetched_again(
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
+    url = f"s3://{bucket(seaweed)}/salvage"
+    with (SandboxThread(_slow(12), faults="files:slow:rate=400000") as box,
+          DaskProcesses(tmp_path / "dask", workers=1) as procs,
+          Relay(procs.address) as relay):
+        other = procs.workers[0]
+        mute = procs.add_worker(scheduler=relay.address)
+        procs.wait_for_workers(2)
+        jobs = manifest(tmp_path, box, url, concurrency=2, per_host=4)
+        store = storage_of(seaweed, url, tmp_path)
+        proc = _s3_run(seaweed, jobs, procs.address, tmp_path / "s", "-v")
+        try:
+            _wait_for_requests(box, proc, 4)
+            other.send_signal(signal.SIGSTOP)  # from now on only the mute worker places files
+            relay.hold()  # and what it places it cannot report
+            before = _files_in(store)
+            silent = _wait_for(lambda: sorted(_files_in(store) - before), "a silent placement")
+            mute.send_signal(signal.SIGKILL)
+            other.send_signal(signal.SIGCONT)
+            _, err = proc.communicate(timeout=WAIT)
+        finally:
+            other.send_signal(signal.SIGCONT)
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err.decode()[-3000:]
+        fetched = file_requests(box)
+        assert b"a dead worker placed were found" in err
+        assert all(fetched[upstream_path(store, key)] == 1 for key in silent), (silent, fetched)
+        # Only what the dead worker had in flight (its job allows 2 at once) went again.
+        assert sum(fetched.values()) - len(fetched) <= 2, fetched
+    bagit.Bag(str(download(store, tmp_path / "copy"))).validate()
+
+
+def _s3_run(seaweed: SeaweedS3, jobs: Path, address: str, state: Path,
+            verbosity: str) -> subprocess.Popen[bytes]:
+    """A run into SeaweedFS on the cluster at ``address``, its stderr piped."""
+    return subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), verbosity,
+                             "--cluster", address, "--state-dir", str(state)],
+                            env={**os.environ, **seaweed.env()}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for_requests(box: SandboxThread, proc: subprocess.Popen[bytes], count: int) -> None:
+    deadline = time.monotonic() + WAIT
+    while sum(file_requests(box).values()) < count:  # polled: files are fetched as it goes
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def _files_in(store: S3Storage) -> set[str]:
+    """The payload objects (not the records' asset.json) in the store now."""
+    return {o.key for o in store.list("data/") if not o.key.endswith(".json")}
+
+
 def _size(path: Path) -> int | None:
     try:
         return path.stat().st_size
@@ -174,7 +232,7 @@ def _journal_of(pid: int, archive: Path) -> Journal:
     raise AssertionError(f"worker {pid} holds no journal open in {journals}")
 
 
-def _wait_for(probe: Callable[[], list[Placed]], what: str) -> list[Placed]:
+def _wait_for(probe: Callable[[], list[T]], what: str) -> list[T]:
     deadline = time.monotonic() + WAIT
     while not (found := probe()):  # polled: the worker places files as it goes
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -206,15 +264,9 @@ def test_a_stopped_cluster_run_into_s3_exits_130_and_a_rerun_completes_the_bag(
     with (SandboxThread(_slow(16), faults="files:slow:rate=400000") as box,
           DaskProcesses(tmp_path / "dask", workers=2) as procs):
         jobs = manifest(tmp_path, box, url, concurrency=2, per_host=4)
-        proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
-                                 "--cluster", procs.address, "--state-dir", str(tmp_path / "s")],
-                                env={**os.environ, **seaweed.env()}, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = _s3_run(seaweed, jobs, procs.address, tmp_path / "s", "-q")
         try:
-            deadline = time.monotonic() + WAIT
-            while sum(file_requests(box).values()) < 6:  # polled: files are fetched as it goes
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.05)
+            _wait_for_requests(box, proc, 6)
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=WAIT)
         finally:

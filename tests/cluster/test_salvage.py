@@ -8,9 +8,12 @@ import hashlib
 from pathlib import Path
 
 from assetvault.archive.journal import Journal, Placed
-from assetvault.cluster.salvage import journal_name, read_entries, verified
+from assetvault.cluster.salvage import journal_name, objects_placed, read_entries, verified
 from assetvault.models import Item, Outcome, Status
-from assetvault.storage import LocalStorage
+from assetvault.storage import LocalStorage, Meta
+
+from ..seaweed import SeaweedS3
+from ..test_s3_cli import bucket, storage_of
 
 RUN = "assetvault-0123456789abcdef"
 DEAD = "tcp://127.0.0.1:40001"
@@ -80,3 +83,35 @@ def test_an_item_journaled_twice_is_answered_by_the_bytes_in_place(tmp_path: Pat
     found = _salvaged(tmp_path, DEAD, [_item("twice")])
 
     assert [o.sha256 for o in found] == [hashlib.sha256(b"the second one, in place").hexdigest()]
+
+
+def test_an_object_answers_its_item_only_if_its_metadata_names_it_and_its_bytes_match(
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
+    store = storage_of(seaweed, f"s3://{bucket(seaweed)}/salvage", tmp_path)
+
+    def put(path: str, key: str, body: bytes, *, claimed: bytes | None = None,
+            version: str = "v1") -> None:
+        sha = hashlib.sha256(body if claimed is None else claimed).hexdigest()
+        store.put_bytes("data/" + path, body, Meta(sha, f"http://files/{key}", version, key,
+                                                   "job", "file"))
+
+    put("job/whole.bin", "whole", b"all of it")
+    put("job/lying.bin", "lying", b"these bytes", claimed=b"other bytes")
+    put("job/older.bin", "older", b"an old version", version="v0")
+    put("job/url.bin", "url", b"a URL's, no version")
+    put("job/other.bin", "whose", b"written for another item")
+    put("job/ext.png", "ext", b"named from its Content-Type")
+    put("job/extra.png", "extra", b"its stem only starts like ext's")
+    items = [_item("whole"), _item("lying"), _item("older"), _item("missing"),
+             Item("url", "job", "http://files/url", "job/url.bin"),
+             Item("other", "job", "http://files/other", "job/other.bin", upstream_version="v1"),
+             Item("ext", "job", "http://files/ext", "job/ext", upstream_version="v1",
+                  add_extension=True),
+             Item("extra", "job", "http://files/extra", "job/ext", upstream_version="v1",
+                  add_extension=True)]
+
+    found = objects_placed(store, lambda url: url, items)
+
+    assert sorted((o.key, o.path, o.size) for o in found) == [
+        ("ext", "job/ext.png", 27), ("whole", "job/whole.bin", 9)]
+    assert all(o.sha256 and o.status is Status.DOWNLOADED for o in found)

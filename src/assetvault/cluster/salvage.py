@@ -1,20 +1,23 @@
-"""What a worker that died had already placed into a local archive, read back from its
-journal: its "done" reports travel through the scheduler, and a file it finished just before
-it died is complete in the archive while its report is lost with it. Sending such an item
-again would fetch a whole file twice; a dead worker should cost only what it had in flight.
+"""What a worker that died had already placed, read back from its journal (a local archive)
+or from the objects themselves (an object store): its "done" reports travel through the
+scheduler, and a file it finished just before it died is complete in the archive while its
+report is lost with it. Sending such an item again would fetch a whole file twice; a dead
+worker should cost only what it had in flight.
 
-Only this run's journals count (their names carry the run's token): an earlier run's entry
-for the same key may describe bytes this run is replacing. An entry is written before its
-rename, so the bytes in place are re-hashed before they are believed.
+In a local archive only this run's journals count (their names carry the run's token): an
+earlier run's entry for the same key may describe bytes this run is replacing. An entry is
+written before its rename, so the bytes in place are re-hashed before they are believed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ..archive.history import sha256_if_readable
 from ..archive.journal import Journal, Placed
@@ -25,6 +28,7 @@ if TYPE_CHECKING:  # connect imports the worker module, which names journals fro
     from .connect import Cluster
 
 Key = tuple[str, str]  # (job, key)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 Entries = dict[Key, list[Placed]]
 
 
@@ -65,14 +69,86 @@ class Salvage:
 Found = Callable[[list[Item], str, Callable[[], list[Item]]], Awaitable[list[Outcome]]]
 
 
-def salvager(cluster: Cluster, storage: Storage, state: Path,
+class ObjectSalvage:
+    """Finds what the dead workers of a run placed into an object store, where workers keep
+    no journal: the object at each lost item's key, when its metadata names that item (key,
+    job, upstream version, the object's own key: no copy) and its bytes, read back, hash to
+    the SHA-256 it carries (an object is written whole with its digest, or stamped with it
+    once whole). An item without an upstream version (a URL) is fetched again: an object
+    of an earlier run could hold an older content under the same metadata."""
+
+    def __init__(self, storage: Storage, shown: Callable[[str], str],
+                 call: Callable[..., Awaitable[Any]]) -> None:
+        self._storage = storage
+        self._shown = shown  # the run's redacted form of a URL
+        self._call = call
+
+    async def __call__(self, items: list[Item], worker: str,
+                       out: Callable[[], list[Item]]) -> list[Outcome]:
+        return list(await self._call(objects_placed, self._storage, self._shown, items))
+
+
+def salvager(cluster: Cluster, storage: Storage, state: Path, shown: Callable[[str], str],
              call: Callable[..., Awaitable[Any]]) -> Found | None:
-    """How a run on ``cluster`` finds what its dead workers placed; None for an object
-    store, whose objects are re-listed at the end of the run instead (reports lost there
-    cost a fetch again)."""
-    if cluster.plugin is None or not isinstance(storage, LocalStorage):
+    """How a run on ``cluster`` finds what its dead workers placed (``call`` runs a function
+    off the event loop)."""
+    if cluster.plugin is None:
         return None
-    return Salvage(state, cluster.plugin, storage, call)
+    if isinstance(storage, LocalStorage):
+        return Salvage(state, cluster.plugin, storage, call)
+    return ObjectSalvage(storage, shown, call)
+
+
+def objects_placed(storage: Storage, shown: Callable[[str], str],
+                   items: list[Item]) -> list[Outcome]:
+    """Outcomes of ``items`` whose objects are whole and theirs (see ObjectSalvage)."""
+    found = []
+    for item in items:
+        if item.upstream_version is None:
+            continue
+        try:
+            outcome = _object_of(storage, item, shown)
+        except OSError:  # no such object, or the store failed: the item goes again
+            continue
+        if outcome is not None:
+            found.append(outcome)
+    return found
+
+
+def _object_of(storage: Storage, item: Item, shown: Callable[[str], str]) -> Outcome | None:
+    stem = DATA + item.path
+    # A name that takes its extension from the response: the objects of its folder named
+    # after its stem (listed by folder: an object store lists by whole path segments).
+    keys = ([o.key for o in storage.list(stem.rpartition("/")[0] + "/")
+             if o.key.startswith(stem + ".") and "/" not in o.key[len(stem):]]
+            if item.add_extension else [stem])
+    for key in keys:
+        meta = storage.metadata(key)
+        if not _names(meta, item, key):
+            continue
+        sha256, size = _read_back(storage, key)
+        if sha256 == meta["sha256"]:
+            return Outcome(item.key, item.job, Status.DOWNLOADED, shown(item.url),
+                           key.removeprefix(DATA), size, sha256,
+                           upstream_version=item.upstream_version, fetched_bytes=size)
+    return None
+
+
+def _names(meta: dict[str, str], item: Item, key: str) -> bool:
+    """The metadata is that of ``item``'s own object (written as ``_attributes`` does)."""
+    version = item.upstream_version or ""
+    return (meta.get("object") == quote(key, safe="/") and _SHA256.fullmatch(
+        meta.get("sha256", "")) is not None and meta.get("key") == quote(item.key, safe="")
+        and meta.get("job") == quote(item.job, safe="") and meta.get("version") == quote(
+            version, safe=""))
+
+
+def _read_back(storage: Storage, key: str) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    for block in storage.blocks(key):
+        digest.update(block)
+        size += len(block)
+    return digest.hexdigest(), size
 
 
 def read_entries(state: Path, run: str, worker: str, wanted: set[Key]) -> Entries:
