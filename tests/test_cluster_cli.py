@@ -151,7 +151,7 @@ def test_files_a_dead_worker_placed_but_never_reported_are_not_fetched_again(
         fetched = file_requests(box)
         files = payload_matches_upstream(archive, box)
         assert files == len(fetched)
-        assert "a dead worker placed were found in its journal" in err, err
+        assert "a dead worker placed were found in the archive" in err, err
         silent = {p.url.split("//", 1)[1].split("/", 1)[1] for p in placed}
         assert all(fetched["/" + path] == 1 for path in silent), (silent, fetched)
         # Only what the dead worker had in flight (its job allows 2 at once) went again.

@@ -90,28 +90,39 @@ def test_an_object_answers_its_item_only_if_its_metadata_names_it_and_its_bytes_
     store = storage_of(seaweed, f"s3://{bucket(seaweed)}/salvage", tmp_path)
 
     def put(path: str, key: str, body: bytes, *, claimed: bytes | None = None,
-            version: str = "v1") -> None:
+            version: str = "v1", url: str | None = None) -> None:
         sha = hashlib.sha256(body if claimed is None else claimed).hexdigest()
-        store.put_bytes("data/" + path, body, Meta(sha, f"http://files/{key}", version, key,
-                                                   "job", "file"))
+        store.put_bytes("data/" + path, body, Meta(
+            sha, url or f"http://files/{key}", version, key, "job", "file"))
 
     put("job/whole.bin", "whole", b"all of it")
     put("job/lying.bin", "lying", b"these bytes", claimed=b"other bytes")
     put("job/older.bin", "older", b"an old version", version="v0")
+    put("job/moved.bin", "moved", b"from the URL it had before", url="http://old/moved")
+    put("job/kept.bin", "kept", b"what this run set out to replace")
+    put("job/sized.bin", "sized", b"not the size the API listed")
     put("job/url.bin", "url", b"a URL's, no version")
     put("job/other.bin", "whose", b"written for another item")
     put("job/ext.png", "ext", b"named from its Content-Type")
     put("job/extra.png", "extra", b"its stem only starts like ext's")
-    items = [_item("whole"), _item("lying"), _item("older"), _item("missing"),
-             Item("url", "job", "http://files/url", "job/url.bin"),
-             Item("other", "job", "http://files/other", "job/other.bin", upstream_version="v1"),
-             Item("ext", "job", "http://files/ext", "job/ext", upstream_version="v1",
-                  add_extension=True),
-             Item("extra", "job", "http://files/extra", "job/ext", upstream_version="v1",
-                  add_extension=True)]
+    put("job/bare", "bare", b"no Content-Type gave it an extension")
+    lost = [(_item("whole"), None), (_item("lying"), None), (_item("older"), None),
+            (_item("missing"), None), (_item("moved"), None),
+            (_item("kept"), hashlib.sha256(b"what this run set out to replace").hexdigest()),
+            (Item("sized", "job", "http://files/sized", "job/sized.bin", expected_size=3,
+                  upstream_version="v1"), None),
+            (Item("url", "job", "http://files/url", "job/url.bin"), None),
+            (Item("other", "job", "http://files/other", "job/other.bin",
+                  upstream_version="v1"), None),
+            (Item("ext", "job", "http://files/ext", "job/ext", upstream_version="v1",
+                  add_extension=True), None),
+            (Item("extra", "job", "http://files/extra", "job/ext", upstream_version="v1",
+                  add_extension=True), None),
+            (Item("bare", "job", "http://files/bare", "job/bare", upstream_version="v1",
+                  add_extension=True), None)]
 
-    found = objects_placed(store, lambda url: url, items)
+    found = objects_placed(store, lambda url: url, lost)
 
     assert sorted((o.key, o.path, o.size) for o in found) == [
-        ("ext", "job/ext.png", 27), ("whole", "job/whole.bin", 9)]
+        ("bare", "job/bare", 36), ("ext", "job/ext.png", 27), ("whole", "job/whole.bin", 9)]
     assert all(o.sha256 and o.status is Status.DOWNLOADED for o in found)

@@ -46,7 +46,7 @@ class Dispatch:
         self._timeout = timeout
         self._abort = abort
         self._on_bytes = on_bytes  # the progress bar: bytes of each outcome as it arrives
-        self._placed = placed  # what a dead worker placed but could not report (local archive)
+        self._placed = placed  # what a dead worker placed but could not report
         self._ledger = Ledger()
         self._refusing: set[str] = set()  # workers that refused a batch: none go there now
         self._checked: set[str] = set(cluster.workers)  # versions known to match
@@ -197,18 +197,20 @@ class Dispatch:
     async def _salvage(self, batch: list[Waiting], worker: str) -> None:
         """Outcomes a dead worker placed but whose reports died with it: without them each
         such file would be fetched again."""
-        unanswered = [w.item for w in batch if not w.future.done()]
+        unanswered = [(w.item, w.previous) for w in batch if not w.future.done()]
         if self._placed is None or not unanswered:
             return
         try:
-            found = await self._placed(unanswered, worker, self._ledger.out)
+            # Bounded: the batch's items wait for this, holding their slots.
+            found = await asyncio.wait_for(
+                self._placed(unanswered, worker, self._ledger.out), 2 * self._timeout)
         except Exception as exc:  # only a saving lost: the items go again
-            log.warning("the journal of a dead worker (%s) could not be read (%s): what it "
+            log.warning("what a dead worker (%s) placed could not be looked up (%s): what it "
                         "placed but did not report is fetched again", worker or "unknown",
                         type(exc).__name__)
             return
         if found:
-            log.info("%d files a dead worker placed were found in its journal", len(found))
+            log.info("%d files a dead worker placed were found in the archive", len(found))
         for outcome in found:
             self._answer(outcome)
 

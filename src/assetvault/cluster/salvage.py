@@ -55,8 +55,9 @@ class Salvage:
         self._call = call  # runs a function off the event loop
         self._read: dict[str, asyncio.Future[Entries]] = {}
 
-    async def __call__(self, items: list[Item], worker: str,
+    async def __call__(self, lost: Lost, worker: str,
                        out: Callable[[], list[Item]]) -> list[Outcome]:
+        items = [item for item, _ in lost]
         read = self._read.get(worker)
         if read is None:
             wanted = {(i.job, i.key) for i in out()}
@@ -66,7 +67,8 @@ class Salvage:
         return list(await self._call(verified, self._storage, entries, items))
 
 
-Found = Callable[[list[Item], str, Callable[[], list[Item]]], Awaitable[list[Outcome]]]
+Lost = list[tuple[Item, str | None]]  # items a dead worker never reported, and their previous
+Found = Callable[[Lost, str, Callable[[], list[Item]]], Awaitable[list[Outcome]]]
 
 
 class ObjectSalvage:
@@ -83,9 +85,9 @@ class ObjectSalvage:
         self._shown = shown  # the run's redacted form of a URL
         self._call = call
 
-    async def __call__(self, items: list[Item], worker: str,
+    async def __call__(self, lost: Lost, worker: str,
                        out: Callable[[], list[Item]]) -> list[Outcome]:
-        return list(await self._call(objects_placed, self._storage, self._shown, items))
+        return list(await self._call(objects_placed, self._storage, self._shown, lost))
 
 
 def salvager(cluster: Cluster, storage: Storage, state: Path, shown: Callable[[str], str],
@@ -100,55 +102,69 @@ def salvager(cluster: Cluster, storage: Storage, state: Path, shown: Callable[[s
 
 
 def objects_placed(storage: Storage, shown: Callable[[str], str],
-                   items: list[Item]) -> list[Outcome]:
-    """Outcomes of ``items`` whose objects are whole and theirs (see ObjectSalvage)."""
+                   lost: Lost) -> list[Outcome]:
+    """Outcomes of the ``lost`` items whose objects are whole and theirs (see
+    ObjectSalvage)."""
     found = []
-    for item in items:
+    for item, previous in lost:
         if item.upstream_version is None:
             continue
-        try:
-            outcome = _object_of(storage, item, shown)
-        except OSError:  # no such object, or the store failed: the item goes again
-            continue
+        outcome = _object_of(storage, item, shown(item.url), previous)
         if outcome is not None:
             found.append(outcome)
     return found
 
 
-def _object_of(storage: Storage, item: Item, shown: Callable[[str], str]) -> Outcome | None:
+def _object_of(storage: Storage, item: Item, url: str, previous: str | None) -> Outcome | None:
     stem = DATA + item.path
-    # A name that takes its extension from the response: the objects of its folder named
-    # after its stem (listed by folder: an object store lists by whole path segments).
-    keys = ([o.key for o in storage.list(stem.rpartition("/")[0] + "/")
-             if o.key.startswith(stem + ".") and "/" not in o.key[len(stem):]]
-            if item.add_extension else [stem])
+    try:
+        # A name that takes its extension from the response: the objects of its folder
+        # named after its stem (listed by folder: an object store lists by whole segments).
+        keys = ([o.key for o in storage.list(stem.rpartition("/")[0] + "/")
+                 if o.key == stem or (o.key.startswith(stem + ".")
+                                      and "/" not in o.key[len(stem):])]
+                if item.add_extension else [stem])
+    except OSError:
+        return None
     for key in keys:
-        meta = storage.metadata(key)
-        if not _names(meta, item, key):
+        try:
+            meta = storage.metadata(key)
+            if not _names(meta, item, key, url) or meta["sha256"] == previous:
+                continue  # not this item's object, or the bytes this run set out to replace
+            sha256, md5, size = _read_back(storage, key, want_md5=item.expected_md5 is not None)
+        except OSError:  # gone since, or the store failed: the item goes again
             continue
-        sha256, size = _read_back(storage, key)
-        if sha256 == meta["sha256"]:
-            return Outcome(item.key, item.job, Status.DOWNLOADED, shown(item.url),
-                           key.removeprefix(DATA), size, sha256,
-                           upstream_version=item.upstream_version, fetched_bytes=size)
+        if (sha256 == meta["sha256"] and md5 == item.expected_md5
+                and item.expected_size in (None, size)):
+            return Outcome(item.key, item.job, Status.DOWNLOADED, url, key.removeprefix(DATA),
+                           size, sha256, upstream_version=item.upstream_version,
+                           fetched_bytes=size)
     return None
 
 
-def _names(meta: dict[str, str], item: Item, key: str) -> bool:
-    """The metadata is that of ``item``'s own object (written as ``_attributes`` does)."""
-    version = item.upstream_version or ""
-    return (meta.get("object") == quote(key, safe="/") and _SHA256.fullmatch(
-        meta.get("sha256", "")) is not None and meta.get("key") == quote(item.key, safe="")
-        and meta.get("job") == quote(item.job, safe="") and meta.get("version") == quote(
-            version, safe=""))
+def _names(meta: dict[str, str], item: Item, key: str, url: str) -> bool:
+    """The metadata is that of ``item``'s own object, fetched from its URL of this run
+    (written as ``_attributes`` does; a URL cut to fit is no proof)."""
+    from ..storage.s3 import SOURCE_SAFE, URL_CAP  # only an object store's run gets here
+
+    source = quote(url, safe=SOURCE_SAFE)
+    return (len(source) <= URL_CAP and meta.get("source-url") == source
+            and meta.get("object") == quote(key, safe="/")
+            and _SHA256.fullmatch(meta.get("sha256", "")) is not None
+            and meta.get("key") == quote(item.key, safe="")
+            and meta.get("job") == quote(item.job, safe="")
+            and meta.get("version") == quote(item.upstream_version or "", safe=""))
 
 
-def _read_back(storage: Storage, key: str) -> tuple[str, int]:
+def _read_back(storage: Storage, key: str, *, want_md5: bool) -> tuple[str, str | None, int]:
     digest, size = hashlib.sha256(), 0
+    md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
     for block in storage.blocks(key):
         digest.update(block)
+        if md5 is not None:
+            md5.update(block)
         size += len(block)
-    return digest.hexdigest(), size
+    return digest.hexdigest(), md5.hexdigest() if md5 is not None else None, size
 
 
 def read_entries(state: Path, run: str, worker: str, wanted: set[Key]) -> Entries:
