@@ -93,7 +93,8 @@ class ObjectSalvage:
 def salvager(cluster: Cluster, storage: Storage, state: Path, shown: Callable[[str], str],
              call: Callable[..., Awaitable[Any]]) -> Found | None:
     """How a run on ``cluster`` finds what its dead workers placed (``call`` runs a function
-    off the event loop)."""
+    off the event loop: not in the run's I/O pool, whose placements the finish waits for,
+    while a look-up only saves fetches)."""
     if cluster.plugin is None:
         return None
     if isinstance(storage, LocalStorage):

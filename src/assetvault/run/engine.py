@@ -351,7 +351,7 @@ class Run:
                             timeout=run_limits(self.jobs).timeout, abort=self.abort,
                             on_bytes=self.progress.add_bytes,
                             placed=salvager(self.cluster, self.storage, self.paths.folder,
-                                            self.tally.redact.url, self._io_call))
+                                            self.tally.redact.url, asyncio.to_thread))
         dispatch.start()
         return dispatch
 
