@@ -73,16 +73,22 @@ async def get(pool: Pool, url: str, timeout: float = 5.0) -> tuple[Response, byt
         resp.release()
 
 
-async def cut_body(url: str) -> bytes:
-    """What a response delivered before its body broke off (the break is asserted)."""
-    pool = Pool(GuardedResolver(), "t")
-    resp = await pool.get(url, {}, None, 5)
-    got = []
-    with pytest.raises(WireError, match="closed before the response was complete"):
-        async for chunk in resp.chunks():
-            got.append(bytes(chunk))
-    resp.release()
-    pool.close()
+def cut_body(script: Script) -> bytes:
+    """What a response ``script`` sends delivered before its body broke off (the break is
+    asserted)."""
+    got: list[bytes] = []
+
+    async def main() -> None:
+        async with Server(script) as server:
+            pool = Pool(GuardedResolver(), "t")
+            resp = await pool.get(server.url + "/cut", {}, None, 5)
+            with pytest.raises(WireError, match="closed before the response was complete"):
+                async for chunk in resp.chunks():
+                    got.append(bytes(chunk))
+            resp.release()
+            pool.close()
+
+    run(main())
     return b"".join(got)
 
 
@@ -153,11 +159,7 @@ def test_a_body_cut_short_of_its_length_is_an_error_after_the_bytes_that_came() 
         await w.drain()
         w.close()
 
-    async def main() -> None:
-        async with Server(script) as server:
-            assert await cut_body(server.url + "/t") == b"a" * 40
-
-    run(main())
+    assert cut_body(script) == b"a" * 40
 
 
 def test_a_body_without_length_ends_with_its_connection() -> None:
@@ -320,11 +322,7 @@ def test_a_long_body_cut_off_keeps_what_came_in_its_block() -> None:
         await w.drain()
         w.close()
 
-    async def main() -> None:
-        async with Server(script) as server:
-            assert await cut_body(server.url + "/cut") == b"b" * 600_000
-
-    run(main())
+    assert cut_body(script) == b"b" * 600_000
 
 
 def test_a_slow_long_body_reaches_its_reader_before_its_block_fills() -> None:
@@ -390,11 +388,7 @@ def test_a_reset_is_never_the_end_of_a_body_without_length() -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         w.transport.abort()  # RST, not FIN
 
-    async def main() -> None:
-        async with Server(script) as server:
-            await cut_body(server.url + "/r")
-
-    run(main())
+    cut_body(script)
 
 
 def test_a_chunked_body_named_among_other_codings_must_end_with_its_last_chunk() -> None:
@@ -404,11 +398,7 @@ def test_a_chunked_body_named_among_other_codings_must_end_with_its_last_chunk()
         await w.drain()
         w.close()  # a clean close before the last chunk
 
-    async def main() -> None:
-        async with Server(script) as server:
-            await cut_body(server.url + "/te")
-
-    run(main())
+    cut_body(script)
 
 
 def test_a_silent_server_is_not_asked_again_on_another_kept_connection() -> None:

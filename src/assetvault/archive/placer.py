@@ -73,9 +73,9 @@ class Placer:
                 keep_history(self.storage, key, previous)
             if self._journal is not None:
                 self._journal.append(placed)
-            if new is not None:
-                if new(key, meta):
-                    return
+            if new is not None and new(key, meta):
+                return
+            if new is not None:  # something was there after all
                 keep_history(self.storage, key, previous)
             put(key, meta)
         except UnsafeKeyError:

@@ -126,22 +126,33 @@ def _placed(storage: S3Storage, key: str, size: int) -> Placed | None:
         meta = storage.metadata(key)
     except OSError:
         return None
-    if not all(meta.get(name) for name in ("key", "job")):
-        return None  # not placed by assetvault: never recorded as archived
-    if unquote(meta.get("object", "")) != key:
-        return None  # a server-side copy of another item's object
+    if not placed_here(meta, key):
+        return None
     stored = meta.get("sha256")
     sha256 = stored or _read_back(storage, key)
-    if sha256 is None or not _SHA256.fullmatch(sha256):
-        return None  # not our writing
-    version = meta.get("version")
-    placed = Placed(unquote(meta["key"]), unquote(meta["job"]),
-                    unquote(meta.get("source-url", "")), key[len(DATA):], size, sha256,
-                    unquote(version) if version else None, None, None,
-                    kind=meta.get("kind", Kind.FILE))
-    if not stored:
+    placed = placed_from(meta, key, size, sha256) if sha256 else None
+    if placed is not None and not stored:
         stamp_digest(storage, placed)
     return placed
+
+
+def placed_here(meta: Mapping[str, str], key: str) -> bool:
+    """The object at ``key`` was placed there by assetvault (its metadata names an item),
+    not copied there from another item's object (a server-side copy keeps its metadata)."""
+    return (all(meta.get(name) for name in ("key", "job"))
+            and unquote(meta.get("object", "")) == key)
+
+
+def placed_from(meta: Mapping[str, str], key: str, size: int, sha256: str) -> Placed | None:
+    """The placement the metadata of the object at ``key`` describes, with ``size`` and
+    ``sha256`` (None when that is no digest: not our writing)."""
+    if not _SHA256.fullmatch(sha256):
+        return None
+    version = meta.get("version")
+    return Placed(unquote(meta["key"]), unquote(meta["job"]),
+                  unquote(meta.get("source-url", "")), key[len(DATA):], size, sha256,
+                  unquote(version) if version else None, None, None,
+                  kind=meta.get("kind", Kind.FILE))
 
 
 def _read_back(storage: S3Storage, key: str) -> str | None:

@@ -178,15 +178,21 @@ def replay(store: Store, storage: Storage, journal: Journal, now: str, *,
         rows = store.rows([p.key for p in entries])
         entries = [p for p in entries if (row := rows.get(p.key)) is None
                    or (row.path, row.sha256) != (p.path, p.sha256)]
-    placed = [p for p in entries
-              if storage.size(DATA + p.path) == p.size
-              and sha256_if_readable(storage, DATA + p.path) == p.sha256]
+    placed = [p for p in entries if in_place(storage, p)]
     for p in placed:  # just re-hashed: a streamed object that missed its stamp gets it
         # Only a file past whole_up_to is streamed; a smaller one was put with its digest,
         # so its metadata is not asked for (a request per entry into an object store).
         if p.size > storage.whole_up_to and not _digest_stored(storage, DATA + p.path):
             stamp_digest(storage, p)
     return store.record_placed(placed, now) if placed else 0
+
+
+def in_place(storage: Storage, placed: Placed) -> bool:
+    """The bytes a placement describes are at its path (re-hashed: an entry is journaled
+    before its bytes are placed)."""
+    key = DATA + placed.path
+    return (storage.size(key) == placed.size
+            and sha256_if_readable(storage, key) == placed.sha256)
 
 
 def _digest_stored(storage: Storage, key: str) -> bool:

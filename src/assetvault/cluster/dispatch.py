@@ -165,7 +165,7 @@ class Dispatch:
         result is then not wanted: released at once, the batch is forgotten by Dask, which
         would otherwise run it again on another worker (fetching every item twice) should
         the worker holding the result die before the result was gathered."""
-        result = asyncio.ensure_future(_gathered(future))
+        result = asyncio.ensure_future(future)
         answered = asyncio.ensure_future(asyncio.wait([w.future for w in batch]))
         try:
             await asyncio.wait((result, answered), return_when=asyncio.FIRST_COMPLETED)
@@ -280,10 +280,6 @@ class Dispatch:
                     self._wake.set()  # a newcomer may take what waits
             except Exception as exc:  # asked again at the next look; the watch goes on
                 log.debug("checking or sharing the limits between workers failed: %r", exc)
-
-
-async def _gathered(future: Future[object]) -> object:
-    return await future
 
 
 def _address_of(killed: KilledWorker) -> str:

@@ -17,10 +17,9 @@ import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from ..archive.history import sha256_if_readable
 from ..archive.journal import Journal, Placed
+from ..archive.upkeep import in_place
 from ..models import Item, Outcome, Status
 from ..storage import DATA, LocalStorage, Storage
 
@@ -28,7 +27,6 @@ if TYPE_CHECKING:  # connect imports the worker module, which names journals fro
     from .connect import Cluster
 
 Key = tuple[str, str]  # (job, key)
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 Entries = dict[Key, list[Placed]]
 
 
@@ -110,13 +108,15 @@ def objects_placed(storage: Storage, shown: Callable[[str], str],
     for item, previous in lost:
         if item.upstream_version is None:
             continue
-        outcome = _object_of(storage, item, shown(item.url), previous)
-        if outcome is not None:
-            found.append(outcome)
+        placed = _object_of(storage, item, shown(item.url), previous)
+        if placed is not None:
+            found.append(_outcome(placed))
     return found
 
 
-def _object_of(storage: Storage, item: Item, url: str, previous: str | None) -> Outcome | None:
+def _object_of(storage: Storage, item: Item, url: str, previous: str | None) -> Placed | None:
+    from ..archive.snapshot import placed_from, placed_here  # an object store's run only
+
     stem = DATA + item.path
     try:
         # A name that takes its extension from the response: the objects of its folder
@@ -130,31 +130,21 @@ def _object_of(storage: Storage, item: Item, url: str, previous: str | None) -> 
     for key in keys:
         try:
             meta = storage.metadata(key)
-            if not _names(meta, item, key, url) or meta["sha256"] == previous:
-                continue  # not this item's object, or the bytes this run set out to replace
+            stored = meta.get("sha256", "")
+            if not placed_here(meta, key) or not stored or stored == previous:
+                continue  # not assetvault's, or the bytes this run set out to replace
             sha256, md5, size = _read_back(storage, key, want_md5=item.expected_md5 is not None)
         except OSError:  # gone since, or the store failed: the item goes again
             continue
-        if (sha256 == meta["sha256"] and md5 == item.expected_md5
-                and item.expected_size in (None, size)):
-            return Outcome(item.key, item.job, Status.DOWNLOADED, url, key.removeprefix(DATA),
-                           size, sha256, upstream_version=item.upstream_version,
-                           fetched_bytes=size)
+        placed = placed_from(meta, key, size, sha256)
+        # This item's, fetched from its URL of this run (a URL cut to fit its metadata
+        # matches none), whole, and passing the fetch's own checks.
+        if (placed is not None and sha256 == stored and md5 == item.expected_md5
+                and item.expected_size in (None, size)
+                and (placed.key, placed.job, placed.version, placed.url)
+                == (item.key, item.job, item.upstream_version, url)):
+            return placed
     return None
-
-
-def _names(meta: dict[str, str], item: Item, key: str, url: str) -> bool:
-    """The metadata is that of ``item``'s own object, fetched from its URL of this run
-    (written as ``_attributes`` does; a URL cut to fit is no proof)."""
-    from ..storage.s3 import SOURCE_SAFE, URL_CAP  # only an object store's run gets here
-
-    source = quote(url, safe=SOURCE_SAFE)
-    return (len(source) <= URL_CAP and meta.get("source-url") == source
-            and meta.get("object") == quote(key, safe="/")
-            and _SHA256.fullmatch(meta.get("sha256", "")) is not None
-            and meta.get("key") == quote(item.key, safe="")
-            and meta.get("job") == quote(item.job, safe="")
-            and meta.get("version") == quote(item.upstream_version or "", safe=""))
 
 
 def _read_back(storage: Storage, key: str, *, want_md5: bool) -> tuple[str, str | None, int]:
@@ -187,8 +177,7 @@ def verified(storage: Storage, entries: Entries, items: list[Item]) -> list[Outc
     found = []
     for item in items:
         for p in entries.get((item.job, item.key), ()):
-            if (p.version == item.upstream_version and storage.size(DATA + p.path) == p.size
-                    and sha256_if_readable(storage, DATA + p.path) == p.sha256):
+            if p.version == item.upstream_version and in_place(storage, p):
                 found.append(_outcome(p))
                 break
     return found

@@ -95,7 +95,6 @@ def make_store(url: StoreUrl, environ: Mapping[str, str]) -> S3Store:
                    retry_config=retry)
 
 
-SOURCE_SAFE = ":/?&=~,;@!$'()*[]#"  # what a source-url keeps unquoted
 URL_CAP = 1024  # S3 user metadata is capped at 2 KiB in all: a longer URL is cut
 
 
@@ -105,7 +104,7 @@ def _attributes(meta: Meta | None, key: str) -> dict[str, str] | None:
     # User metadata travels as HTTP headers: ASCII only, so the URL is percent-encoded. The
     # object's own key goes too: a server-side copy keeps its source's metadata, and a copy
     # must never be taken for the item its source was written for.
-    url = quote(meta.url, safe=SOURCE_SAFE)
+    url = quote(meta.url, safe=":/?&=~,;@!$'()*[]#")
     attrs = {"object": quote(key, safe="/"),
              "source-url": url if len(url) <= URL_CAP else url[:URL_CAP] + "..."}
     if meta.sha256:  # a streamed object gets its SHA-256 when it is complete (stamp)
