@@ -117,4 +117,3 @@ class DaskProcesses:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.folder.glob("*.log"))
-
