@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, TypeAlias
 
+import msgspec
+from msgspec import field
 
-@dataclass(frozen=True, slots=True)
-class Item:
+
+class Item(msgspec.Struct, frozen=True, gc=False):
     """One file to fetch. ``path`` is relative to ``data/``, ``/``-separated and already safe
     (see layout); plain text, as pathlib objects cost a re-run ~7 µs a record."""
 
@@ -36,8 +37,7 @@ class Item:
     add_extension: bool = False  # path has no extension yet: take one from the Content-Type
 
 
-@dataclass(frozen=True, slots=True)
-class Document:
+class Document(msgspec.Struct, frozen=True):
     """An ``asset.json`` to write: the API's record as JSON, secrets redacted."""
 
     key: str
@@ -47,8 +47,7 @@ class Document:
     upstream_version: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(msgspec.Struct, frozen=True):
     """A file that exists upstream but is not ready; it is tried again on the next run."""
 
     key: str
@@ -57,8 +56,7 @@ class Pending:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ListingFailure:
+class ListingFailure(msgspec.Struct, frozen=True):
     """A listing (one organization, one product) failed; its records are unknown this run."""
 
     job: str
@@ -67,8 +65,7 @@ class ListingFailure:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
-class KnownDocument:
+class KnownDocument(msgspec.Struct, frozen=True):
     """An ``asset.json`` whose bytes are known from a remembered listing page: its hash and
     size, not its body. ``rebuild`` makes the Document when it must be written after all."""
 
@@ -81,8 +78,7 @@ class KnownDocument:
     rebuild: Callable[[], Document]
 
 
-@dataclass(frozen=True, slots=True)
-class PageMemo:
+class PageMemo(msgspec.Struct, frozen=True):
     """A listing page's entries, to remember under ``key`` (see sources.memo); empty
     ``entries``: a remembered page was listed again."""
 
@@ -91,8 +87,7 @@ class PageMemo:
     entries: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
+class Seen(msgspec.Struct, frozen=True):
     """Keys of items and ``asset.json`` files found archived and unchanged: the writer marks
     them seen in the state (a re-run is mostly these, so they travel as one list)."""
 
@@ -147,8 +142,7 @@ class Row(NamedTuple):
     status: str  # a State's value, as SQLite gives it back
 
 
-@dataclass(frozen=True, slots=True)
-class DocRecord:
+class DocRecord(msgspec.Struct, frozen=True, gc=False):
     """An asset.json written (or confirmed) in this run."""
 
     key: str
@@ -161,8 +155,7 @@ class DocRecord:
     error: str | None = None  # not written: the reason (it is not recorded either)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True, gc=False):
     """The result of one item (or pending entry) in one run."""
 
     key: str
@@ -179,8 +172,7 @@ class Outcome:
     fetched_bytes: int = 0  # bytes moved over the network for it in this run
 
 
-@dataclass(slots=True)
-class JobStats:
+class JobStats(msgspec.Struct):
     """Counters for one job in one run (the summary table and the report)."""
 
     name: str
@@ -214,8 +206,7 @@ class JobStats:
         self.bytes += outcome.fetched_bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(msgspec.Struct, frozen=True):
     """One line of the report's ``failures``: an item or a listing."""
 
     job: str
@@ -224,8 +215,7 @@ class Failure:
     error: str
 
 
-@dataclass(slots=True)
-class RunResult:
+class RunResult(msgspec.Struct):
     """What a run did, for the summary, the report and the exit code."""
 
     started: datetime

@@ -14,7 +14,6 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import msgspec
@@ -24,8 +23,7 @@ from ..models import Kind
 CLEAR_EVERY = 4096  # entries: a truncate per writer batch cost ~0.4 ms each, for nothing
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
+class Placed(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A file that was renamed into the payload: enough to record it without the network."""
 
     key: str
@@ -40,7 +38,6 @@ class Placed:
     kind: str = Kind.FILE  # or Kind.DOC (an asset.json); plain text in the journal
 
 
-FIELDS = tuple(f.name for f in fields(Placed))
 _ENCODE = msgspec.json.Encoder().encode
 
 
@@ -64,9 +61,9 @@ class Journal:
 
     def append(self, placed: Placed) -> None:
         """Record a placement; call it before the rename it describes."""
-        # A list in field order (asdict() was most of this call's cost), encoded by msgspec:
-        # a tenth of json.dumps's time; replay reads it as any JSON.
-        line = _ENCODE([getattr(placed, f) for f in FIELDS]) + b"\n"
+        # A list in field order (array_like), encoded by msgspec: a tenth of json.dumps's
+        # time; replay reads it as any JSON.
+        line = _ENCODE(placed) + b"\n"
         with self._lock:
             if self._fd is not None:
                 os.write(self._fd, line)

@@ -6,13 +6,14 @@ loop; writing, re-hashing and sealing run in worker threads, a batch per call.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import fcntl
 import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+
+import msgspec
 
 from .. import errors
 from ..bag.write import TAG_FILES, PayloadFile, write_bag
@@ -130,9 +131,9 @@ def _write_doc(placer: Placer, doc: Document, sha: str, row: Row | None,
     try:
         placer.place_bytes(doc.body, placed, row.sha256 if row is not None else None, "")
     except errors.FetchError as exc:
-        return dataclasses.replace(record, written=False, error=exc.message)
+        return msgspec.structs.replace(record, written=False, error=exc.message)
     except StorageError as exc:
-        return dataclasses.replace(record, written=False,
+        return msgspec.structs.replace(record, written=False,
                                    error=f"the archive's object store failed: {exc}")
     return record
 

@@ -19,8 +19,10 @@ import posixpath
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Protocol
+
+import msgspec
+from msgspec import field
 
 BAGIT_TXT = "bagit.txt"
 BAG_INFO_TXT = "bag-info.txt"
@@ -73,8 +75,7 @@ def parse_tags(text: str) -> tuple[list[tuple[str, str]], list[str]]:
     return tags, bad
 
 
-@dataclass
-class VerifyResult:
+class VerifyResult(msgspec.Struct):
     """Everything wrong with a bag; payload paths are in ``data/...`` form, sorted."""
 
     missing: list[str] = field(default_factory=list)
@@ -283,8 +284,7 @@ def _is_safe_tag_path(p: str) -> bool:
 # -- the payload ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Mode:
+class _Mode(msgspec.Struct, frozen=True):
     fast: bool
     sizes: Sizes | None
     digests: Digests | None

@@ -22,8 +22,9 @@ import datetime
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import PurePosixPath
+
+import msgspec
 
 from assetvault.bag.verify import (
     BAG_INFO_TXT,
@@ -56,8 +57,7 @@ _RESERVED = frozenset({"Bag-Software-Agent", "Bagging-Date", "Payload-Oxum"})
 TAG_FILES = (BAGIT_TXT, MANIFEST, BAG_INFO_TXT, TAGMANIFEST)
 
 
-@dataclass(frozen=True, slots=True)
-class PayloadFile:
+class PayloadFile(msgspec.Struct, frozen=True):
     """One payload file as the manifest records it."""
 
     path: PurePosixPath  # relative to data/

@@ -9,8 +9,10 @@ import contextlib
 import importlib.metadata
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
+
+import msgspec
+from msgspec import field
 
 from .. import __version__, errors
 from ..config.options import RunOptions
@@ -29,8 +31,7 @@ THREADS = 4  # batches at once per local worker (async tasks: each takes a threa
 CONNECT_WITHIN = 20.0  # seconds to reach a scheduler (Dask retries a refused connection)
 
 
-@dataclass
-class Cluster:
+class Cluster(msgspec.Struct):
     """The client of a cluster (and the cluster, for ``--workers``)."""
 
     client: DaskClient

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
+
+import msgspec
 
 from ..models import Item, Outcome, Status
 
@@ -19,8 +20,7 @@ BATCH = 16  # items per task: a task round trip is 15-30 ms, a small file a few
 KILLS = 3  # batches lost with an item in them before the item fails
 
 
-@dataclass(eq=False, slots=True)
-class Waiting:
+class Waiting(msgspec.Struct, eq=False):
     """An item handed to the cluster, and the one who waits for its outcome."""
 
     item: Item

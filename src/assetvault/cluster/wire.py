@@ -3,15 +3,14 @@ event stream carries msgpack types only), and the name of the archive's probe fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from ..models import Outcome, Status
 
 PROBE = "cluster-probe"  # under .assetvault/: a local archive every worker must see
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
+class Refusal(msgspec.Struct, frozen=True):
     """A worker's answer to a batch it cannot take: the run sends no more there."""
 
     worker: str

@@ -15,11 +15,12 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 from distributed import WorkerPlugin, get_worker
 from distributed.worker import Worker
+from msgspec import field
 
 from .. import errors
 from ..archive.journal import Journal
@@ -45,8 +46,7 @@ QUIESCE = 8.0  # seconds a worker waits for placements still running when the ru
 READY_WITHIN = 30.0  # seconds a batch waits for its worker's share of the limits
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
+class WorkerSettings(msgspec.Struct, frozen=True):
     """What every worker needs of the run: pickled into the plugin, in memory only."""
 
     token: str  # the run's: names its plugin, event topic, journals and folders
@@ -70,8 +70,7 @@ class WorkerSettings:
         return f"assetvault-{self.token}"
 
 
-@dataclass
-class Kit:
+class Kit(msgspec.Struct):
     """One worker's share of a run: its client, limits, storage and fetcher."""
 
     settings: WorkerSettings

@@ -16,10 +16,12 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal, TypeVar
+
+import msgspec
+from msgspec.structs import replace
 
 from assetvault.config.yaml_nodes import (
     Entry,
@@ -42,8 +44,7 @@ _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "o
 _SINCE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
-@dataclass(frozen=True, slots=True)
-class Where:
+class Where(msgspec.Struct, frozen=True):
     """Where a value sits (file, job, key) and how to talk about it."""
 
     file: str

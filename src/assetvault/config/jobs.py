@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
+from msgspec import field
 
 from ..storage.location import Location
 
@@ -22,8 +24,7 @@ ONPREMISE_KINDS = ("products", "beers", "restaurants", "menu_items")
 LISTABLE_KINDS = ("products", "beers", "menu_items")
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     """Settings that ``defaults`` sets and any job may override (SPEC §2)."""
 
     concurrency: int = 16
@@ -39,8 +40,7 @@ class Settings:
     max_file_size: int = 10 * GIB
 
 
-@dataclass(frozen=True, slots=True)
-class JobBase:
+class JobBase(msgspec.Struct, frozen=True):
     """What every job has."""
 
     name: str
@@ -53,8 +53,7 @@ class JobBase:
         raise NotImplementedError
 
 
-@dataclass(frozen=True, slots=True)
-class SpectrumJob(JobBase):
+class SpectrumJob(JobBase, frozen=True):
     """Spectrum Customizer saved assets of some organizations of one client."""
 
     token: str = ""
@@ -71,8 +70,7 @@ class SpectrumJob(JobBase):
         return "spectrum"
 
 
-@dataclass(frozen=True, slots=True)
-class OnpremiseJob(JobBase):
+class OnpremiseJob(JobBase, frozen=True):
     """OnPremise assets of some products, beers, restaurants and menu items."""
 
     api_key: str = ""
@@ -98,8 +96,7 @@ class OnpremiseJob(JobBase):
         return tuple((kind, i) for kind in ONPREMISE_KINDS for i in getattr(self, kind))
 
 
-@dataclass(frozen=True, slots=True)
-class UrlsJob(JobBase):
+class UrlsJob(JobBase, frozen=True):
     """A plain list of URLs (text, one a line) or a CSV with columns url,path."""
 
     urls_file: Path = Path()
@@ -112,8 +109,7 @@ class UrlsJob(JobBase):
 Job = SpectrumJob | OnpremiseJob | UrlsJob
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(msgspec.Struct, frozen=True):
     """A whole manifest: where the archive is and the jobs to run."""
 
     path: Path

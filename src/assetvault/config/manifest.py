@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
+
+from msgspec.structs import replace
 
 from assetvault.config import checks as check
 from assetvault.config import endpoints, values

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import msgspec
 import yaml
+from msgspec import field
+from msgspec.structs import replace
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
@@ -26,8 +28,7 @@ _MERGE_TAG = _YAML_TAG + "merge"
 _CONSTRUCT = SafeConstructor()
 
 
-@dataclass(frozen=True, slots=True)
-class Scalar:
+class Scalar(msgspec.Struct, frozen=True):
     """One scalar: ``text`` as written (without quotes), ``value`` what YAML made of it."""
 
     text: str
@@ -38,16 +39,14 @@ class Scalar:
     from_env: bool = False  # the text came, at least in part, from ${...}
 
 
-@dataclass(frozen=True, slots=True)
-class Seq:
+class Seq(msgspec.Struct, frozen=True):
     """A YAML sequence."""
 
     items: tuple[Node, ...]
     line: int
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     """One key of a mapping, with the line of the key itself."""
 
     key: str
@@ -55,8 +54,7 @@ class Entry:
     value: Node
 
 
-@dataclass(frozen=True, slots=True)
-class Map:
+class Map(msgspec.Struct, frozen=True):
     """A YAML mapping; ``entries`` keeps the first of duplicate keys, ``duplicates`` the pairs."""
 
     entries: Mapping[str, Entry]

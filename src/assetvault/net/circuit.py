@@ -9,13 +9,12 @@ is not banned for hammering.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 DEFAULT_THRESHOLD = 30
 
 
-@dataclass(slots=True)
-class Breaker:
+class Breaker(msgspec.Struct):
     """Counts consecutive refusals of one origin."""
 
     threshold: int = DEFAULT_THRESHOLD

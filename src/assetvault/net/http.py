@@ -11,9 +11,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import msgspec
+from msgspec import field
 
 from .. import errors
 from ..redact import SECRET_PARAMS, redact_text, redact_url
@@ -54,8 +56,7 @@ MAX_REDIRECTS = 10
 PASSED_MAX = 4096  # origins remembered as checked
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
+class Credentials(msgspec.Struct, frozen=True):
     """What a job sends to its API origin, and nowhere else."""
 
     origin: Origin
@@ -210,8 +211,7 @@ class Http:
         return self.pool.get(url, headers, params, ask.timeout)  # no coroutine of its own
 
 
-@dataclass(frozen=True, slots=True)
-class _Ask:
+class _Ask(msgspec.Struct, frozen=True):
     """What the caller asked of one request, the same for every hop of its redirects."""
 
     url: str

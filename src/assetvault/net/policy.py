@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
+
+import msgspec
+from msgspec import field
 
 from .. import errors
 from . import retry
@@ -25,8 +27,7 @@ from .origin import origin_of
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(msgspec.Struct, frozen=True):
     """``retries`` further attempts after the first, within the run's ``limits``."""
 
     retries: int

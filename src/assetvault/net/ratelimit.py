@@ -7,11 +7,12 @@ that arrive together queue up behind each other instead of all waking at the sam
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+
+import msgspec
+from msgspec import field
 
 
-@dataclass(slots=True)
-class TokenBucket:
+class TokenBucket(msgspec.Struct):
     """``rate`` tokens per second, up to ``burst`` saved up; rate 0 means unlimited."""
 
     rate: float
@@ -49,8 +50,7 @@ class TokenBucket:
             self.updated = now
 
 
-@dataclass(slots=True)
-class WindowGuard:
+class WindowGuard(msgspec.Struct):
     """At most ``limit`` sends in any ``window`` seconds, judged at the moment of sending.
 
     A bucket books start times; if the event loop stalls, requests whose time has passed go

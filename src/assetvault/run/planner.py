@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
+
+import msgspec
 
 from ..archive.placer import Placer
 from ..archive.store import Store
@@ -34,8 +35,7 @@ T = TypeVar("T")
 PLAN_BATCH = 1000  # entries per state lookup (one statement) and file check
 
 
-@dataclass(frozen=True, slots=True)
-class PlanContext:
+class PlanContext(msgspec.Struct, frozen=True):
     """What a planner needs of its run."""
 
     reader: Store | None  # the state as it was (None: no archive yet)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
+
+import msgspec
 
 from ..config.jobs import Job
 from ..models import (
@@ -75,7 +76,7 @@ class Tally:
     def outcome(self, outcome: Outcome) -> Outcome:
         """Count one outcome; the outcome as it may be stored and shown (error redacted)."""
         if outcome.error is not None:
-            outcome = dataclasses.replace(outcome, error=self.redact(outcome.error))
+            outcome = msgspec.structs.replace(outcome, error=self.redact(outcome.error))
         stats = self.stats[outcome.job]
         stats.count(outcome)
         stats.seconds = time.monotonic() - self._started.get(outcome.job, time.monotonic())

@@ -3,7 +3,7 @@ jobs set one (the lowest rate, the smallest burst: the most careful wins)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from ..config.jobs import Job
 from ..net.limits import Bandwidth, Limits
@@ -12,8 +12,7 @@ from ..net.ratelimit import lowest_rate
 from ..sources.credentials import api_origin_url
 
 
-@dataclass(frozen=True, slots=True)
-class RunLimits:
+class RunLimits(msgspec.Struct, frozen=True):
     """File rate, burst and bandwidth for all downloads of the run together."""
 
     file_rate: float

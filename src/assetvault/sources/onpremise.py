@@ -8,8 +8,9 @@ written ``all``), one listing per owner, and maps errors; the mappings (:func:`m
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from urllib.parse import quote, urlencode
+
+import msgspec
 
 from .. import errors
 from ..archive import layout
@@ -26,8 +27,7 @@ NOT_PROCESSED = "not processed upstream yet"
 MAX_PAGES = 1_000_000  # a last guard; a page without a new id already ends a list
 
 
-@dataclass(frozen=True, slots=True)
-class Owner:
+class Owner(msgspec.Struct, frozen=True):
     """One listing: the assets of one product (beer, restaurant, menu item)."""
 
     job: OnpremiseJob

@@ -8,8 +8,9 @@ listed as for an explicit id, and whose own record is kept as ``product.json`` (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import quote, urlencode
+
+import msgspec
 
 from ..archive import layout
 from ..config.jobs import OnpremiseJob
@@ -25,8 +26,7 @@ FULL_LISTING = "1970-01-01 00:00:00"
 SINGULAR = {kind: name.removesuffix(".json") for kind, name in layout.OWNER_RECORDS.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class OwnerList:
+class OwnerList(msgspec.Struct, frozen=True):
     """The list of one kind of owner of a job's account."""
 
     job: OnpremiseJob

@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
 import msgspec
-from msgspec import Raw
+from msgspec import Raw, field
 
 from .. import errors
 from ..archive import layout
@@ -29,8 +28,7 @@ MAX_PAGES = 1_000_000  # a last guard; a repeated page already ends the listing
 RATE_LIMIT_STATUS = 403  # Spectrum's answer past 100 requests per 60 s (it never sends 429)
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
+class Listing(msgspec.Struct, frozen=True):
     """One organization's listing: where it is and what its failures are called."""
 
     job: SpectrumJob
@@ -103,8 +101,7 @@ def _original(job: SpectrumJob, folder: str, record: dict[str, Json],
                  add_extension=not ext)]
 
 
-@dataclass(slots=True)
-class _Outputs:
+class _Outputs(msgspec.Struct):
     """The state of one record's outputs: URLs already taken, so each is fetched once."""
 
     job: SpectrumJob

@@ -11,9 +11,11 @@ import asyncio
 import csv
 import hashlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import TextIO
+
+import msgspec
+from msgspec import field
 
 from ..archive import layout
 from ..config.jobs import UrlsJob
@@ -25,8 +27,7 @@ BATCH = 1000
 FIRST_FREE = 2  # parts[0] is "urls", parts[1] the job: names from the file start after them
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(msgspec.Struct, frozen=True):
     """One URL of the list, with the path the CSV gave it (if any)."""
 
     url: str
@@ -78,8 +79,7 @@ def _chain(first: str, rest: TextIO) -> Iterator[str]:
     yield from rest
 
 
-@dataclass(slots=True)
-class PathClaims:
+class PathClaims(msgspec.Struct):
     """Paths already given out in this list; a taken path (or a file where a folder is needed,
     or a folder where a file is) gets a deterministic variant instead."""
 

@@ -11,9 +11,10 @@ a file system can do (a rename, a link, a folder made once) stays inside it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+import msgspec
 
 DATA = "data/"
 STATE = ".assetvault/"
@@ -31,8 +32,7 @@ class StorageError(OSError):
     """The store failed a call after its own retries (5xx, timeouts, throttling)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Meta:
+class Meta(msgspec.Struct, frozen=True):
     """Provenance stored beside a payload object where the store keeps metadata (SPEC 7):
     enough for a machine without local state to tell what is complete from a listing."""
 
@@ -44,8 +44,7 @@ class Meta:
     kind: str = ""  # file or doc (an asset.json)
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
+class Stored(msgspec.Struct, frozen=True):
     """One object as a listing sees it."""
 
     key: str

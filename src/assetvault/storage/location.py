@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 SCHEMES = ("s3", "gs", "az")
 OPTION_KEYS = ("endpoint", "region", "allow_http", "virtual_hosted_style")
 
 
-@dataclass(frozen=True, slots=True)
-class StoreUrl:
+class StoreUrl(msgspec.Struct, frozen=True):
     """``s3://BUCKET/PREFIX`` and the manifest's ``archive_options`` (no credentials: those
     come from the environment, the ecosystem's way)."""
 

@@ -17,8 +17,9 @@ import random
 import re
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from .. import errors
 from ..archive.journal import Placed
@@ -41,8 +42,7 @@ log = logging.getLogger("assetvault")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 
 
-@dataclass(frozen=True, slots=True)
-class JobFetch:
+class JobFetch(msgspec.Struct, frozen=True):
     """What a job's settings say about fetching its files."""
 
     retries: int
@@ -53,8 +53,7 @@ class JobFetch:
     min_speed: float = 0.0  # bytes/s over `timeout` seconds; below it an attempt is stalled
 
 
-@dataclass(frozen=True, slots=True)
-class _Fetched:
+class _Fetched(msgspec.Struct, frozen=True):
     digests: Digests
     etag: str | None
     last_modified: str | None

@@ -14,8 +14,9 @@ import contextlib
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from .resume import Held
 
@@ -23,8 +24,7 @@ XATTR = "user.assetvault.held"
 _XATTRS = hasattr(os, "setxattr")  # Linux only: elsewhere the sidecar file is the name
 
 
-@dataclass(slots=True)
-class Partial:
+class Partial(msgspec.Struct):
     """A partial file and what we know about the bytes in it."""
 
     folder: str

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 __all__ = ["Held", "Refuse", "Restart", "Start", "decide"]
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
+class Held(msgspec.Struct, frozen=True, gc=False):
     """The representation a partial file was started from."""
 
     etag: str | None = None
@@ -35,23 +35,20 @@ class Held:
         return self.last_modified
 
 
-@dataclass(frozen=True, slots=True)
-class Start:
+class Start(msgspec.Struct, frozen=True, gc=False):
     """The body of this answer is the file from byte ``offset``; ``total`` its whole size."""
 
     offset: int
     total: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Restart:
+class Restart(msgspec.Struct, frozen=True):
     """Throw the partial away and ask for the whole file."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Refuse:
+class Refuse(msgspec.Struct, frozen=True):
     """An answer no request of ours can use (a retryable failure of the attempt)."""
 
     reason: str

@@ -22,9 +22,10 @@ import hashlib
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+import msgspec
 
 from ..net.blocks import BLOCKS
 from ..net.client import Chunk
@@ -37,8 +38,7 @@ READ_BYTES = 1 << 20
 IOV_MAX = 512  # below every platform's limit on buffers per writev
 
 
-@dataclass(frozen=True, slots=True)
-class Digests:
+class Digests(msgspec.Struct, frozen=True, gc=False):
     size: int
     sha256: str
     md5: str | None
