@@ -84,3 +84,35 @@ def test_a_sender_cancelled_before_its_first_step_still_closes() -> None:
             assert await channel.receive() is None
         assert task.cancelled()
     asyncio.run(go())
+
+
+def test_a_receiver_woken_then_cancelled_passes_its_turn_on() -> None:
+    """A value wakes one receiver; if that one is cancelled before it runs, the value must
+    reach another waiting receiver, not sit in the channel until the next send."""
+    async def go() -> None:
+        channel: Channel[int] = Channel(4)
+        first = asyncio.ensure_future(channel.receive())
+        second = asyncio.ensure_future(channel.receive())
+        await asyncio.sleep(0)  # both wait
+        await channel.send(7)  # wakes the first
+        first.cancel()
+        async with asyncio.timeout(10):
+            assert await second == 7
+
+    asyncio.run(go())
+
+
+def test_a_sender_woken_then_cancelled_passes_its_room_on() -> None:
+    async def go() -> None:
+        channel: Channel[int] = Channel(1)
+        await channel.send(1)
+        first = asyncio.ensure_future(channel.send(2))
+        second = asyncio.ensure_future(channel.send(3))
+        await asyncio.sleep(0)  # both wait for room
+        assert channel.receive_ready() == 1  # room for one: wakes the first
+        first.cancel()
+        async with asyncio.timeout(10):
+            await second
+        assert channel.receive_ready() == 3
+
+    asyncio.run(go())

@@ -31,6 +31,7 @@ from ..net.http import Http, Pool
 from ..net.limits import Bandwidth, Limits
 from ..net.origin import GuardedResolver, origin_of
 from ..redact import Redactor
+from ..run.slots import Slots
 from ..run.threads import TrackedPool
 from ..storage import LocalStorage, Storage
 from ..storage.location import Location
@@ -85,8 +86,8 @@ class Kit(msgspec.Struct):
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # a share was given
     batches: set[asyncio.Task[object]] = field(default_factory=set)  # running here now
     stopped: bool = False  # the run is ending: no batch runs here any more
-    job_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
-    host_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    job_slots: dict[str, Slots] = field(default_factory=dict)
+    host_slots: dict[str, Slots] = field(default_factory=dict)
 
     def share(self, fraction: float) -> None:
         """This worker's part of the cluster's file rate, burst and bandwidth."""
@@ -145,7 +146,7 @@ async def open_kit(s: WorkerSettings, local: Path, worker: Worker) -> Kit:
     fetcher = Fetcher(http, Placer(storage, journal), partial, io, bandwidth=bandwidth,
                       redactor=redact)
     kit = Kit(s, http, limits, bandwidth, fetcher, io, journal, scratch, redact)
-    kit.job_slots = {name: asyncio.Semaphore(n) for name, n in s.concurrency.items()}
+    kit.job_slots = {name: Slots(n) for name, n in s.concurrency.items()}
     return kit
 
 
@@ -220,7 +221,9 @@ async def _run_batch(kit: Kit, worker: Worker, batch: Batch) -> list[list[object
 
 async def _one(kit: Kit, worker: Worker, item: Item, previous: str | None) -> list[object]:
     host = origin_of(item.url)[1]
-    slot = kit.host_slots.setdefault(host, asyncio.Semaphore(kit.settings.per_host))
+    slot = kit.host_slots.get(host)
+    if slot is None:
+        slot = kit.host_slots[host] = Slots(kit.settings.per_host)
     try:
         async with kit.job_slots[item.job], slot:
             outcome = await kit.fetcher.fetch(item, kit.settings.jobs[item.job], previous)

@@ -92,6 +92,8 @@ class Limits:
     async def acquire(self, origin: Origin) -> None:
         """Wait until the origin's bucket, and its one-second window, let one more go."""
         bucket = self.bucket(origin)
+        if bucket.rate <= 0 and not bucket.blocked_until:
+            return  # unlimited and never asked to wait: nothing below could hold it
         wait = bucket.reserve(self._loop_time())
         if wait > 0:
             await asyncio.sleep(wait)

@@ -23,6 +23,7 @@ from ..sources.credentials import credentials_for
 from ..storage import StorageError
 from ..transfer.fetch import Fetcher, JobFetch
 from .channel import Channel
+from .slots import Slots
 from .threads import Offload
 
 log = logging.getLogger("assetvault")
@@ -51,10 +52,10 @@ class Downloads:
         self._io = io
         # Built once per job, not once per item (credentials and all: ~4 us an item).
         self._fetch_of = {job.name: job_fetch(job) for job in jobs}
-        self._job_slots = {job.name: asyncio.Semaphore(job.settings.concurrency * scale)
+        self._job_slots = {job.name: Slots(job.settings.concurrency * scale)
                            for job in jobs}
         per_host = min(job.settings.per_host for job in jobs)
-        self._host_slots = {host: asyncio.Semaphore(per_host) for host in local_hosts}
+        self._host_slots = {host: Slots(per_host) for host in local_hosts}
         self._per_host = per_host * scale
         self._recent: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
         self.forgotten = 0  # URLs fetched in this run that only the store remembers now
@@ -84,7 +85,9 @@ class Downloads:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._recent[item.url] = future
         host = origin_of(item.url)[1]
-        slot = self._host_slots.setdefault(host, asyncio.Semaphore(self._per_host))
+        slot = self._host_slots.get(host)
+        if slot is None:
+            slot = self._host_slots[host] = Slots(self._per_host)
         try:
             async with self._job_slots[item.job], slot:
                 outcome = await self._transfer(item, self._fetch_of[item.job], previous)

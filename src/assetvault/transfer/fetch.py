@@ -104,7 +104,7 @@ class Fetcher:
             await asyncio.to_thread(partial.load)
         policy = RetryPolicy(job.retries, self._http.limits, rand=self._rand)
         try:
-            result = await policy.run(lambda: self._checked_attempt(item, job, partial, previous),
+            result = await policy.run(lambda: self._attempt(item, job, partial, previous),
                                       item.url)
             path = result.path or await self._place(item, partial, result, previous)
         except errors.FetchError as exc:
@@ -125,15 +125,6 @@ class Fetcher:
         return Outcome(item.key, item.job, Status.FAILED, shown, item.path, error=error,
                        upstream_version=item.upstream_version, fetched_bytes=partial.fetched)
 
-    async def _checked_attempt(self, item: Item, job: JobFetch, partial: Partial,
-                               previous: str | None) -> _Fetched:
-        try:
-            return await self._attempt(item, job, partial, previous)
-        except errors.IntegrityError:
-            # The bytes on disk are suspect: the next attempt starts from nothing.
-            await asyncio.to_thread(partial.discard)
-            raise
-
     def _partial(self, item: Item) -> Partial:
         return Partial(self._scratch, item.key, self._shown(item.url))
 
@@ -141,28 +132,33 @@ class Fetcher:
                        previous: str | None) -> _Fetched:
         # A resumed answer that does not continue the partial's representation starts the file
         # over at once: the second request has no Range, so it cannot be refused that way.
-        for _ in range(2):
-            offset = partial.offset()
-            headers = {"Accept-Encoding": "identity"}
-            if offset > 0 and partial.held is not None and partial.held.if_range is not None:
-                headers["Range"] = f"bytes={offset}-"
-                headers["If-Range"] = partial.held.if_range
-            async with self._http.download(item.url, headers=headers,
-                                           credentials=job.credentials, timeout=job.timeout,
-                                           allow_hosts=job.allow_hosts) as resp:
-                decision = resume.decide(offset, partial.held, resp.status, resp.headers,
-                                         resp.content_length)
-                if isinstance(decision, resume.Restart):
-                    log.info("%s: %s; starting over", partial.shown, decision.reason)
-                    await asyncio.to_thread(partial.discard)
-                    continue
-                if isinstance(decision, resume.Refuse):
-                    raise errors.RetryableError(decision.reason, url=partial.shown)
-                if decision is None:
-                    raise status_error(resp, item.url, frozenset())
-                return await self._receive(resp, item, job, partial, decision, previous)
-        raise errors.RetryableError("the server would not send the file from its start",
-                                    url=partial.shown)
+        try:
+            for _ in range(2):
+                offset = partial.offset()
+                headers = {"Accept-Encoding": "identity"}
+                if offset > 0 and partial.held is not None and partial.held.if_range is not None:
+                    headers["Range"] = f"bytes={offset}-"
+                    headers["If-Range"] = partial.held.if_range
+                async with self._http.download(item.url, headers=headers,
+                                               credentials=job.credentials, timeout=job.timeout,
+                                               allow_hosts=job.allow_hosts) as resp:
+                    decision = resume.decide(offset, partial.held, resp.status, resp.headers,
+                                             resp.content_length)
+                    if isinstance(decision, resume.Restart):
+                        log.info("%s: %s; starting over", partial.shown, decision.reason)
+                        await asyncio.to_thread(partial.discard)
+                        continue
+                    if isinstance(decision, resume.Refuse):
+                        raise errors.RetryableError(decision.reason, url=partial.shown)
+                    if decision is None:
+                        raise status_error(resp, item.url, frozenset())
+                    return await self._receive(resp, item, job, partial, decision, previous)
+            raise errors.RetryableError("the server would not send the file from its start",
+                                        url=partial.shown)
+        except errors.IntegrityError:
+            # The bytes on disk are suspect: the next attempt starts from nothing.
+            await asyncio.to_thread(partial.discard)
+            raise
 
     async def _receive(self, resp: Response, item: Item, job: JobFetch,
                        partial: Partial, start: resume.Start, previous: str | None) -> _Fetched:
