@@ -129,6 +129,20 @@ def test_bad_manifest_exits_2_and_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_an_archive_folder_that_cannot_be_made_exits_2_with_a_message(tmp_path: Path) -> None:
+    """Where the manifest cannot know (a path under /proc, a read-only disk): the run says
+    which key and which folder, exits 2, and shows no traceback."""
+    (tmp_path / "u.txt").write_text("http://127.0.0.1:9/x\n")
+    for archive in ("/proc/assetvault-nope/archive", "/sys/assetvault-nope"):
+        manifest = write_manifest(tmp_path, [{"name": "u", "source": "urls",
+                                              "urls_file": "u.txt"}], archive=archive)
+        result = run_cli("run", manifest, "--no-progress")
+        assert result.code == 2, result.err
+        assert str(manifest) in result.err and "'archive'" in result.err, result.err
+        assert archive in result.err and "Traceback" not in result.err
+        assert "internal error" not in result.err
+
+
 def test_refused_credentials_exit_2_while_other_jobs_run(sandbox: SandboxThread,
                                                          tmp_path: Path) -> None:
     jobs = [spectrum_job(sandbox, token="wrong-token", retries=1), onpremise_job(sandbox)]

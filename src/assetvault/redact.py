@@ -25,7 +25,7 @@ def _name_pattern(name: str) -> str:
 
 
 _SECRET_PARAM_RE = re.compile(
-    r"(?i)([?&;](?:" + "|".join(_name_pattern(n) for n in sorted(SECRET_PARAMS, key=len,
+    r"(?i)([?&;#](?:" + "|".join(_name_pattern(n) for n in sorted(SECRET_PARAMS, key=len,
                                                                   reverse=True))
     + r")=)[^&#\s\"']*"
 )
@@ -38,7 +38,7 @@ def redact_url(url: str) -> str:
     that knows the value (``Redactor.url``): the run's redactor is passed to whatever stores
     or shows a URL, never kept in a global.
     """
-    if "?" not in url and "@" not in url and ";" not in url:
+    if "?" not in url and "@" not in url and ";" not in url and "#" not in url:
         return url  # nothing that can hold a credential (the common case, by far)
     try:
         parts = urlsplit(url)
@@ -56,7 +56,10 @@ def redact_url(url: str) -> str:
             query = urlencode(
                 [(k, MASK if k.lower() in SECRET_PARAMS else v) for k, v in pairs], safe="*"
             )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # The pattern too: a ``;`` between parameters (which parse_qsl no longer splits on) or a
+    # fragment may carry one the pairs above did not show.
+    rebuilt = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return _SECRET_PARAM_RE.sub(r"\1" + MASK, rebuilt)
 
 
 def redact_text(text: str) -> str:

@@ -41,6 +41,14 @@ def test_redaction() -> None:
     assert scrub("bad tok-123456 and ?api_key=zzz") == "bad *** and ?api_key=***"
 
 
+def test_a_credential_after_a_semicolon_or_in_the_fragment_is_redacted() -> None:
+    # parse_qsl splits on & only: a ;-separated pair, or one in the fragment, hides from it.
+    assert redact_url("http://h/a?x=1;api_key=SECRET") == "http://h/a?x=1;api_key=***"
+    assert redact_url("http://h/g.bin#api_key=SECRET") == "http://h/g.bin#api_key=***"
+    assert redact_url("http://h/g.bin?a=1#x&token=SECRET") == "http://h/g.bin?a=1#x&token=***"
+    assert redact_url("http://h/a?b=2#top") == "http://h/a?b=2#top"
+
+
 def test_a_redactor_masks_its_secret_values_anywhere_in_a_url() -> None:
     scrub = Redactor(["Tok-registered-7788"])
     assert "Tok-registered-7788" not in scrub.url(

@@ -123,8 +123,9 @@ class Connection(asyncio.BufferedProtocol):
         assert self._transport is not None
         self._reset(url, timeout)
         self._head_ready = self._loop.create_future()
-        # One timer bounds the head (HEAD_WAIT x timeout from now, however it trickles) and
-        # then the body's idle time; no timeout context per request.
+        # One timer bounds the head (``timeout`` without a byte, and HEAD_WAIT x timeout in
+        # all however it trickles) and then the body's idle time; no timeout context per
+        # request.
         self._head_due = self._last = self._loop.time()
         self._head_due += HEAD_WAIT * timeout
         self._timer = self._loop.call_at(self._head_due, self._check_idle)
@@ -351,11 +352,14 @@ class Connection(asyncio.BufferedProtocol):
         if self._paused:
             self._last = now  # we are the slow side, not the server
         head = self._head_ready is not None and not self._head_ready.done()
-        due = self._head_due if head else self._last + self._idle_timeout
+        idle_due = self._last + self._idle_timeout
+        due = min(self._head_due, idle_due) if head else idle_due
         if now < due:
             self._timer = self._loop.call_at(due, self._check_idle)
-        elif head:
-            self._fail(f"no response within {HEAD_WAIT * self._idle_timeout:g} s")
+        elif head and not self.answered:
+            self._fail(f"no response within {self._idle_timeout:g} s")
+        elif head and now < idle_due:
+            self._fail(f"the response's head took over {HEAD_WAIT * self._idle_timeout:g} s")
         else:
             self._fail(f"no data for {self._idle_timeout:g} s")
 

@@ -119,9 +119,7 @@ class Run:
                 await self._open_remote()
                 self._open_store_readonly()
             else:
-                self.paths.create()
-                lock = ArchiveLock(self.paths.lock)
-                lock.acquire()
+                lock = self._claim_folder()
                 await self._open_remote()
                 await self._open_cluster()
                 self.store = Store(self.paths.database)
@@ -259,6 +257,24 @@ class Run:
         self.result.interrupted = True
         for task in self._tasks:
             task.cancel()
+
+    def _claim_folder(self) -> ArchiveLock:
+        """Create the run's folders and take the archive's lock; a folder that cannot be
+        made (a path under /proc, no permission, a read-only disk) is the manifest's
+        problem, said as such (exit 2), not an internal error."""
+        try:
+            self.paths.create()
+            lock = ArchiveLock(self.paths.lock)
+            lock.acquire()
+        except OSError as exc:
+            what = (f"key 'archive': the archive folder {self.manifest.archive}"
+                    if isinstance(self.manifest.archive, Path)
+                    else f"the state folder {self.paths.folder} (--state-dir)")
+            raise errors.UsageError(
+                f"{self.manifest.path}: {what} cannot be used: {exc.strerror or exc} "
+                f"({exc.filename or self.paths.folder}); point it at a folder this user can "
+                "create and write") from None
+        return lock
 
     def _open_store_readonly(self) -> None:
         if self.paths.database.is_file():
