@@ -208,6 +208,27 @@ def test_urls_path() -> None:
     assert urls_path("j", "http://x.com:99999/a", None).split("/")[2] == "_invalid"
 
 
+def test_an_over_long_urls_path_is_shortened_not_failed() -> None:
+    """A CSV may nest a file thousands of folders deep: the whole path stays within 1,024
+    bytes (PATH_MAX would fail the file), keeps the file name, stays the same from run to
+    run, and differs wherever the raw paths differ."""
+    deep = "/".join(["x" * 250] * 17) + "/f.bin"
+    path = urls_path("j", "http://h/a", deep)
+    assert len(path.encode()) <= layout.MAX_PATH_BYTES
+    assert path.startswith("urls/j/" + "x" * 250 + "/") and path.endswith("/f.bin")
+    assert path == urls_path("j", "http://h/a", deep)
+    assert path != urls_path("j", "http://h/a", deep.replace("x/f.bin", "y/f.bin"))
+    assert path != urls_path("j", "http://h/a", "/".join(["x" * 250] * 18) + "/f.bin")
+    nested = urls_path("j", "http://h/" + "y/" * 2100 + "f", None)
+    assert len(nested.encode()) <= layout.MAX_PATH_BYTES and nested.endswith("/f")
+    assert inside(Path("/archive/data"), path)  # still a path a file can be placed at
+    # What no name can become: a plain segment of the hash's form is hashed again.
+    assert urls_path("j", "http://h/a", path.split("/")[-2] + "/f.bin").split("/")[2] != (
+        path.split("/")[-2])
+    multibyte = urls_path("j", "http://h/a", "/".join(["\u00e9" * 120] * 9) + "/g")
+    assert len(multibyte.encode()) <= layout.MAX_PATH_BYTES
+
+
 def test_tagged_keeps_extension_and_limit() -> None:
     assert layout.tagged("a.png", "1234") == "a~1234.png"
     long = safe_segment("x" * 300 + ".png")

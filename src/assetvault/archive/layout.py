@@ -18,6 +18,10 @@ from urllib.parse import unquote, urlsplit
 MAX_SEGMENT_BYTES = 255  # the common limit of ext4, APFS, NTFS (NTFS counts UTF-16, lower)
 HASH_CHARS = 12  # 48 bits: no birthday collision in practice even among millions of names
 MAX_EXT_BYTES = 32  # a longer "extension" is just part of the name when cutting
+# A whole urls path under data/ (a CSV may nest a name thousands of folders deep): past this
+# the system's PATH_MAX (4,096 with the archive's own path) would fail the file, and 1,024
+# is the limit of macOS and of many tools a bag is copied with.
+MAX_PATH_BYTES = 1024
 
 # '%' too: bagit-python never decodes the %25 that RFC 8493 asks manifests to write for it
 # (LibraryOfCongress/bagit-python#157), so a payload name with '%' would fail its validator.
@@ -209,7 +213,26 @@ def urls_path(job: str, url: str, csv_path: str | None) -> str:
     parts = _csv_parts(csv_path) if csv_path else []
     if not parts:
         parts = _url_parts(url)
-    return "/".join(["urls", safe_segment(job), *(safe_segment(p) for p in parts)])
+    path = "/".join(["urls", safe_segment(job), *(safe_segment(p) for p in parts)])
+    if len(path) > MAX_PATH_BYTES // 4 and len(path.encode()) > MAX_PATH_BYTES:
+        return _shortened(path, parts)
+    return path
+
+
+def _shortened(path: str, parts: list[str]) -> str:
+    """An over-long path as its leading folders that fit, then ``~{hash of every raw part}``
+    (a segment no name can take: :func:`safe_segment` hashes a name of that form), then the
+    file name: as unique as the raw path, and stable from run to run."""
+    *folders, name = path.split("/")
+    tail = f"~{short_hash(chr(0).join(parts))}/{name}"
+    room = MAX_PATH_BYTES - len(tail.encode()) - 1
+    kept: list[str] = []
+    for folder in folders:
+        room -= len(folder.encode()) + 1
+        if room < 0:
+            break
+        kept.append(folder)
+    return "/".join([*kept, tail])
 
 
 def _csv_parts(csv_path: str) -> list[str]:
