@@ -56,6 +56,14 @@ class Response:
             else:
                 await conn.wait()
 
+    def whole(self) -> Chunk | None:
+        """The body, if all of it has already arrived in one piece (most small files: the
+        head and body come in one read); else None, and :meth:`chunks` reads it."""
+        conn = self._conn
+        if conn.finished and conn._error is None and len(conn._body) == 1:
+            return conn.take()
+        return None
+
     def release(self) -> None:
         """Done with the response: its connection is kept for the next request when the body
         was read to its end, else closed."""

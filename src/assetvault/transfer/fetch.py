@@ -248,6 +248,15 @@ class Fetcher:
                           guard: SpeedGuard) -> bytes:
         """The whole body, watched for trickling and counted against the bandwidth as it
         arrives (most small bodies are one chunk; an object store's take several)."""
+        whole = resp.whole()
+        if whole is not None:  # no iterator for a body already in (one generator a file)
+            size = len(whole)
+            partial.fetched += size
+            self._on_bytes(size)
+            guard.credit(await self._bandwidth.consume(size))
+            if size <= total:
+                guard.check(size, partial.shown)
+            return whole if isinstance(whole, bytes) else bytes(whole)
         chunks: list[Chunk] = []
         size = 0
         async for chunk in resp.chunks():
