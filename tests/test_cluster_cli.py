@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import bagit
 import pytest
@@ -258,6 +258,45 @@ def test_a_stopped_cluster_run_exits_130_with_every_placed_file_in_its_bag(
     bagit.Bag(str(archive)).validate()
 
 
+def test_a_killed_coordinator_leaves_a_shared_scheduler_as_it_found_it_after_the_next_run(
+        tmp_path: Path) -> None:
+    """SIGKILL leaves the run's allowed-failures (0) and its plugin (secrets and all) on the
+    scheduler; the next run must take neither for the scheduler's own: it drops the dead
+    run's plugin and, at its end, restores the value from before either run."""
+    from distributed import Client
+
+    def scheduler_state(dask_scheduler: Any = None) -> tuple[int, list[str]]:
+        plugins = [n for n in dask_scheduler.worker_plugins if n.startswith("assetvault-")]
+        return dask_scheduler.allowed_failures, plugins
+
+    archive = tmp_path / "archive"
+    with (SandboxThread(_slow(16), faults="files:slow:rate=400000") as box,
+          DaskProcesses(tmp_path / "dask", workers=2) as procs,
+          Client(procs.address, timeout=WAIT) as client):
+        before, plugins = client.run_on_scheduler(scheduler_state)
+        assert before > 0 and plugins == []
+        jobs = manifest(tmp_path, box, str(archive), concurrency=2, per_host=4)
+        proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(jobs), "-q",
+                                 "--cluster", procs.address], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + WAIT
+            while _payload_count(archive) < 2:  # polled: files appear as the run goes
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=WAIT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        held, plugins = client.run_on_scheduler(scheduler_state)
+        assert held == 0 and len(plugins) == 1  # what the killed run left behind
+        again = run_cli("run", jobs, "-q", "--cluster", procs.address, timeout=WAIT)
+        assert again.code == 0, again.err
+        assert client.run_on_scheduler(scheduler_state) == (before, [])
+    bagit.Bag(str(archive)).validate()
+
+
 def test_a_stopped_cluster_run_into_s3_exits_130_and_a_rerun_completes_the_bag(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
     url = f"s3://{bucket(seaweed)}/stopped"
@@ -372,6 +411,12 @@ def test_an_unfit_cluster_is_exit_2_before_anything_is_listed(tmp_path: Path) ->
         jobs = manifest(tmp_path, box, str(tmp_path / "archive"), timeout=3)
         nobody = run_cli("run", jobs, "--cluster", "tcp://127.0.0.1:9", timeout=WAIT)
         assert nobody.code == 2 and "does not answer" in nobody.err, nobody.err
+        # An HTTP server where the scheduler should be: its reply read as a frame length
+        # was a MemoryError ("internal error", exit 1).
+        http = run_cli("run", jobs, "--cluster", f"tcp://127.0.0.1:{port_of(box.api_url)}",
+                       timeout=WAIT)
+        assert http.code == 2 and "not a Dask scheduler" in http.err, http.err
+        assert "Traceback" not in http.err and "internal error" not in http.err
         with DaskProcesses(tmp_path / "empty", workers=0) as empty:
             idle = run_cli("run", jobs, "--cluster", empty.address, timeout=WAIT)
             assert idle.code == 2 and "has no worker" in idle.err, idle.err

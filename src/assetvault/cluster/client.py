@@ -19,6 +19,11 @@ class DaskClient:
     def __init__(self, client: Client) -> None:
         self.client = client
 
+    @property
+    def client_id(self) -> str:
+        """The id the scheduler knows this client by (in its ``clients`` while connected)."""
+        return str(self.client.id)
+
     async def wait_for_workers(self, count: int, timeout: float) -> None:
         await cast(Awaitable[None], self.client.wait_for_workers(count, timeout=timeout))
 

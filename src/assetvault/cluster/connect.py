@@ -9,7 +9,7 @@ import contextlib
 import importlib.metadata
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from msgspec import field
@@ -39,7 +39,7 @@ class Cluster(msgspec.Struct):
     local: LocalCluster | None = None
     plugin: str | None = None
     workers: frozenset[str] = field(default_factory=frozenset)  # those holding a share
-    allowed_failures: int | None = None  # the scheduler's, restored at the end
+    held: bool = False  # allowed-failures set to 0 for this run: given back at the end
     gone: bool = False  # the scheduler stopped answering: nothing to tidy there
     lost: bool = False  # some outcome never came back: a worker may have placed unreported files
     cpu_start: dict[str, float] = field(default_factory=dict)  # each worker's, when it joined
@@ -67,8 +67,8 @@ class Cluster(msgspec.Struct):
         steps: list[Awaitable[object]] = []
         if self.plugin is not None and not self.gone:
             steps.append(self.client.unregister_plugin(self.plugin))
-        if self.allowed_failures is not None and not self.gone:
-            steps.append(self.client.run_on_scheduler(allow_failures(), self.allowed_failures))
+        if self.held and self.plugin is not None and not self.gone:
+            steps.append(self.client.run_on_scheduler(on_scheduler(), self.plugin, None))
         steps.append(self.client.close())
         if self.local is not None:
             steps.append(_closing(self.local))
@@ -93,7 +93,7 @@ async def open_cluster(options: RunOptions, timeout: float) -> Cluster:
                                 timeout=within)
     try:
         await asyncio.wait_for(_connect(client), within + 5)
-    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+    except Exception as exc:  # whatever answered there (an HTTP server, say), it is no scheduler
         with contextlib.suppress(Exception):
             await asyncio.wait_for(DaskClient(client).close(), CLOSE_WITHIN)
         raise errors.UsageError(f"--cluster {address}: {_unreachable(exc)}; nothing was "
@@ -106,6 +106,9 @@ async def _connect(client: distributed.Client) -> distributed.Client:
 
 
 def _unreachable(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        # Dask read another protocol's first bytes (an HTTP server's, say) as a frame length.
+        return "something answered there, but not a Dask scheduler"
     if isinstance(exc, TypeError) and "TLS" in str(exc):
         # Dask's own words for a tls:// address without certificates are about ssl_context.
         return ("the scheduler speaks TLS and this process has no certificate: set "
@@ -157,10 +160,14 @@ async def _prepare(cluster: Cluster, settings: WorkerSettings, timeout: float) -
     if wrong:
         raise errors.UsageError(f"{where}: {_versions(wrong)}; every worker needs assetvault "
                                 f"{__version__} ({EXTRA}) to take part")
-    old = await client.run_on_scheduler(allow_failures(), 0)
-    cluster.allowed_failures = old if isinstance(old, int) else None
-    await client.register_plugin(RunPlugin(settings))
     cluster.plugin = settings.name
+    stale = await client.run_on_scheduler(on_scheduler(), settings.name, client.client_id)
+    cluster.held = True
+    for name in stale if isinstance(stale, list) else []:
+        # The plugin of a run whose coordinator died: its secrets leave the workers now.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.unregister_plugin(str(name)), CLOSE_WITHIN)
+    await client.register_plugin(RunPlugin(settings))
     refused = {w: r for w, r in (await client.run(refusal_of, settings.name)).items() if r}
     if refused:
         raise errors.UsageError(f"{where}: " + "; ".join(f"worker {w}: {r}"
@@ -188,19 +195,41 @@ async def share(cluster: Cluster, workers: frozenset[str]) -> None:
     cluster.workers = frozenset(given)
 
 
-def allow_failures() -> Callable[..., int]:
-    """A function for the scheduler: a batch whose worker dies is not re-run by Dask (the
-    coordinator re-sends only what did not finish); it returns the value it replaced.
+def on_scheduler() -> Callable[..., list[str]]:
+    """A function for the scheduler, holding or giving back a run's claim on it.
+
+    ``client`` set: the run (its plugin's name) holds allowed-failures at 0 (a batch whose
+    worker dies is not re-run by Dask: the coordinator re-sends only what did not finish).
+    ``client`` None: the run lets go; the last run to let go restores the value found before
+    the first took hold, kept on the scheduler: a coordinator killed mid-run never gave it
+    back, and the next run must not take its 0 for the scheduler's own. Runs whose client is
+    gone are dropped first; their plugins' names are returned, to be taken off the workers.
 
     Made here, not at module level, so that it travels by value: the scheduler's host need
     not have assetvault installed.
     """
-    def on_scheduler(count: int, dask_scheduler: object = None) -> int:
-        old = int(getattr(dask_scheduler, "allowed_failures", 3))
-        setattr(dask_scheduler, "allowed_failures", count)  # noqa: B010
-        return old
+    def hold(run: str, client: str | None, dask_scheduler: Any = None) -> list[str]:
+        s = dask_scheduler
+        runs: dict[str, str] = getattr(s, "assetvault_runs", None) or {}
+        live = getattr(s, "clients", {})
+        stale = [name for name, owner in runs.items() if owner not in live]
+        for name in stale:
+            del runs[name]
+        if client is not None:
+            if not runs and getattr(s, "assetvault_allowed_failures", None) is None:
+                s.assetvault_allowed_failures = int(getattr(s, "allowed_failures", 3))
+            runs[run] = client
+            s.allowed_failures = 0
+        else:
+            runs.pop(run, None)
+            original = getattr(s, "assetvault_allowed_failures", None)
+            if not runs and original is not None:
+                s.allowed_failures = original
+                s.assetvault_allowed_failures = None
+        s.assetvault_runs = runs
+        return stale
 
-    return on_scheduler
+    return hold
 
 
 def _versions(wrong: dict[str, object]) -> str:
