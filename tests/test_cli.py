@@ -150,8 +150,12 @@ def test_refused_credentials_exit_2_while_other_jobs_run(sandbox: SandboxThread,
     result = run_cli("run", manifest, "--no-progress")
     assert result.code == 2, result.err
     assert "credential" in result.err.lower() or "token" in result.err.lower()
-    jobs_report = {j["name"]: j for j in latest_report(tmp_path / "archive")["jobs"]}  # type: ignore[union-attr]
+    report = latest_report(tmp_path / "archive")
+    jobs_report = {j["name"]: j for j in report["jobs"]}  # type: ignore[union-attr]
     assert jobs_report["onp"]["downloaded"] > 0
+    # The refused job's failure names where it was asking (SPEC 6: job, key, url, error).
+    refused = [f for f in report["failures"] if f["job"] == "spec"]  # type: ignore[union-attr,index]
+    assert refused and all(f["url"] == sandbox.api_url for f in refused), refused
     assert "wrong-token" not in (result.out + result.err)
 
 

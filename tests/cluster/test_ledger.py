@@ -11,7 +11,7 @@ LOOP = asyncio.new_event_loop()  # futures only: nothing here runs on it
 
 
 def _waiting(key: str) -> Waiting:
-    item = Item(key, "job", f"http://files/{key}", f"job/{key}")
+    item = Item(key, "job", f"http://files/{key}?api_key=SECRET", f"job/{key}")
     return Waiting(item, None, LOOP.create_future())
 
 
@@ -42,6 +42,8 @@ def test_an_item_that_kills_workers_fails_alone_and_its_batch_mates_go_on() -> N
     assert [f.key for f in failed] == ["p"]
     assert poison.future.result().status is Status.FAILED
     assert "3 times" in (poison.future.result().error or "")
+    # Reported (and stored) with its URL, as the run shows URLs: redacted.
+    assert poison.future.result().url == "http://files/p?api_key=***"
     assert ledger.take() == [] and len(ledger) == 0
 
 

@@ -138,7 +138,10 @@ JS = r"""
     });
     var h = (location.hash || "").replace(/^#/, "");
     h.split("&").forEach(function (part) {
-      var kv = part.split("="), k = kv[0], v = decodeURIComponent(kv.slice(1).join("=") || "");
+      var kv = part.split("="), k = kv[0], v = kv.slice(1).join("=") || "";
+      // A hand-typed or cut link may hold a bare %: searched as typed, not an error that
+      // would leave the page with no search at all.
+      try { v = decodeURIComponent(v); } catch (e) { /* kept as typed */ }
       if (k === "q" || k === "state" || k === "format") el(k).value = v;
     });
     el("q").addEventListener("input", later);

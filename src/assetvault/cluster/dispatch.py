@@ -16,6 +16,7 @@ from distributed import Future, KilledWorker
 from .. import __version__
 from ..models import Item, Outcome
 from ..net.origin import Origin, origin_of
+from ..redact import redact_url
 from ..run.downloads import Transfer
 from ..transfer.fetch import JobFetch
 from .connect import Cluster, share
@@ -37,6 +38,7 @@ class Dispatch:
     def __init__(self, cluster: Cluster, local: Transfer, api_origins: frozenset[Origin],
                  *, timeout: float, abort: Callable[[str], None],
                  on_bytes: Callable[[int], None],
+                 shown: Callable[[str], str] = redact_url,
                  placed: Found | None = None) -> None:
         assert cluster.plugin is not None
         self._cluster = cluster
@@ -47,7 +49,7 @@ class Dispatch:
         self._abort = abort
         self._on_bytes = on_bytes  # the progress bar: bytes of each outcome as it arrives
         self._placed = placed  # what a dead worker placed but could not report
-        self._ledger = Ledger()
+        self._ledger = Ledger(shown=shown)  # an item lost for good is reported with its URL
         self._refusing: set[str] = set()  # workers that refused a batch: none go there now
         self._checked: set[str] = set(cluster.workers)  # versions known to match
         self._wake = asyncio.Event()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 import msgspec
 
 from ..models import Item, Outcome, Status
+from ..redact import redact_url
 
 BATCH = 16  # items per task: a task round trip is 15-30 ms, a small file a few
 KILLS = 3  # batches lost with an item in them before the item fails
@@ -37,8 +39,11 @@ class Waiting(msgspec.Struct, eq=False):
 class Ledger:
     """Items waiting to go out, and items out on the cluster."""
 
-    def __init__(self, batch: int = BATCH, kills: int = KILLS) -> None:
+    def __init__(self, batch: int = BATCH, kills: int = KILLS,
+                 shown: Callable[[str], str] = redact_url) -> None:
+        """``shown``: an item's URL as the run stores and shows it (its redactor's)."""
         self.batch = batch
+        self._shown = shown
         self.kills = kills
         self._queue: deque[Waiting] = deque()
         self._sent: dict[tuple[str, str], Waiting] = {}
@@ -97,7 +102,8 @@ class Ledger:
             waiting.failures += count
             if waiting.failures >= self.kills:
                 item = waiting.item
-                outcome = Outcome(item.key, item.job, Status.FAILED, "", item.path,
+                outcome = Outcome(item.key, item.job, Status.FAILED, self._shown(item.url),
+                                  item.path,
                                   error=f"not fetched: {why}, {waiting.failures} times")
                 waiting.future.set_result(outcome)
                 failed.append(outcome)

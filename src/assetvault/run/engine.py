@@ -365,7 +365,7 @@ class Run:
 
         dispatch = Dispatch(self.cluster, fetcher.fetch, api_origins(self.jobs),
                             timeout=run_limits(self.jobs).timeout, abort=self.abort,
-                            on_bytes=self.progress.add_bytes,
+                            on_bytes=self.progress.add_bytes, shown=self.tally.redact.url,
                             placed=salvager(self.cluster, self.storage, self.paths.folder,
                                             self.tally.redact.url, asyncio.to_thread))
         dispatch.start()

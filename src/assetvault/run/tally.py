@@ -40,6 +40,8 @@ class Tally:
         self.redact = redact
         self.progress = progress
         self._started: dict[str, float] = {}
+        # Where a job that could not go on was asking: its API (a URL list has none).
+        self._api = {job.name: redact.url(getattr(job, "base_url", "")) for job in jobs}
 
     def job_started(self, name: str) -> None:
         self._started[name] = time.monotonic()
@@ -100,4 +102,5 @@ class Tally:
                 stats.seconds = time.monotonic() - started
         for stats in self.stats.values():
             if stats.fatal:
-                self.result.failures.append(Failure(stats.name, stats.name, "", stats.fatal))
+                self.result.failures.append(Failure(stats.name, stats.name,
+                                                    self._api.get(stats.name, ""), stats.fatal))
