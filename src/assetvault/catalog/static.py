@@ -26,6 +26,9 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
          font-weight: 600; color: #fff; background: #6b7785; vertical-align: middle; }
 .st-complete.badge { background: #2e7d32; } .st-pending.badge { background: #b26a00; }
 .st-failed.badge { background: #c62828; } .st-gone.badge { background: #6b7785; }
+/* A name from upstream is its own bidi island: a right-to-left override inside it must not
+   carry the state badge (or anything else) into the name's text. */
+.name { unicode-bidi: isolate; }
 .record { background: #fff; border: 1px solid var(--line); border-radius: 6px;
           padding: 12px 14px; margin: 12px 0; }
 .record.st-failed { border-left: 4px solid #c62828; }
