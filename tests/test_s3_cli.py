@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -203,18 +204,22 @@ def test_incomplete_multipart_uploads_are_aborted_by_the_next_run(seaweed: Seawe
 
 
 @pytest.mark.parametrize("problem", ["missing bucket", "wrong secret", "no endpoint",
-                                     "bad endpoint", "foreign prefix", "foreign data",
-                                     "foreign bag"])
+                                     "silent endpoint", "bad endpoint", "foreign prefix",
+                                     "foreign data", "foreign bag"])
 def test_bad_store_settings_exit_2_before_anything_is_listed(seaweed: SeaweedS3, tmp_path: Path,
                                                              problem: str) -> None:
     name = bucket(seaweed)
     url, env = f"s3://{name}/arch", {}
+    # Accepts connections (the kernel's backlog) and never answers: was waited on for ever.
+    silent = socket.create_server(("127.0.0.1", 0))
     if problem == "missing bucket":
         url = "s3://no-such-bucket-anywhere/arch"
     elif problem == "wrong secret":
         env = {"AWS_SECRET_ACCESS_KEY": "Wrong-Secret-0451"}
     elif problem == "no endpoint":
         env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    elif problem == "silent endpoint":
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"}
     elif problem == "bad endpoint":  # obstore panics on it (a BaseException from Rust)
         env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1/ x"}
     elif problem == "foreign prefix":
@@ -227,8 +232,9 @@ def test_bad_store_settings_exit_2_before_anything_is_listed(seaweed: SeaweedS3,
             theirs.put_bytes("manifest-sha256.txt", b"their manifest\n")
     with SandboxThread(DatasetConfig(organizations=1, assets_per_org=2, products=0,
                                      beers=0)) as box:
-        result = cli(seaweed, "run", manifest(tmp_path, box, url), "-q", "--state-dir",
-                     tmp_path / "s", env=env)
+        with silent:
+            result = cli(seaweed, "run", manifest(tmp_path, box, url), "-q", "--state-dir",
+                         tmp_path / "s", env=env)
         assert not any(p.startswith("/api/") for p in box.counts), "something was listed"
     assert result.code == 2, (result.code, result.err)
     assert url in result.err and "Traceback" not in result.err

@@ -123,3 +123,24 @@ def test_a_server_side_copy_is_never_reconciled_as_its_source(seaweed: SeaweedS3
         assert [path for path, _, _ in state.payload()] == ["a/x.png"]
     finally:
         state.close()
+
+
+def test_an_object_is_read_in_ranges_of_one_version(seaweed: SeaweedS3, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request is bounded in time, so a large object is read a range at a time: the
+    ranges join up to the whole object, and all are of the version the first named."""
+    from assetvault.storage import s3
+
+    monkeypatch.setattr(s3, "RANGE", 1000)
+    store = storage(seaweed, tmp_path)
+    body = bytes(range(256)) * 10  # 2,560 bytes: three ranges
+    store.put_bytes("data/r.bin", body)
+    store.put_bytes("data/empty.bin", b"")
+    assert b"".join(store.blocks("data/r.bin")) == body
+    assert list(store.blocks("data/empty.bin")) == []
+    reading = store.blocks("data/r.bin")
+    first = next(reading)
+    store.put_bytes("data/r.bin", body[::-1])  # replaced between two ranges
+    assert first == body[:1000]
+    with pytest.raises(StorageError):  # never a splice of two versions
+        b"".join(reading)

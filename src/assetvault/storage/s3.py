@@ -31,6 +31,7 @@ from .location import StoreUrl
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
+    from obstore import GetOptions
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
     from .s3_stream import S3Stream
@@ -60,8 +61,15 @@ def endpoint_of(url: StoreUrl, environ: Mapping[str, str]) -> str | None:
             or environ.get("AWS_ENDPOINT_URL") or None)
 
 
-def make_store(url: StoreUrl, environ: Mapping[str, str]) -> S3Store:
-    """The obstore client of ``url``: credentials and region from the environment."""
+RANGE = 256 << 20  # bytes read by one request (see blocks)
+FIRST_TIMEOUT = "20s"  # the first request of a run: one listing of the prefix
+REQUEST_TIMEOUT = "600s"
+
+
+def make_store(url: StoreUrl, environ: Mapping[str, str], *, first: bool = False) -> S3Store:
+    """The obstore client of ``url``: credentials and region from the environment. ``first``:
+    the client of the first request, which must answer soon (an endpoint that accepts
+    connections and never answers is found before anything is downloaded, not waited on)."""
     config: S3Config = {}
     for key, var in (("access_key_id", "AWS_ACCESS_KEY_ID"),
                      ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
@@ -84,11 +92,14 @@ def make_store(url: StoreUrl, environ: Mapping[str, str]) -> S3Store:
         # (the SHA-256 travels as metadata): signing the payload would hash it a second time
         # (measured: 0.7-1.0 CPU-s per GiB). Over plain http the signature is the only guard.
         config["unsigned_payload"] = True
-    # `timeout` covers a whole response body in obstore: a large GET on a slow link would
-    # fail, so it is long and stalls are caught by connect and pool timeouts instead.
+    # `timeout` bounds a whole request, body included (obstore has no idle timeout): every
+    # request here moves at most a part or a staged file (reads stream in ranges), so 10
+    # minutes allows ~30 KB/s, and a store that stops answering mid-run costs an item that
+    # long, never the run for ever.
     client: ClientConfig = {"allow_http": allow_http, "connect_timeout": "10s",
-                            "timeout": "3600s"}
-    retry: RetryConfig = {"max_retries": 6, "retry_timeout": timedelta(minutes=3),
+                            "timeout": FIRST_TIMEOUT if first else REQUEST_TIMEOUT}
+    retry: RetryConfig = {"max_retries": 1 if first else 6,
+                          "retry_timeout": timedelta(seconds=30 if first else 180),
                           "backoff": {"init_backoff": timedelta(milliseconds=200),
                                       "max_backoff": timedelta(seconds=20), "base": 2}}
     return S3Store(url.bucket, prefix=url.prefix or None, config=config, client_options=client,
@@ -175,8 +186,10 @@ class S3Storage:
             return None
 
     def top_level(self) -> list[str]:
-        """The objects and folders (ending in ``/``) right under the prefix: one request."""
-        found = _call(obstore.list_with_delimiter, self._store, None)
+        """The objects and folders (ending in ``/``) right under the prefix: one request,
+        the first of a run, by a client that gives up soon (see make_store)."""
+        first = _call(make_store, self.url, self._environ, first=True)
+        found = _call(obstore.list_with_delimiter, first, None)
         return [*(f"{p.rstrip('/')}/" for p in found["common_prefixes"]),
                 *(m["path"] for m in found["objects"])]
 
@@ -197,10 +210,23 @@ class S3Storage:
         return bytes(_call(obstore.get, self._store, key).bytes())
 
     def blocks(self, key: str) -> Iterator[bytes]:
-        result = _call(obstore.get, self._store, key)
-        stream = iter(result.stream(min_chunk_size=READ))
-        while (block := _call(next, stream, None)) is not None:
-            yield bytes(block)
+        """The object's bytes, at most RANGE of them a request (each bounded by
+        REQUEST_TIMEOUT), every range of the version its HEAD named (If-Match)."""
+        head = _call(obstore.head, self._store, key)
+        size, etag = int(head["size"]), head.get("e_tag")
+        offset = 0
+        while offset < size:
+            options: GetOptions = {"range": (offset, min(offset + RANGE, size))}
+            if etag:
+                options["if_match"] = etag
+            result = _call(obstore.get, self._store, key, options=options)
+            start = offset
+            stream = iter(result.stream(min_chunk_size=READ))
+            while (block := _call(next, stream, None)) is not None:
+                offset += len(block)
+                yield bytes(block)
+            if offset == start:
+                raise StorageError(f"{key}: the object ended at byte {offset} of {size}")
 
     def list(self, prefix: str) -> Iterator[Stored]:
         stream = iter(_call(obstore.list, self._store, prefix or None, chunk_size=1000))
