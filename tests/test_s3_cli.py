@@ -20,6 +20,7 @@ import bagit
 import pytest
 
 from assetvault.sandbox import DatasetConfig, SandboxThread
+from assetvault.storage.base import Meta
 from assetvault.storage.location import StoreUrl
 from assetvault.storage.s3 import S3Storage
 
@@ -133,7 +134,7 @@ def test_an_archive_in_s3_is_a_bag_a_fresh_machine_resumes(seaweed: SeaweedS3,
 
 def test_verify_names_a_damaged_object(seaweed: SeaweedS3, tmp_path: Path) -> None:
     url = f"s3://{bucket(seaweed)}/arch"
-    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=3, products=0,
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=6, products=0,
                                      beers=0)) as box:
         assert cli(seaweed, "run", manifest(tmp_path, box, url), "-q", "--state-dir",
                    tmp_path / "s").code == 0
@@ -148,6 +149,19 @@ def test_verify_names_a_damaged_object(seaweed: SeaweedS3, tmp_path: Path) -> No
     store.put_bytes(victim, b"x" * size)
     fast = cli(seaweed, "verify", url, "--fast")
     assert fast.code == 1 and f"mismatch: {victim}" in fast.out
+    # One object longer, one shorter by as much, each keeping its stored digest: the total
+    # (Payload-Oxum) is unchanged, and only the sizes the run recorded name them.
+    longer, shorter = [s.key for s in store.list("data/") if not s.key.endswith("asset.json")
+                       and s.key != victim][:2]
+    for key, change in ((longer, b"+" * 100), (shorter, None)):
+        meta = store.metadata(key)
+        body = store.read(key)
+        body = body + change if change else body[:-100]
+        store.put_bytes(key, body, Meta(meta["sha256"], unquote(meta["source-url"]),
+                                        key=unquote(meta["key"]), job=meta["job"]))
+    fast = cli(seaweed, "verify", url, "--fast")
+    assert fast.code == 1, fast.out
+    assert longer in fast.out and shorter in fast.out, fast.out
 
 
 def test_kill_9_then_another_machine_finishes_without_fetching_twice(seaweed: SeaweedS3,
