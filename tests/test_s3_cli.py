@@ -195,6 +195,28 @@ def test_kill_9_then_another_machine_finishes_without_fetching_twice(seaweed: Se
     bagit.Bag(str(download(store, tmp_path / "copy"))).validate()
 
 
+def test_a_prefix_whose_objects_were_deleted_is_empty(seaweed: SeaweedS3,
+                                                      tmp_path: Path) -> None:
+    """SeaweedFS goes on listing the folder of a deleted object: a prefix with folders and no
+    object in them holds nothing, and becomes an archive like any empty prefix."""
+    import botocore.session
+
+    name = bucket(seaweed)
+    env = seaweed.env()
+    client = botocore.session.get_session().create_client(
+        "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    client.put_object(Bucket=name, Key="arch/old/stuff/thing.bin", Body=b"x")
+    client.delete_object(Bucket=name, Key="arch/old/stuff/thing.bin")
+    url = f"s3://{name}/arch"
+    with SandboxThread(DatasetConfig(organizations=1, assets_per_org=2, products=0,
+                                     beers=0)) as box:
+        result = cli(seaweed, "run", manifest(tmp_path, box, url), "-q", "--state-dir",
+                     tmp_path / "s")
+    assert result.code == 0, result.err
+
+
 def test_incomplete_multipart_uploads_are_aborted_by_the_next_run(seaweed: SeaweedS3,
                                                                    tmp_path: Path) -> None:
     import botocore.session

@@ -59,6 +59,9 @@ def check_store(storage: S3Storage, *, claim: bool = False) -> None:
     marker before anything else is written, so a run killed at once still left an archive."""
     try:
         top = storage.top_level()
+        if top and all(key.endswith("/") for key in top) and next(
+                iter(storage.list("")), None) is None:
+            top = []  # folders with nothing in them (SeaweedFS keeps a deleted object's)
         stray = next((key for key in top if not _belongs(key)), None)
         ours = bool(top) and stray is None and (storage.size(MARKER) is not None
                                                 or storage.size(SNAPSHOT) is not None)
