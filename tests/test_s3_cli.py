@@ -132,6 +132,28 @@ def test_an_archive_in_s3_is_a_bag_a_fresh_machine_resumes(seaweed: SeaweedS3,
     assert status.code == 0 and "spec" in status.out and "complete" in status.out
 
 
+def test_a_download_broken_off_into_s3_resumes_by_range(seaweed: SeaweedS3,
+                                                        tmp_path: Path) -> None:
+    """SPEC 7 keeps SPEC 4's promises: a 3 MiB file cut off half way (one the store would
+    take in one request) is kept in the state folder and resumed by Range, not refetched."""
+    size = 3 << 20
+    url = f"s3://{bucket(seaweed)}/arch"
+    config = DatasetConfig(organizations=1, assets_per_org=1, products=0, beers=0,
+                           file_size_min=size, file_size_max=size)
+    with SandboxThread(config, faults="files:reset@first1:fraction=0.5") as box:
+        jobs = manifest(tmp_path, box, url, retries=2)
+        result = cli(seaweed, "run", jobs, "-q", "--state-dir", tmp_path / "s")
+        assert result.code == 0, result.err
+        files = [r for r in box.requests if r.path.startswith("/cdn/")]
+    cut = [r for r in files if r.path == files[0].path]  # the one reset half way
+    assert len(cut) == 2, [r.path for r in files]
+    again = cut[1].headers
+    assert again.get("Range", "").startswith("bytes=") and again.get("If-Range"), again
+    assert int(again["Range"][6:].rstrip("-")) > 0
+    store = storage_of(seaweed, url, tmp_path)
+    bagit.Bag(str(download(store, tmp_path / "copy"))).validate()
+
+
 def test_verify_names_a_damaged_object(seaweed: SeaweedS3, tmp_path: Path) -> None:
     url = f"s3://{bucket(seaweed)}/arch"
     with SandboxThread(DatasetConfig(organizations=1, assets_per_org=6, products=0,

@@ -38,6 +38,9 @@ from .resume import Held
 from .sink import Digests, Sink
 
 INLINE = 256 * 1024  # bodies read whole (Storage.whole_up_to) up to this size: on the loop
+# A body past this always goes through a partial file, into any archive: a download broken
+# off (a reset, a killed run) resumes by Range from what it kept (SPEC 4), never from byte 0.
+RESUMABLE = 1 << 20
 log = logging.getLogger("assetvault")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 
@@ -172,7 +175,8 @@ class Fetcher:
             log.warning("%s: the server sent Content-Encoding %r unasked; storing its bytes "
                         "as sent", partial.shown, encoding[:40])
         guard = SpeedGuard(job.min_speed, job.timeout)
-        if start.offset == 0 and total is not None and total <= self._whole_up_to:
+        if (start.offset == 0 and total is not None
+                and total <= min(self._whole_up_to, RESUMABLE)):
             return await self._small(resp, item, partial, total, expected_md5, previous, guard)
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         fresh = start.offset == 0
@@ -183,10 +187,12 @@ class Fetcher:
                 await asyncio.to_thread(partial.discard)
             partial.held = Held(etag, modified, total)
         content_type = resp.headers.get("Content-Type")
-        # A fresh download streams into the store; a resumed one is staged (its kept bytes
-        # would have to be sent first, while the resumed response waits unread).
+        # A fresh download past what the store takes whole streams into it; a resumed one,
+        # or one the store takes in one request, is staged (a resumed one's kept bytes would
+        # have to be sent first, while the resumed response waits unread).
+        streamed = fresh and (total is None or total > self._whole_up_to)
         upload = (self._upload(item, partial, _final_path(item, content_type), total)
-                  if fresh else None)
+                  if streamed else None)
         # The partial file is named with its version as the sink opens it (emptied first).
         sink = Sink(partial.path, self._executor, want_md5=expected_md5 is not None,
                     tee=upload, on_open=partial.label if fresh else None)
