@@ -24,11 +24,11 @@ async def send(request: web.Request, status: int, headers: Mapping[str, str], le
     """Send ``length`` bytes from ``chunks`` under an exact Content-Length, unless ``fault``."""
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
-    await response.prepare(request)
-    if request.method == "HEAD" or length == 0:
-        await response.write_eof()
-        return response
     try:
+        await response.prepare(request)  # a client gone already fails here (its headers)
+        if request.method == "HEAD" or length == 0:
+            await response.write_eof()
+            return response
         if fault is None:
             for chunk in chunks:
                 await response.write(chunk)
