@@ -57,6 +57,17 @@ def storage_of(seaweed: SeaweedS3, url: str, tmp: Path) -> S3Storage:
     return S3Storage(StoreUrl("s3", name, prefix), tmp / "reader", seaweed.env())
 
 
+def s3_client(seaweed: SeaweedS3) -> Any:
+    """botocore's S3 client of the test store: what another S3 tool would do to it."""
+    import botocore.session
+
+    env = seaweed.env()
+    return botocore.session.get_session().create_client(
+        "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
 def download(store: S3Storage, into: Path) -> Path:
     """A copy of the prefix, as any S3 tool would make it."""
     for obj in store.list(""):
@@ -221,14 +232,8 @@ def test_a_prefix_whose_objects_were_deleted_is_empty(seaweed: SeaweedS3,
                                                       tmp_path: Path) -> None:
     """SeaweedFS goes on listing the folder of a deleted object: a prefix with folders and no
     object in them holds nothing, and becomes an archive like any empty prefix."""
-    import botocore.session
-
     name = bucket(seaweed)
-    env = seaweed.env()
-    client = botocore.session.get_session().create_client(
-        "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    client = s3_client(seaweed)
     client.put_object(Bucket=name, Key="arch/old/stuff/thing.bin", Body=b"x")
     client.delete_object(Bucket=name, Key="arch/old/stuff/thing.bin")
     url = f"s3://{name}/arch"
@@ -241,14 +246,8 @@ def test_a_prefix_whose_objects_were_deleted_is_empty(seaweed: SeaweedS3,
 
 def test_incomplete_multipart_uploads_are_aborted_by_the_next_run(seaweed: SeaweedS3,
                                                                    tmp_path: Path) -> None:
-    import botocore.session
-
     name = bucket(seaweed)
-    env = seaweed.env()
-    client = botocore.session.get_session().create_client(
-        "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    client = s3_client(seaweed)
     started = client.create_multipart_upload(Bucket=name, Key="arch/data/half.bin")
     client.upload_part(Bucket=name, Key="arch/data/half.bin", UploadId=started["UploadId"],
                        PartNumber=1, Body=b"x" * (5 << 20))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ from . import errors
 from .archive.paths import STATE_DIR, ArchivePaths, Workspace
 from .archive.snapshot import restore_snapshot
 from .archive.store import Store
+from .bag.check import Sizes
 from .bag.verify import verify_storage
 from .bag.write import VerifyResult, verify_bag
 from .config.jobs import Manifest, OnpremiseJob, Settings, SpectrumJob
@@ -169,18 +172,25 @@ async def verify(args: argparse.Namespace) -> int:
     root = location
     if not (root / "bagit.txt").is_file():
         raise errors.UsageError(f"{root}: not an archive (no bagit.txt there)")
-    paths = ArchivePaths(root)
-    store = Store(paths.database, readonly=True) if args.fast and paths.database.is_file() else None
-    try:
-        sizes = None
-        if store is not None:
-            def sizes(p: str, s: Store = store) -> int | None:
-                return s.size_of(p.removeprefix("data/"))
+    database = ArchivePaths(root).database if args.fast else None
+    with _recorded_sizes(database) as sizes:
         result = await asyncio.to_thread(verify_bag, root, fast=args.fast, sizes=sizes)
-    finally:
-        if store is not None:
-            store.close()
     return _verdict(result, args)
+
+
+@contextlib.contextmanager
+def _recorded_sizes(database: Path | None) -> Iterator[Sizes | None]:
+    """Each payload file's size as its run recorded it (None without a state database):
+    what ``verify --fast`` holds every file to, where Payload-Oxum's total alone would let
+    a longer and a shorter file cancel out."""
+    if database is None or not database.is_file():
+        yield None
+        return
+    store = Store(database, readonly=True)
+    try:
+        yield lambda p: store.size_of(p.removeprefix("data/"))
+    finally:
+        store.close()
 
 
 def _verify_store(url: StoreUrl, scratch: Path, fast: bool) -> VerifyResult:
@@ -191,25 +201,15 @@ def _verify_store(url: StoreUrl, scratch: Path, fast: bool) -> VerifyResult:
     if storage.size("bagit.txt") is None:
         raise errors.UsageError(f"{url}: not an archive (no bagit.txt there)")
     digests = None
-    sizes = None
-    store = None
+    database = None
     if fast:
         def digests(key: str) -> str | None:
             # An object without our digest was not written by assetvault: a mismatch.
             return storage.metadata(key).get("sha256") or "(none stored)"
-        # Each object's size against the one its run recorded (the archive's state
-        # snapshot): Payload-Oxum's total alone lets a longer and a shorter file cancel out.
-        database = scratch / "state.sqlite"
-        if restore_snapshot(database, storage):
-            store = Store(database, readonly=True)
-
-            def sizes(p: str, s: Store = store) -> int | None:
-                return s.size_of(p.removeprefix("data/"))
-    try:
+        database = scratch / "state.sqlite"  # the archive's state snapshot, if it has one
+        restore_snapshot(database, storage)
+    with _recorded_sizes(database) as sizes:
         return verify_storage(storage, fast=fast, digests=digests, sizes=sizes)
-    finally:
-        if store is not None:
-            store.close()
 
 
 def _verdict(result: VerifyResult, args: argparse.Namespace) -> int:

@@ -1,11 +1,11 @@
 """Putting verified bytes at their final key under ``data/``: the last step of every fetch.
 
-One placement is: keep any old bytes in the history, journal the placement, then make the new
-bytes the object at the key (through the archive's storage, whole or not at all). A new small
-body is journaled, then offered as a new object; only if something is there after all does
-it go to the history before the body replaces it. It runs in a worker thread. The journal
-comes before the write: a crash between the two leaves a journal entry whose bytes are not
-there, which the next run's replay checks and skips.
+One placement is: journal the placement, keep any old bytes in the history, then make the new
+bytes the object at the key (through the archive's storage, whole or not at all); a new small
+body is first offered as a new object, and only if something is there after all does that go
+to the history. It runs in a worker thread. The journal comes before the write: a crash
+between the two leaves a journal entry whose bytes are not there, which the next run's replay
+checks and skips.
 """
 
 from __future__ import annotations
@@ -69,14 +69,11 @@ class Placer:
         key = DATA + placed.path
         meta = self.meta(placed)
         try:
-            if new is None:
-                keep_history(self.storage, key, previous)
             if self._journal is not None:
                 self._journal.append(placed)
             if new is not None and new(key, meta):
                 return
-            if new is not None:  # something was there after all
-                keep_history(self.storage, key, previous)
+            keep_history(self.storage, key, previous)
             put(key, meta)
         except UnsafeKeyError:
             raise errors.FetchError(f"refused to write {placed.path!r}: it resolves outside "

@@ -39,7 +39,6 @@ class Cluster(msgspec.Struct):
     local: LocalCluster | None = None
     plugin: str | None = None
     workers: frozenset[str] = field(default_factory=frozenset)  # those holding a share
-    held: bool = False  # allowed-failures set to 0 for this run: given back at the end
     gone: bool = False  # the scheduler stopped answering: nothing to tidy there
     lost: bool = False  # some outcome never came back: a worker may have placed unreported files
     cpu_start: dict[str, float] = field(default_factory=dict)  # each worker's, when it joined
@@ -67,7 +66,7 @@ class Cluster(msgspec.Struct):
         steps: list[Awaitable[object]] = []
         if self.plugin is not None and not self.gone:
             steps.append(self.client.unregister_plugin(self.plugin))
-        if self.held and self.plugin is not None and not self.gone:
+        if self.plugin is not None and not self.gone:  # a run never held lets go of nothing
             steps.append(self.client.run_on_scheduler(on_scheduler(), self.plugin, None))
         steps.append(self.client.close())
         if self.local is not None:
@@ -162,7 +161,6 @@ async def _prepare(cluster: Cluster, settings: WorkerSettings, timeout: float) -
                                 f"{__version__} ({EXTRA}) to take part")
     cluster.plugin = settings.name
     stale = await client.run_on_scheduler(on_scheduler(), settings.name, client.client_id)
-    cluster.held = True
     for name in stale if isinstance(stale, list) else []:
         # The plugin of a run whose coordinator died: its secrets leave the workers now.
         with contextlib.suppress(Exception):

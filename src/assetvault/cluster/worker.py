@@ -10,6 +10,8 @@ so the batch task never raises).
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import logging
 import shutil
 import tempfile
@@ -87,7 +89,7 @@ class Kit(msgspec.Struct):
     batches: set[asyncio.Task[object]] = field(default_factory=set)  # running here now
     stopped: bool = False  # the run is ending: no batch runs here any more
     job_slots: dict[str, Slots] = field(default_factory=dict)
-    host_slots: dict[str, Slots] = field(default_factory=dict)
+    host_slots: dict[str, Slots] = field(default_factory=dict)  # made on first use
 
     def share(self, fraction: float) -> None:
         """This worker's part of the cluster's file rate, burst and bandwidth."""
@@ -147,6 +149,7 @@ async def open_kit(s: WorkerSettings, local: Path, worker: Worker) -> Kit:
                       redactor=redact)
     kit = Kit(s, http, limits, bandwidth, fetcher, io, journal, scratch, redact)
     kit.job_slots = {name: Slots(n) for name, n in s.concurrency.items()}
+    kit.host_slots = collections.defaultdict(functools.partial(Slots, s.per_host))
     return kit
 
 
@@ -221,11 +224,8 @@ async def _run_batch(kit: Kit, worker: Worker, batch: Batch) -> list[list[object
 
 async def _one(kit: Kit, worker: Worker, item: Item, previous: str | None) -> list[object]:
     host = origin_of(item.url)[1]
-    slot = kit.host_slots.get(host)
-    if slot is None:
-        slot = kit.host_slots[host] = Slots(kit.settings.per_host)
     try:
-        async with kit.job_slots[item.job], slot:
+        async with kit.job_slots[item.job], kit.host_slots[host]:
             outcome = await kit.fetcher.fetch(item, kit.settings.jobs[item.job], previous)
     except Exception as exc:
         # A bug met by one item must cost that item, not the batch.

@@ -59,10 +59,7 @@ class Response:
     def whole(self) -> Chunk | None:
         """The body, if all of it has already arrived in one piece (most small files: the
         head and body come in one read); else None, and :meth:`chunks` reads it."""
-        conn = self._conn
-        if conn.finished and conn._error is None and len(conn._body) == 1:
-            return conn.take()
-        return None
+        return self._conn.take_whole()
 
     def release(self) -> None:
         """Done with the response: its connection is kept for the next request when the body
@@ -166,6 +163,12 @@ class Connection(asyncio.BufferedProtocol):
             return chunk
         if self._error is not None:
             raise self._error
+        return None
+
+    def take_whole(self) -> Chunk | None:
+        """The whole body, when the response is complete and its body is one piece."""
+        if self.finished and self._error is None and len(self._body) == 1:
+            return self.take()
         return None
 
     async def wait(self) -> None:

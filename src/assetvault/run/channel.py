@@ -16,6 +16,8 @@ import contextlib
 from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
+from .slots import wake_one
+
 __all__ = ["Channel", "close_when_done"]
 
 T = TypeVar("T")
@@ -41,7 +43,7 @@ class Channel(Generic[T]):
         while len(self._values) >= self._capacity:
             await self._wait(self._waiting_senders, self._room)
         self._values.append(value)
-        _wake_one(self._receivers)
+        wake_one(self._receivers)
 
     def close(self) -> None:
         """One sender is done; after the last, receivers drain what is left and stop."""
@@ -66,7 +68,7 @@ class Channel(Generic[T]):
 
     def _take(self) -> T:
         value = self._values.popleft()
-        _wake_one(self._waiting_senders)
+        wake_one(self._waiting_senders)
         return value
 
     def _room(self) -> bool:
@@ -87,16 +89,8 @@ class Channel(Generic[T]):
                 line.remove(waiter)
             # Woken, then cancelled before it ran: the turn it was given goes to the next.
             if ready():
-                _wake_one(line)
+                wake_one(line)
             raise
-
-
-def _wake_one(line: collections.deque[asyncio.Future[None]]) -> None:
-    while line:
-        waiter = line.popleft()
-        if not waiter.done():
-            waiter.set_result(None)
-            return
 
 
 class _Closable(Protocol):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from .. import errors
 from ..archive.journal import Journal, Placed
@@ -55,8 +56,9 @@ class Downloads:
         self._job_slots = {job.name: Slots(job.settings.concurrency * scale)
                            for job in jobs}
         per_host = min(job.settings.per_host for job in jobs)
-        self._host_slots = {host: Slots(per_host) for host in local_hosts}
-        self._per_host = per_host * scale
+        # A host's slots, made on first use (local hosts: this process's own, not scaled).
+        self._host_slots: defaultdict[str, Slots] = defaultdict(
+            partial(Slots, per_host * scale), {host: Slots(per_host) for host in local_hosts})
         self._recent: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
         self.forgotten = 0  # URLs fetched in this run that only the store remembers now
 
@@ -85,11 +87,8 @@ class Downloads:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._recent[item.url] = future
         host = origin_of(item.url)[1]
-        slot = self._host_slots.get(host)
-        if slot is None:
-            slot = self._host_slots[host] = Slots(self._per_host)
         try:
-            async with self._job_slots[item.job], slot:
+            async with self._job_slots[item.job], self._host_slots[host]:
                 outcome = await self._transfer(item, self._fetch_of[item.job], previous)
         except BaseException:
             future.cancel()

@@ -48,9 +48,15 @@ class Slots:
         self._release()
 
     def _release(self) -> None:
-        while self._line:
-            waiter = self._line.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
+        if not wake_one(self._line):
+            self._free += 1
+
+
+def wake_one(line: collections.deque[asyncio.Future[None]]) -> bool:
+    """Wake the longest waiter of ``line`` still waiting; False if there is none."""
+    while line:
+        waiter = line.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            return True
+    return False

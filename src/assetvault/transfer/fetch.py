@@ -37,7 +37,7 @@ from .partial import Partial
 from .resume import Held
 from .sink import Digests, Sink
 
-INLINE = 256 * 1024  # bodies read whole (Storage.whole_up_to) up to this size: on the loop
+INLINE = 256 * 1024  # bodies read whole (up to RESUMABLE) up to this size: on the loop
 # A body past this always goes through a partial file, into any archive: a download broken
 # off (a reset, a killed run) resumes by Range from what it kept (SPEC 4), never from byte 0.
 RESUMABLE = 1 << 20
@@ -175,8 +175,7 @@ class Fetcher:
             log.warning("%s: the server sent Content-Encoding %r unasked; storing its bytes "
                         "as sent", partial.shown, encoding[:40])
         guard = SpeedGuard(job.min_speed, job.timeout)
-        if (start.offset == 0 and total is not None
-                and total <= min(self._whole_up_to, RESUMABLE)):
+        if start.offset == 0 and total is not None and total <= RESUMABLE:
             return await self._small(resp, item, partial, total, expected_md5, previous, guard)
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         fresh = start.offset == 0
@@ -222,7 +221,7 @@ class Fetcher:
                      guard: SpeedGuard) -> _Fetched:
         """A body that fits in memory: read it whole, then hash, check, write and place it in
         one step (on the loop itself when small; see INLINE). A broken connection costs a
-        retry from the start, never more than ``whole_up_to`` bytes."""
+        retry from the start, never more than RESUMABLE bytes."""
         body = await self._read_small(resp, partial, total, guard)
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         path = _final_path(item, resp.headers.get("Content-Type"))
