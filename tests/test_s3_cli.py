@@ -261,8 +261,8 @@ def test_incomplete_multipart_uploads_are_aborted_by_the_next_run(seaweed: Seawe
 
 
 @pytest.mark.parametrize("problem", ["missing bucket", "wrong secret", "no endpoint",
-                                     "silent endpoint", "bad endpoint", "foreign prefix",
-                                     "foreign data", "foreign bag"])
+                                     "silent endpoint", "bad endpoint", "http refused",
+                                     "foreign prefix", "foreign data", "foreign bag"])
 def test_bad_store_settings_exit_2_before_anything_is_listed(seaweed: SeaweedS3, tmp_path: Path,
                                                              problem: str) -> None:
     name = bucket(seaweed)
@@ -279,6 +279,8 @@ def test_bad_store_settings_exit_2_before_anything_is_listed(seaweed: SeaweedS3,
         env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"}
     elif problem == "bad endpoint":  # obstore panics on it (a BaseException from Rust)
         env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1/ x"}
+    elif problem == "http refused":  # said "no" to plain http: was used over http anyway
+        env = {"AWS_ALLOW_HTTP": "false"}
     elif problem == "foreign prefix":
         storage_of(seaweed, url, tmp_path).put_bytes("holiday/photo.jpg", b"jpeg")
     else:  # someone else's objects where ours would go: never adopted, never overwritten

@@ -91,6 +91,23 @@ def test_the_listing_answers_sizes_and_follows_our_writes(seaweed: SeaweedS3,
     assert (store.size("data/one.bin"), store.size("data/two.bin")) == (1, 2)
 
 
+def test_plain_http_said_no_to_is_refused_and_said_yes_to_is_used(seaweed: SeaweedS3,
+                                                                  tmp_path: Path) -> None:
+    # The fixture's endpoint is http://: written down, it is meant, unless a "no" was said.
+    url = storage(seaweed, tmp_path).url
+    for said in ("false", "no", "0"):
+        with pytest.raises(StorageError, match=r"allow_http is .* plain http://"):
+            S3Storage(StoreUrl("s3", url.bucket, url.prefix, (("allow_http", said),)),
+                      tmp_path, seaweed.env())
+    with pytest.raises(StorageError, match="AWS_ALLOW_HTTP is 'false'"):
+        S3Storage(url, tmp_path, {**seaweed.env(), "AWS_ALLOW_HTTP": "false"})
+    # The manifest's word comes before the environment's.
+    said_yes = S3Storage(StoreUrl("s3", url.bucket, url.prefix, (("allow_http", "true"),)),
+                         tmp_path, {**seaweed.env(), "AWS_ALLOW_HTTP": "false"})
+    said_yes.put_bytes("data/x", b"x")
+    assert said_yes.read("data/x") == b"x"
+
+
 def test_a_missing_bucket_and_refused_keys_are_storage_errors(seaweed: SeaweedS3,
                                                                tmp_path: Path) -> None:
     missing = S3Storage(StoreUrl("s3", "no-such-bucket-here", ""), tmp_path, seaweed.env())

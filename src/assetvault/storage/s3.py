@@ -84,9 +84,16 @@ def make_store(url: StoreUrl, environ: Mapping[str, str], *, first: bool = False
         config["endpoint"] = endpoint
     if url.option("virtual_hosted_style") is not None:
         config["virtual_hosted_style_request"] = truthy(url.option("virtual_hosted_style"))
-    # An http:// endpoint someone wrote down is meant: only https is assumed otherwise.
-    allow_http = (truthy(url.option("allow_http")) or truthy(environ.get("AWS_ALLOW_HTTP"))
-                  or (endpoint or "").startswith("http://"))
+    # An http:// endpoint someone wrote down is meant: only https is assumed otherwise; but
+    # not against an explicit "no" (the manifest's, else AWS_ALLOW_HTTP), which is refused.
+    plain = (endpoint or "").startswith("http://")
+    said = url.option("allow_http")
+    said, where = ((said, "archive_options: allow_http") if said is not None
+                   else (environ.get("AWS_ALLOW_HTTP"), "AWS_ALLOW_HTTP"))
+    if plain and (said or "").strip() and not truthy(said):
+        raise ValueError(f"{where} is {(said or '').strip()!r} but the endpoint is plain "
+                         f"http:// ({endpoint}): use https://, or allow http")
+    allow_http = truthy(said) or plain
     if not (endpoint or "").startswith("http://"):
         # Over TLS the body is already protected in transit and we hash every byte ourselves
         # (the SHA-256 travels as metadata): signing the payload would hash it a second time
