@@ -116,3 +116,44 @@ def test_a_sender_woken_then_cancelled_passes_its_room_on() -> None:
         assert channel.receive_ready() == 3
 
     asyncio.run(go())
+
+
+def test_wait_ready_returns_on_a_value_on_the_end_or_at_its_timeout() -> None:
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        channel: Channel[int] = Channel(4)
+        async with asyncio.timeout(10):
+            started = loop.time()
+            await channel.wait_ready(0.05)  # nothing comes: back after the timeout
+            assert loop.time() - started >= 0.04
+            assert channel.receive_ready() is None
+            waiting = asyncio.ensure_future(channel.wait_ready(60))
+            await asyncio.sleep(0)
+            await channel.send(7)  # wakes it long before its timeout
+            await waiting
+            assert channel.receive_ready() == 7
+            # A waiter the timer woke left the line: the next value wakes a real receiver.
+            receiver = asyncio.ensure_future(channel.receive())
+            await asyncio.sleep(0)
+            await channel.send(8)
+            assert await receiver == 8
+            waiting = asyncio.ensure_future(channel.wait_ready(60))
+            await asyncio.sleep(0)
+            channel.close()  # the end wakes it too
+            await waiting
+            assert channel.drained and await channel.receive() is None
+    asyncio.run(go())
+
+
+def test_a_wait_ready_woken_then_cancelled_passes_its_turn_on() -> None:
+    async def go() -> None:
+        channel: Channel[int] = Channel(4)
+        async with asyncio.timeout(10):
+            waiting = asyncio.ensure_future(channel.wait_ready(60))
+            await asyncio.sleep(0)
+            receiver = asyncio.ensure_future(channel.receive())
+            await asyncio.sleep(0)
+            await channel.send(1)  # wakes the waiter, which is cancelled before it runs
+            waiting.cancel()
+            assert await receiver == 1
+    asyncio.run(go())

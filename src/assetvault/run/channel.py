@@ -62,6 +62,32 @@ class Channel(Generic[T]):
             await self._wait(self._receivers, self._ready)
         return self._take()
 
+    async def wait_ready(self, timeout: float) -> None:
+        """Return once a value is waiting or the channel has ended, or after ``timeout``
+        seconds, whichever comes first (nothing is taken: see :meth:`receive_ready`)."""
+        if self._ready():
+            return
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._receivers.append(waiter)
+        timer = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        except BaseException:
+            # Woken, then cancelled before it ran: the turn it was given goes to the next.
+            if self._ready():
+                wake_one(self._receivers)
+            raise
+        finally:
+            timer.cancel()
+            with contextlib.suppress(ValueError):
+                self._receivers.remove(waiter)  # still in line: the timer (or a cancel) woke it
+
+    @property
+    def drained(self) -> bool:
+        """Every sender closed and nothing is left: receive would return None."""
+        return self._ended and not self._values
+
     def receive_ready(self) -> T | None:
         """A value already waiting, without waiting (None if there is none, or at the end)."""
         return self._take() if self._values else None
@@ -91,6 +117,11 @@ class Channel(Generic[T]):
             if ready():
                 wake_one(line)
             raise
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _Closable(Protocol):
