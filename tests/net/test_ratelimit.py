@@ -77,3 +77,21 @@ def test_window_guard_holds_even_when_sends_bunch_up() -> None:
     assert [guard.wait(10.0) for _ in range(3)] == [0.0, 0.0, 0.0]
     assert guard.wait(10.5) == 0.5  # a fourth inside the same second must wait
     assert guard.wait(11.0) == 0.0
+
+
+def test_after_a_block_sends_resume_one_at_a_time_at_the_rate() -> None:
+    # Four booked at once (1/s, burst 1); a 429 at 0.5 s asks for 3 s. Each holder of a
+    # booking that fell inside the block books again when it wakes: the sends resume at the
+    # block's end one a second, never two together (they used to all go at 3.5 s).
+    bucket = TokenBucket(rate=1, burst=1)
+    due = [bucket.reserve(0.0) for _ in range(4)]
+    assert due == [0.0, 1.0, 2.0, 3.0]
+    booked = bucket.blocks
+    bucket.block(0.5, 3.0)
+    assert bucket.blocks != booked  # the holders see their bookings are void
+    sent = [0.0]
+    for wake in due[1:]:
+        sent.append(wake + bucket.reserve(wake))
+    assert sent == [0.0, 3.5, 4.5, 5.5]
+    assert bucket.reserve(5.5) == 1.0  # and nothing saved up for a burst after it
+

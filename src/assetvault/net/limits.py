@@ -94,13 +94,16 @@ class Limits:
         bucket = self.bucket(origin)
         if bucket.rate <= 0 and not bucket.blocked_until:
             return  # unlimited and never asked to wait: nothing below could hold it
-        wait = bucket.reserve(self._loop_time())
-        if wait > 0:
-            await asyncio.sleep(wait)
-        # A Retry-After that arrived while we slept holds this request too, not only new ones.
-        # (Timed waits on the clock: nothing could signal them.)
-        while (blocked := bucket.blocked_until - self._loop_time()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(blocked)
+        # A Retry-After that arrived while we slept holds this request too, not only new ones:
+        # its booking is void, and it books again behind the block. (Timed waits on the
+        # clock: nothing could signal them.)
+        while True:
+            booked = bucket.blocks
+            wait = bucket.reserve(self._loop_time())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if bucket.blocks == booked:
+                break
         if bucket.unlimited:
             return
         guard = self._guards.get(origin)

@@ -20,6 +20,7 @@ class TokenBucket(msgspec.Struct):
     tokens: float = -1.0  # negative sentinel: start full
     updated: float | None = None
     blocked_until: float = 0.0  # an origin asked us to back off (Retry-After, 429/503)
+    blocks: int = 0  # how many times it did: a booking made before the last block is void
 
     def __post_init__(self) -> None:
         if self.tokens < 0:
@@ -36,12 +37,21 @@ class TokenBucket(msgspec.Struct):
             return pause
         self._refill(now)
         self.tokens -= n
-        wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
+        # After a block the bucket's clock starts at its end (``updated``), not now.
+        start = max(0.0, (self.updated or now) - now)
+        wait = start + (-self.tokens / self.rate if self.tokens < 0 else 0.0)
         return max(wait, pause)
 
     def block(self, now: float, seconds: float) -> None:
-        """Stop everyone using this bucket for ``seconds`` from ``now`` (never shortens a block)."""
-        self.blocked_until = max(self.blocked_until, now + max(0.0, seconds))
+        """Stop everyone using this bucket for ``seconds`` from ``now`` (never shortens a
+        block). What was booked before is void (its holders book again, see ``blocks``): the
+        sends resume at the end of the block one at a time, at ``rate``, with no burst saved
+        up, instead of every booking that fell inside the block going out together."""
+        until = max(self.blocked_until, now + max(0.0, seconds))
+        self.blocked_until = until
+        self.blocks += 1
+        if not self.unlimited:
+            self.tokens, self.updated = 1.0, until
 
     def _refill(self, now: float) -> None:
         if self.updated is not None and now > self.updated:
