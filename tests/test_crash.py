@@ -356,6 +356,50 @@ def test_since_last_run_sends_the_last_clean_start(tmp_path: Path) -> None:
         assert report["jobs"][0]["downloaded"] >= 1
 
 
+def test_since_last_run_lists_new_owners_and_a_changed_selection_in_full(tmp_path: Path
+                                                                          ) -> None:
+    # The last clean run's start hides what was updated before it: right for the owners that
+    # run listed, with what it selected; a product added to the job since, or a selection
+    # widened, has files that no run ever listed, however old.
+    with SandboxThread(DatasetConfig()) as box:
+        first, added = box.dataset.owner_ids("products")[:2]
+        for owner in (first, added):
+            for asset in box.dataset.asset_ids("products", owner):
+                box.dataset.set_processed("products", owner, asset, True)
+        archive = tmp_path / "archive"
+
+        def run(products: list[str], include: list[str]) -> dict[str, list[str]]:
+            box.reset_counts()
+            manifest = write_manifest(tmp_path, [onpremise_job(
+                box, since="last-run", products=products, beers=[], include=include)])
+            result = run_cli("run", manifest, "--no-progress")
+            assert result.code == 0, result.err
+            return {owner: [r.query for r in box.requests
+                            if r.path.endswith(f"/products/{owner}/assets.json")]
+                    for owner in (first, added)}
+
+        def archived(owner: str, name: str) -> bool:
+            return any(archive.glob(f"data/onpremise/products/{owner}/*/{name}"))
+
+        asked = run([first], ["original"])
+        assert asked[first] and "last_updated_at" not in asked[first][0]
+        asked = run([first, added], ["original"])
+        assert "last_updated_at=" in asked[first][0]  # listed cleanly, with this selection
+        assert "last_updated_at" not in asked[added][0]  # never listed: in full
+        assert archived(added, "original.*")
+        gone = box.dataset.asset_ids("products", first)[0]
+        box.dataset.remove_onpremise("products", first, gone)
+        asked = run([first, added], ["original", "versions"])
+        assert all("last_updated_at" not in asked[o][0] for o in (first, added))
+        assert archived(first, "versions/*") and archived(added, "versions/*")
+        # Every listing was in full: what one no longer lists is gone (with `since` too).
+        status = run_cli("status", archive)
+        assert "gone" in status.out, status.out
+        asked = run([first, added], ["original", "versions"])
+        assert all("last_updated_at=" in asked[o][0] for o in (first, added))
+        bagit.Bag(str(archive)).validate()
+
+
 def test_a_signal_at_any_early_moment_exits_130_with_a_valid_bag_or_none(tmp_path: Path) -> None:
     with SandboxThread(DatasetConfig()) as box:
         for i, moment in enumerate((0.05, 0.25, 0.5, 0.8, 1.2)):

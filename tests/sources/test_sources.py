@@ -15,7 +15,7 @@ from assetvault import errors
 from assetvault.archive import layout
 from assetvault.config.jobs import OnpremiseJob, SpectrumJob, UrlsJob
 from assetvault.models import Document, Entry, Item, ListingFailure, Pending
-from assetvault.sources import iter_entries, onpremise, spectrum, urls
+from assetvault.sources import Since, iter_entries, onpremise, spectrum, urls
 
 TOKEN = "tok-SECRET-123"
 API_KEY = "key-SECRET-456"
@@ -404,7 +404,7 @@ def test_onpremise_requests_every_owner() -> None:
     api = FakeApi(lambda url, params: {"assets": [onpremise_asset()]} if "products" in url
                   else [onpremise_asset(id=7)])
     job = ojob(beers=("b1",), menu_items=("m/1",), headers=(("X-A", "v"),))
-    entries = collect(iter_entries(job, api, since="2024-01-02 03:04:05"))
+    entries = collect(iter_entries(job, api, since=Since("2024-01-02 03:04:05")))
     assert [c[0] for c in api.calls] == [
         "https://dashboard.onpremisewine.com/products/1001/assets.json",
         "https://dashboard.onpremisewine.com/beers/b1/assets.json",

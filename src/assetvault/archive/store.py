@@ -71,6 +71,13 @@ CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value TEXT
 );
+CREATE TABLE IF NOT EXISTS owners (  -- `since: last-run`, per OnPremise owner (sources.since)
+    job TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    selection TEXT NOT NULL,        -- what the listing selected (sources.since.selection_of)
+    since TEXT NOT NULL,            -- start of the last clean run that listed it so
+    PRIMARY KEY (job, owner)
+);
 CREATE TABLE IF NOT EXISTS job_runs (
     run_id INTEGER NOT NULL,
     job TEXT NOT NULL,
@@ -153,12 +160,21 @@ class Store:
             self._db.executemany("INSERT OR REPLACE INTO job_runs VALUES (?, ?, ?, ?)",
                                  [(run_id, name, started, int(ok)) for name, started, ok in jobs])
 
-    def last_good_start(self, job: str) -> str | None:
-        """Start time of the job's last run that completed without failures."""
-        row = self._db.execute(
-            "SELECT started FROM job_runs WHERE job = ? AND ok = 1 ORDER BY run_id DESC LIMIT 1",
-            (job,)).fetchone()
-        return str(row[0]) if row else None
+    def owners_since(self, job: str, selection: str) -> dict[str, str]:
+        """Per owner key, the start of the last clean run that listed it with ``selection``."""
+        try:
+            rows = self._db.execute("SELECT owner, since FROM owners WHERE job = ? AND "
+                                    "selection = ?", (job, selection)).fetchall()
+        except sqlite3.OperationalError:  # a dry run reading an older archive's state
+            return {}
+        return {str(owner): str(since) for owner, since in rows}
+
+    def record_owners(self, job: str, selection: str, owners: Iterable[str],
+                      started: str) -> None:
+        """These owners were listed, with ``selection``, by a clean run started then."""
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?)",
+                                 [(job, owner, selection, started) for owner in owners])
 
     # items --------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from ..models import Decided, Entry, Item, RunResult
 from ..net.http import Http, Pool
 from ..net.origin import GuardedResolver
 from ..redact import Redactor
+from ..sources.since import Since
 from ..storage import LocalStorage, Storage, StorageError
 from ..storage.base import SNAPSHOT
 from ..storage.location import work_folder
@@ -104,6 +105,7 @@ class Run:
         self._final_snapshot = False
         self._stopping = False
         self.cluster: Cluster | None = None  # --workers / --cluster: where downloads run
+        self.since: dict[str, Since] = {}  # what the listings of jobs with `since` sent
 
     # the whole run ------------------------------------------------------------------------
 
@@ -308,6 +310,7 @@ class Run:
         results: Channel[list[Decided]] = Channel(64, senders=PLANNERS + serving)
         lister = Lister(entries, http, tally=self.tally, reader=self.reader, store=self.store,
                         call=self._call)
+        self.since = lister.since
         planner = self._planner(entries, work, results)
         planner.downloads = downloads
         writer = Writer(results, store=None if self.options.dry_run else self.store,
@@ -403,7 +406,8 @@ class Run:
         finisher = Finisher(store=self.store, storage=self.storage, journal=self.journal,
                             io=self._io, call=self._call, io_call=self._io_call,
                             run_id=self.run_id, report=self.options.report,
-                            snapshot=(partial(self._snapshot, True) if self.remote else None))
+                            snapshot=(partial(self._snapshot, True) if self.remote else None),
+                            since=self.since)
         await finisher.finish(self.result, self.jobs, self.tally.stats)
 
 

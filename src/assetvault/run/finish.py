@@ -15,6 +15,7 @@ from ..config.jobs import Job, OnpremiseJob
 from ..config.options import utc_text
 from ..models import JobStats, RunResult
 from ..sources.onpremise_owners import record_patterns
+from ..sources.since import Since, selection_of
 from ..storage import REPORTS, Storage
 from .report import report_text, write_report
 from .threads import Offload, TrackedPool
@@ -26,9 +27,10 @@ class Finisher:
 
     def __init__(self, *, store: Store, storage: Storage, journal: Journal, io: TrackedPool,
                  call: Offload, io_call: Offload, run_id: int, report: Path | None,
-                 snapshot: Callable[[], None] | None = None) -> None:
+                 snapshot: Callable[[], None] | None = None,
+                 since: dict[str, Since] | None = None) -> None:
         """``snapshot`` copies the state to the archive at the end (an object store's archive
-        carries its own state)."""
+        carries its own state); ``since``: what the listings of jobs with ``since`` sent."""
         self.store = store
         self.storage = storage
         self.journal = journal
@@ -38,6 +40,7 @@ class Finisher:
         self.run_id = run_id
         self.report = report
         self.snapshot = snapshot
+        self.since = since or {}
 
     async def finish(self, result: RunResult, jobs: tuple[Job, ...],
                      stats: dict[str, JobStats]) -> None:
@@ -61,6 +64,12 @@ class Finisher:
         assert result.finished is not None
         await self.call(self.store.finish_run, self.run_id, utc_text(result.finished),
                         result.exit_code, text, job_runs)
+        clean = {name for name, _, ok in job_runs if ok}
+        for job in jobs:
+            if isinstance(job, OnpremiseJob) and job.since == "last-run" and job.name in clean:
+                listed = self.since[job.name].listed if job.name in self.since else set()
+                await self.call(self.store.record_owners, job.name, selection_of(job), listed,
+                                utc_text(result.started))
         if self.snapshot is not None:
             await self.io_call(self.snapshot)
 
@@ -86,9 +95,10 @@ class Finisher:
             await self.call(self.store.forget_pages, job.name, self.run_id)
             if job_stats.listing_failures:
                 continue
-            if not isinstance(job, OnpremiseJob) or job.since is None:
+            since = self.since.get(job.name)
+            if since is None or not since.partial:  # every listing was in full
                 job_stats.gone = await self.call(self.store.mark_gone, job.name, self.run_id)
-            elif job.whole:
+            elif isinstance(job, OnpremiseJob) and job.whole:
                 # `since` leaves the assets' listings partial, never the account's lists of
                 # owners: what is under an owner they no longer name is gone.
                 job_stats.gone = await self.call(self.store.mark_gone_owners, job.name,

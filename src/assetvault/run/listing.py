@@ -10,8 +10,9 @@ from ..config.jobs import Job, OnpremiseJob
 from ..models import Entry
 from ..net.api import JobApi
 from ..net.http import Http
-from ..sources import iter_batches
+from ..sources import Since, iter_batches
 from ..sources.credentials import credentials_for
+from ..sources.since import selection_of
 from .channel import Channel
 from .tally import Tally
 from .threads import Offload
@@ -28,8 +29,10 @@ class Lister:
         self.http = http
         self.tally = tally
         self.reader = reader  # remembered pages
-        self.store = store  # the last clean run, for `since: last-run`
+        self.store = store  # the last clean runs, for `since: last-run`
         self.call = call
+        # Per OnPremise job with `since`: what each owner's listing sent, and who was listed.
+        self.since: dict[str, Since] = {}
 
     async def list_job(self, job: Job) -> None:
         """Every entry of one job; a job that cannot go on is the tally's, not an exception.
@@ -52,12 +55,15 @@ class Lister:
             self.tally.job_failed(job.name,
                                   f"internal error while listing: {type(exc).__name__}: {exc}")
 
-    async def _since(self, job: Job) -> str | None:
+    async def _since(self, job: Job) -> Since | None:
         if not isinstance(job, OnpremiseJob) or job.since is None:
             return None
         if job.since != "last-run":
-            return job.since
-        if self.store is None:
-            return None
-        found: str | None = await self.call(self.store.last_good_start, job.name)
-        return found
+            since = Since(fixed=job.since)
+        elif self.store is None:
+            since = Since()
+        else:
+            since = Since(last=await self.call(self.store.owners_since, job.name,
+                                               selection_of(job)))
+        self.since[job.name] = since
+        return since

@@ -15,20 +15,22 @@ from ..models import Entry
 from ._base import JsonApi
 from .memo import PageLookup
 from .onpremise import OnpremiseSource
+from .since import Since
 from .spectrum import SpectrumSource
 from .urls import UrlsSource
 
-__all__ = ["JsonApi", "OnpremiseSource", "SpectrumSource", "UrlsSource", "iter_batches",
+__all__ = ["JsonApi", "OnpremiseSource", "Since", "SpectrumSource", "UrlsSource", "iter_batches",
            "iter_entries"]
 
 
-def iter_batches(job: Job, api: JsonApi, *, since: str | None = None,
+def iter_batches(job: Job, api: JsonApi, *, since: Since | None = None,
                  memo: PageLookup | None = None) -> AsyncIterator[list[Entry]]:
     """Every entry of one job, in listing order, a page (or owner, or batch of lines) at a
     time: the engine moves lists, not entries, through its queues.
 
-    ``since`` is the resolved ``last_updated_at`` of an OnPremise job (the engine resolves
-    ``since: last-run``), or None for a full listing. The urls source does not use ``api``.
+    ``since`` gives each OnPremise owner's ``last_updated_at`` (the engine resolves
+    ``since: last-run``, per owner), and hears which owners were listed; None lists every
+    owner in full. The urls source does not use ``api``.
     ``memo`` holds remembered listing pages (Spectrum's: see ``sources.memo``).
     """
     if isinstance(job, SpectrumJob):
@@ -40,7 +42,7 @@ def iter_batches(job: Job, api: JsonApi, *, since: str | None = None,
     raise TypeError(f"no source for {type(job).__name__}")
 
 
-async def iter_entries(job: Job, api: JsonApi, *, since: str | None = None
+async def iter_entries(job: Job, api: JsonApi, *, since: Since | None = None
                        ) -> AsyncIterator[Entry]:
     """Every entry of one job, in listing order, one at a time."""
     async for batch in iter_batches(job, api, since=since):

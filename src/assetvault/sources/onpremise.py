@@ -19,6 +19,7 @@ from ..models import Entry, Item, Json, ListingFailure, Pending
 from ..redact import Redactor
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
 from .onpremise_owners import OwnerList, list_elements, map_owner
+from .since import Since
 
 API_HEADERS = {"X-TASTEVIN-VERSION": "1.2"}
 REFUSED = frozenset({401, 403, 412})  # 412 is OnPremise's answer to a missing or bad api_key
@@ -205,10 +206,10 @@ class OnpremiseSource:
     """Fetches the listing of every owner of a job and maps its assets; for a kind listed
     whole, the account's list of owners first (see ``onpremise_owners``)."""
 
-    def __init__(self, job: OnpremiseJob, api: JsonApi, since: str | None = None) -> None:
+    def __init__(self, job: OnpremiseJob, api: JsonApi, since: Since | None = None) -> None:
         self.job = job
         self.api = api
-        self.since = since
+        self.since = since or Since()
         self.redactor = job_redactor(job)
         self.headers = {**API_HEADERS, **dict(job.headers)}
 
@@ -225,7 +226,9 @@ class OnpremiseSource:
                     yield batch
 
     def _owner(self, kind: str, owner_id: str) -> Owner:
-        return Owner(self.job, kind, owner_id, self.redactor, self.since)
+        owner = Owner(self.job, kind, owner_id, self.redactor)
+        when = self.since.of(owner.key)
+        return owner if when is None else msgspec.structs.replace(owner, since=when)
 
     async def account(self, listing: OwnerList, explicit: frozenset[str]
                       ) -> AsyncIterator[list[Entry]]:
@@ -265,6 +268,7 @@ class OnpremiseSource:
         assets = listing_assets(body)
         if isinstance(assets, str):
             return [owner.failure(assets)]
+        self.since.listed.add(owner.key)
         entries: list[Entry] = []
         seen: set[str] = set()
         for position, asset in enumerate(assets, 1):
