@@ -33,6 +33,14 @@ def test_without_version_the_listed_size_decides() -> None:
     assert not is_up_to_date(item, row(version=None), 10, item.url)
 
 
+def test_a_listed_size_that_differs_means_new_bytes_whatever_the_version() -> None:
+    # An upstream that replaced a file without touching its updated_at: the API's size says so.
+    item = Item("k", "job", "http://h/x.png", "x.png", expected_size=15, upstream_version="v1")
+    assert not is_up_to_date(item, row(), 10, item.url)
+    item = Item("k", "job", "http://h/x.png", "x.png", expected_size=10, upstream_version="v1")
+    assert is_up_to_date(item, row(), 10, item.url)
+
+
 def test_redaction() -> None:
     assert redact_url("https://h/p/assets.json?api_key=SECRET&x=1") == (
         "https://h/p/assets.json?api_key=***&x=1")

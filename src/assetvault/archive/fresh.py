@@ -6,18 +6,19 @@ from ..models import ARCHIVED, Item, Row
 
 
 def is_up_to_date(item: Item, row: Row | None, size_on_disk: int | None, shown: str) -> bool:
-    """Complete in state, same URL, same upstream version (else size), file present and whole.
+    """Complete in state, same URL, same upstream version, the size the API lists (if it
+    lists one), file present and whole.
 
-    ``shown`` is the item's URL as the run stores it (redacted by the run's redactor).
+    ``shown`` is the item's URL as the run stores it (redacted by the run's redactor). A
+    listed size that differs from the archived file's means new bytes whatever the version
+    says (an upstream that replaced a file without touching its ``updated_at``).
     """
     if row is None or row.status not in ARCHIVED or row.size is None:
         return False
     if row.url != shown or size_on_disk != row.size:
         return False
-    if item.upstream_version is not None:
-        return row.version == item.upstream_version
-    if item.expected_size is not None:
-        return row.size == item.expected_size
-    return True
+    if item.expected_size is not None and row.size != item.expected_size:
+        return False
+    return item.upstream_version is None or row.version == item.upstream_version
 
 
