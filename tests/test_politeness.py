@@ -243,7 +243,7 @@ def test_spectrum_403_is_backed_off_and_retried(tmp_path: Path) -> None:
 
 def test_persistent_spectrum_403_names_both_causes(tmp_path: Path) -> None:
     with SandboxThread(DatasetConfig(), faults="spectrum:403") as box:
-        manifest = write_manifest(tmp_path, [spectrum_job(box, retries=1)])
+        manifest = write_manifest(tmp_path, [spectrum_job(box, retries=0)])
         result = run_cli("run", manifest, "--no-progress")
     assert result.code == 2
     text = result.err.lower()

@@ -139,11 +139,19 @@ def test_job_overrides_defaults_and_defaults_override_built_ins(tmp_path: Path) 
                                     rate_limit=SPECTRUM_RATE_LIMIT, burst=SPECTRUM_BURST)
 
 
-def test_spectrum_rate_is_replaced_only_by_an_explicit_setting(tmp_path: Path) -> None:
-    job = spectrum(tmp_path, defaults="  rate_limit: 0\n")
-    assert (job.settings.rate_limit, job.settings.burst) == (0.0, SPECTRUM_BURST)
+def test_spectrum_rate_is_raised_only_in_the_job_and_lowered_by_defaults(tmp_path: Path) -> None:
+    # SPEC 2's own example sets `defaults: rate_limit: 10` beside a spectrum job: written for
+    # every job, it must not take Spectrum past 100 requests a minute (403s, a key at risk).
+    for faster in ("  rate_limit: 0\n  burst: 50\n", "  rate_limit: 10\n  burst: 10\n"):
+        job = spectrum(tmp_path, defaults=faster)
+        assert (job.settings.rate_limit, job.settings.burst) == (SPECTRUM_RATE_LIMIT,
+                                                                 SPECTRUM_BURST)
+    job = spectrum(tmp_path, defaults="  rate_limit: 0.5\n  burst: 2\n")
+    assert (job.settings.rate_limit, job.settings.burst) == (0.5, 2)
     job = spectrum(tmp_path, "    burst: 2\n")
     assert (job.settings.rate_limit, job.settings.burst) == (SPECTRUM_RATE_LIMIT, 2)
+    job = spectrum(tmp_path, "    rate_limit: 0\n    burst: 20\n", defaults="  rate_limit: 1\n")
+    assert (job.settings.rate_limit, job.settings.burst) == (0.0, 20)
 
 
 def test_other_sources_keep_the_general_rate(tmp_path: Path) -> None:

@@ -31,3 +31,35 @@ def test_limits_hold_every_waiter_behind_a_block_and_space_them() -> None:
     assert after[0] >= 0.3  # nobody inside the block
     # One at a time at 20/s (sleeps never end early): never two within 50 ms.
     assert all(b - a >= 0.045 for a, b in itertools.pairwise(after)), after
+
+
+def test_refusals_without_retry_after_span_the_window_over_the_retries() -> None:
+    # Spectrum answers 403 for 60 s once its budget is spent (by us or another client of the
+    # token) and sends no Retry-After: retries that give up within seconds can never outlast
+    # it. With a window, the holds double and add up to it (here 0.7 s over 3 retries).
+    from assetvault import errors
+    from assetvault.net.policy import RetryPolicy
+
+    async def go() -> tuple[float, list[float], bool]:
+        loop = asyncio.get_running_loop()
+        limits = Limits()
+        asked: list[float] = []
+
+        async def refused() -> None:
+            asked.append(loop.time())
+            raise errors.RetryableError("HTTP 403", status=403, origin=("http", "api", 80))
+
+        policy = RetryPolicy(3, limits, frozenset({403}), rand=lambda: 0.0, window=0.7)
+        start = loop.time()
+        try:
+            async with asyncio.timeout(10):
+                await policy.run(refused, "http://api/x")
+        except errors.RetryableError:
+            pass
+        return start, asked, limits.bucket(("http", "api", 80)).blocked_until > start
+    start, asked, held = asyncio.run(go())
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    assert len(asked) == 4 and held  # the origin itself was held too, not only this request
+    # 0.1, 0.2, 0.4 (sleeps never end early): the last attempt came a whole window later.
+    assert all(g >= want - 0.01 for g, want in zip(gaps, (0.1, 0.2, 0.4), strict=True)), gaps
+    assert asked[-1] - start >= 0.69

@@ -287,11 +287,16 @@ def _job(node: Map, where: Where, folder: Path, defaults: dict[str, Any]) -> Job
 
 
 def _layered(defaults: dict[str, Any], node: Map, where: Where, source: str) -> Settings:
-    merged = {**defaults, **_settings(node, where)}
+    own = _settings(node, where)
+    merged = {**defaults, **own}
     if source == "spectrum":
-        # Spectrum answers 403 past 100 requests a minute; only an explicit setting overrides that.
-        merged.setdefault("rate_limit", SPECTRUM_RATE_LIMIT)
-        merged.setdefault("burst", SPECTRUM_BURST)
+        # Spectrum answers 403 past 100 requests a minute (and a key that keeps at it risks a
+        # ban): `defaults`, written for every job, may only lower its safe limits; a rate or
+        # burst set in the spectrum job itself is taken as meant.
+        for key, safe in (("rate_limit", SPECTRUM_RATE_LIMIT), ("burst", SPECTRUM_BURST)):
+            if key not in own:
+                wanted = defaults.get(key, safe)
+                merged[key] = safe if wanted <= 0 else min(wanted, safe)
     return replace(Settings(), **merged)
 
 

@@ -34,8 +34,12 @@ class JobApi:
         min_speed: float = 0.0,
         credentials: Credentials | None = None,
         rand: Callable[[], float] = random.random,
+        window: float = 0.0,
     ) -> None:
+        """``window``: the API's rate-limit window in seconds, when it refuses without a
+        Retry-After (Spectrum): the retries of a refusal then span it (see RetryPolicy)."""
         self._http = http
+        self._window = window
         self._retries = retries
         self._timeout = timeout
         self._min_speed = min_speed
@@ -69,7 +73,7 @@ class JobApi:
         retry is an HTTPStatusError, for the caller to tell a refused key from the rest.
         """
         policy = RetryPolicy(self._retries, self._http.limits, REFUSALS | retry_statuses,
-                             self._rand)
+                             self._rand, self._window)
         try:
             return await policy.run(lambda: self._get_once(url, params, headers,
                                                            retry_statuses), url)

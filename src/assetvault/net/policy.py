@@ -34,6 +34,11 @@ class RetryPolicy(msgspec.Struct, frozen=True):
     limits: Limits
     refusals: frozenset[int] = REFUSALS
     rand: Callable[[], float] = field(default=random.random)
+    # The origin's rate-limit window (seconds; 0: none known). A refusal that names no
+    # Retry-After then holds the origin for a share of it that doubles each time, the shares
+    # over all the retries adding up to the window: a refusal that persists through them
+    # persisted through a whole window (Spectrum: 100 requests per 60 s, then 403s).
+    window: float = 0.0
 
     async def run(self, attempt: Callable[[], Awaitable[T]], url: str) -> T:
         """The result of the first attempt that succeeds; else the last retryable error.
@@ -51,6 +56,8 @@ class RetryPolicy(msgspec.Struct, frozen=True):
             except (WireError, TimeoutError) as exc:
                 last = network_error(exc, url)
             refused = last.status is not None and last.status in self.refusals
+            if refused and last.retry_after is None and self.window > 0 and n < self.retries:
+                last.retry_after = self.window * 2.0 ** n / (2.0 ** self.retries - 1)
             if refused or (last.retry_after or 0.0) > retry.RETRY_AFTER_CAP:
                 # The origin that said so: after a redirect, not the URL's own. (Past the cap
                 # any status: its breaker answers the next attempt, nothing waits that long.)

@@ -6,13 +6,14 @@ import logging
 
 from .. import errors
 from ..archive.store import Store
-from ..config.jobs import Job, OnpremiseJob
+from ..config.jobs import Job, OnpremiseJob, SpectrumJob
 from ..models import Entry
 from ..net.api import JobApi
 from ..net.http import Http
 from ..sources import Since, iter_batches
 from ..sources.credentials import credentials_for
 from ..sources.since import selection_of
+from ..sources.spectrum import RATE_WINDOW
 from .channel import Channel
 from .tally import Tally
 from .threads import Offload
@@ -40,7 +41,8 @@ class Lister:
         self.tally.job_started(job.name)
         s = job.settings
         api = JobApi(self.http, retries=s.retries, timeout=s.timeout, min_speed=s.min_speed,
-                     credentials=credentials_for(job))
+                     credentials=credentials_for(job),
+                     window=RATE_WINDOW if isinstance(job, SpectrumJob) else 0.0)
         try:
             since = await self._since(job)
             async for batch in iter_batches(job, api, since=since, memo=self.reader):

@@ -26,6 +26,7 @@ from .memo import PageLookup
 
 MAX_PAGES = 1_000_000  # a last guard; a repeated page already ends the listing
 RATE_LIMIT_STATUS = 403  # Spectrum's answer past 100 requests per 60 s (it never sends 429)
+RATE_WINDOW = 66.0  # seconds the retries of a 403 span: the 60 s window, and a margin
 
 
 class Listing(msgspec.Struct, frozen=True):
