@@ -88,12 +88,14 @@ class Loopback:
 FORWARDED = ("Accept", "SPECTRUM_API_TOKEN", "X-TASTEVIN-VERSION", "Range", "If-Range")
 
 
-async def forward(request: web.Request, upstream: str) -> web.Response:
-    """The upstream's answer to the same GET (status, body, type and validators)."""
+async def forward(request: web.Request, upstream: str, path_qs: str | None = None
+                  ) -> web.Response:
+    """The upstream's answer to the same GET, or to ``path_qs`` in its place (status, body,
+    type and validators)."""
     headers = {k: v for k in FORWARDED if (v := request.headers.get(k)) is not None}
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session, \
-            session.get(upstream + request.path_qs, headers=headers,
+            session.get(upstream + (path_qs or request.path_qs), headers=headers,
                         allow_redirects=False) as answer:
         body = await answer.read()
         kept = {k: v for k in ("ETag", "Last-Modified", "Content-Range")

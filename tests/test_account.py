@@ -22,7 +22,7 @@ from assetvault.archive import layout
 from assetvault.config.jobs import OnpremiseJob
 from assetvault.models import Document, ListingFailure
 from assetvault.sandbox import DatasetConfig, SandboxThread
-from assetvault.sources import onpremise
+from assetvault.sources import onpremise, paging
 from assetvault.sources import onpremise_owners as owners
 
 from .conftest import API_KEY, Cli, run_cli, write_manifest
@@ -262,12 +262,22 @@ def test_a_refused_key_on_the_products_list_is_a_credentials_error(
 
 
 def test_a_server_that_ignores_paging_does_not_loop(box3: SandboxThread, tmp_path: Path) -> None:
+    assert run(tmp_path, box3, page_size=2).code == 0
+    before = states(tmp_path / "archive")
     answer(box3, {"products": [record(1001), record(1002)]})
+    box3.reset_counts()
     result = run(tmp_path, box3, page_size=2)
-    assert result.code == 0, result.err
-    assert [q["page"] for q in list_requests(box3)] == ["1", "2"]
+    assert result.code == 1, result.err
+    stale = [str(p) for p in range(1, 2 + paging.STALE_PAGES)]
+    assert [q["page"] for q in list_requests(box3)] == stale
+    failures = [line for line in result.err.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 1 and "acct: onpremise/products" in failures[0], result.err
+    assert "incomplete" in failures[0] and f"page={stale[-1]}" in failures[0]
+    assert "api_key=***" in failures[0] and API_KEY not in result.err + result.out
     for owner in ("1001", "1002"):
         assert_owner_archived(tmp_path / "archive", box3, "products", owner, record(int(owner)))
+    assert "gone" not in states(tmp_path / "archive").values()  # 1003 is not: the list was cut
+    assert states(tmp_path / "archive").keys() == before.keys()
 
 
 def test_a_product_removed_upstream_is_marked_gone_and_kept(box3: SandboxThread,

@@ -15,7 +15,7 @@ from assetvault import errors
 from assetvault.archive import layout
 from assetvault.config.jobs import OnpremiseJob, SpectrumJob, UrlsJob
 from assetvault.models import Document, Entry, Item, ListingFailure, Pending
-from assetvault.sources import Since, iter_entries, onpremise, spectrum, urls
+from assetvault.sources import Since, iter_entries, onpremise, paging, spectrum, urls
 
 TOKEN = "tok-SECRET-123"
 API_KEY = "key-SECRET-456"
@@ -253,7 +253,10 @@ def test_spectrum_server_ignoring_paging_does_not_loop() -> None:
     records = [plain_record(i) for i in range(1, 11)]
     api = FakeApi(lambda url, params: envelope(records))
     entries = collect(iter_entries(sjob(page_size=10), api))
-    assert len(of(Document, entries)) == 10 and len(api.calls) == 2
+    assert len(of(Document, entries)) == 10 and len(api.calls) == 1 + paging.STALE_PAGES
+    (failure,) = of(ListingFailure, entries)
+    assert entries[-1] == failure and "incomplete" in failure.error
+    assert f"page={1 + paging.STALE_PAGES}" in failure.url
 
 
 def test_spectrum_org_failures_do_not_stop_other_orgs() -> None:

@@ -7,6 +7,7 @@ written ``all``), one listing per owner, and maps errors; the mappings (:func:`m
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from urllib.parse import quote, urlencode
 
@@ -19,13 +20,13 @@ from ..models import Entry, Item, Json, ListingFailure, Pending
 from ..redact import Redactor
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
 from .onpremise_owners import OwnerList, list_elements, map_owner
+from .paging import Paging
 from .since import Since
 
 API_HEADERS = {"X-TASTEVIN-VERSION": "1.2"}
 REFUSED = frozenset({401, 403, 412})  # 412 is OnPremise's answer to a missing or bad api_key
 DELETED = 1
 NOT_PROCESSED = "not processed upstream yet"
-MAX_PAGES = 1_000_000  # a last guard; a page without a new id already ends a list
 
 
 class Owner(msgspec.Struct, frozen=True):
@@ -235,11 +236,12 @@ class OnpremiseSource:
         """A page of the account's owners (their records), then each new owner's entries.
 
         Pages go strictly in order: the next is asked for only once every owner of this one is
-        listed, as the API asks. A short or empty page ends the list, and so does a page with
-        no id not seen before (a server that ignores paging repeats itself).
+        listed, as the API asks. A short or empty page ends the list; pages that bring no new
+        id end it too, incomplete, past the guard of ``sources.paging``.
         """
         seen: set[str] = set()
-        for page in range(1, MAX_PAGES + 1):
+        paging = Paging(self.job.page_size)
+        for page in itertools.count(1):
             try:
                 body = await self._get(listing.url, listing.params(page), listing.shown_url(page))
             except errors.FetchError as exc:
@@ -255,9 +257,10 @@ class OnpremiseSource:
             for owner_id in fresh:
                 if owner_id not in explicit:
                     yield await self.owner(self._owner(listing.kind, owner_id))
-            if not listing.paged or len(elements) < self.job.page_size or not fresh:
+            if not listing.paged or not paging.after(page, len(elements), len(fresh)):
+                if paging.cut_short is not None:
+                    yield [listing.failure(paging.cut_short, page)]
                 return
-        yield [listing.failure(f"stopped after {MAX_PAGES} pages", MAX_PAGES)]
 
     async def owner(self, owner: Owner) -> list[Entry]:
         """The entries of one owner's listing (a ListingFailure when it failed)."""

@@ -7,6 +7,7 @@ is pure: one content record in, its ``asset.json`` and files out.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import quote, urlencode
@@ -23,8 +24,8 @@ from ..redact import Redactor
 from . import memo
 from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
 from .memo import PageLookup
+from .paging import Paging
 
-MAX_PAGES = 1_000_000  # a last guard; a repeated page already ends the listing
 RATE_LIMIT_STATUS = 403  # Spectrum's answer past 100 requests per 60 s (it never sends 429)
 RATE_WINDOW = 66.0  # seconds the retries of a 403 span: the 60 s window, and a margin
 
@@ -247,50 +248,50 @@ class SpectrumSource:
                 yield batch
 
     async def organization(self, org: str) -> AsyncIterator[list[Entry]]:
-        """One organization's entries, a page at a time, until a short, empty or repeated
-        page."""
+        """One organization's entries, a page at a time, until a short or empty page (or the
+        guard of ``sources.paging``: then a ListingFailure last)."""
         listing = Listing(self.job, org, self.redactor)
         job = self.job
         settings = memo.fingerprint(job.name, job.client, org, sorted(job.include),
                                     None if job.formats is None else sorted(job.formats),
                                     job.include_inactive, secrets=self.redactor.secrets)
         seen: set[str] = set()
-        page_size = job.page_size
+        paging = Paging(job.page_size)
         ahead: asyncio.Task[tuple[bytes, str] | ListingFailure] | None = asyncio.create_task(
             self._page(listing, 1))
         try:
-            for page in range(1, MAX_PAGES + 1):
+            for page in itertools.count(1):
                 assert ahead is not None
                 got = await ahead
                 ahead = None
                 if isinstance(got, ListingFailure):
                     yield [got]
                     return
-                raw, content_type = got
-                mapped = self._map_page(listing, page, raw, content_type, settings, seen)
-                if mapped is None:  # empty, or a server that ignores paging and repeats itself
-                    return
+                mapped = self._map_page(listing, page, *got, settings, seen)
                 if isinstance(mapped, ListingFailure):
                     yield [mapped]
                     return
-                count, batch = mapped
-                if count >= page_size and page < MAX_PAGES:
+                count, fresh, batch = mapped
+                if paging.after(page, count, fresh):
                     # Ask for the next page while this one is mapped and planned: the
                     # server's latency overlaps our work (the rate limit still applies).
                     ahead = asyncio.create_task(self._page(listing, page + 1))
-                yield batch
+                if batch:
+                    yield batch
                 if ahead is None:
+                    if paging.cut_short is not None:
+                        yield [listing.failure(paging.cut_short,
+                                               url=self._page_url(listing, page))]
                     return
-            yield [listing.failure(f"stopped after {MAX_PAGES} pages")]
         finally:
             if ahead is not None:
                 ahead.cancel()
 
     def _map_page(self, listing: Listing, page: int, raw: bytes, content_type: str,
                   settings: bytes, seen: set[str]
-                  ) -> tuple[int, list[Entry]] | ListingFailure | None:
-        """A page's record count and entries (remembered, or decoded and mapped), its failure,
-        or None when it brings no record not seen before."""
+                  ) -> tuple[int, int, list[Entry]] | ListingFailure:
+        """A page's record count, how many of them are new, and their entries (remembered, or
+        decoded and mapped); or its failure."""
         records = None
         if self.memo is not None and not self.redactor.appears_in(raw):
             records = memo.split_page(raw)
@@ -298,7 +299,7 @@ class SpectrumSource:
         remembered = None if key is None else self._recall(key, records, seen)
         if remembered is not None:
             seen.update(remembered[0])
-            return len(remembered[0]), remembered[1]
+            return len(remembered[0]), len(remembered[0]), remembered[1]
         try:
             body = parse_json(raw, content_type, listing.url)
         except errors.FetchError as exc:
@@ -309,15 +310,13 @@ class SpectrumSource:
         fresh = {record_identity(r): r for r in contents}
         for identity in seen.intersection(fresh):
             del fresh[identity]
-        if not fresh:
-            return None
         batch: list[Entry] = []
         for identity, record in fresh.items():
             seen.add(identity)
             batch.extend(map_record(listing, record, len(seen)))
-        if key is not None and len(fresh) == len(contents):
+        if key is not None and fresh and len(fresh) == len(contents):
             batch.extend(_memo_of(key, list(fresh), batch, self.redactor))
-        return len(contents), batch
+        return len(contents), len(fresh), batch
 
     def _recall(self, key: str, records: list[Raw] | None, seen: set[str]
                 ) -> tuple[list[str], list[Entry]] | None:
