@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import bagit
+from aiohttp import web
 
+from assetvault.net.api import MAX_LISTING_BYTES
 from assetvault.sandbox import DatasetConfig, SandboxThread
 from assetvault.sandbox.files import read
 
-from .conftest import run_cli, spectrum_job, write_manifest
+from .conftest import API_KEY, TOKEN, run_cli, spectrum_job, write_manifest
+from .loopback import Loopback
 
 MIB = 1 << 20
 # One organization, two records (each: an upload and its outputs), no OnPremise.
@@ -123,3 +126,36 @@ def test_a_retry_after_of_a_day_does_not_hang_the_run(tmp_path: Path) -> None:
         else:
             assert asked >= 1 and all(n == 1 for p, n in counts.items()
                                       if not p.startswith("/api/"))
+
+
+def test_a_listing_page_past_the_cap_is_a_listing_failure_naming_its_url(
+        tmp_path: Path) -> None:
+    """Both APIs' listings announce a body four times the cap: refused on the headers, one
+    line each naming the page (api_key redacted), exit 1."""
+    async def huge(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Length": str(4 * MAX_LISTING_BYTES)})
+        await resp.prepare(request)
+        try:
+            for _ in range(256):  # at most 16 MiB: the client is gone long before
+                await resp.write(b" " * (64 << 10))
+        except ConnectionError:
+            pass
+        return resp
+
+    with Loopback(huge) as server:
+        jobs = [{"name": "spec", "source": "spectrum", "base_url": server.url, "token": TOKEN,
+                 "client": "c", "organizations": ["o1"], "retries": 1},
+                {"name": "onp", "source": "onpremise", "base_url": server.url,
+                 "api_key": API_KEY, "products": "all", "retries": 1}]
+        result = run_cli("run", write_manifest(tmp_path, jobs), "--no-progress")
+        asked = server.paths()
+    assert result.code == 1, result.err
+    assert "Traceback" not in result.err
+    failures = [line for line in result.err.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 2 and len(asked) == 2, (result.err, asked)  # nothing retried
+    spec, onp = sorted(failures, key=lambda line: "onp:" in line)
+    assert "/organization/o1?page=1&pageSize=100)" in spec
+    assert "/products.json?api_key=***&per_page=100&page=1)" in onp
+    for line in failures:
+        assert f"over the {MAX_LISTING_BYTES} byte cap" in line
+    assert API_KEY not in result.err + result.out and TOKEN not in result.err + result.out

@@ -102,7 +102,7 @@ class Redactor:
         """The secret values this redactor scrubs."""
         return tuple(self._secrets)
 
-    def appears_in(self, data: bytes) -> bool:
+    def appears_in(self, data: bytes | bytearray) -> bool:
         """Whether any secret, in any of its JSON forms, is in these UTF-8 bytes."""
         return any(form in data for form in self._forms_bytes)
 

@@ -40,7 +40,7 @@ class JsonApi(Protocol):
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         retry_statuses: frozenset[int] = frozenset(),
-    ) -> tuple[bytes, str]:
+    ) -> tuple[bytes | bytearray, str]:
         """Like ``get_json``, but the body unparsed, with its Content-Type."""
         ...
 

@@ -51,7 +51,7 @@ _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _ENCODE = msgspec.json.Encoder()
 
 
-def split_page(body: bytes) -> list[msgspec.Raw] | None:
+def split_page(body: bytes | bytearray) -> list[msgspec.Raw] | None:
     """The raw records of a plain page (an object, ``error`` null, ``contents`` a list).
 
     None for anything else: the caller parses the page the ordinary way and reports it.
@@ -92,7 +92,9 @@ def page_key(settings: bytes, records: Sequence[msgspec.Raw]) -> str:
     never part of a JSON text, so the records cannot run into each other)."""
     digest = hashlib.sha256(settings)
     digest.update(len(records).to_bytes(8, "big"))
-    digest.update(b"\0".join(records))  # Raw is a buffer
+    for index, record in enumerate(records):  # not joined: that copies the whole page
+        digest.update(b"\0" if index else b"")
+        digest.update(record)  # Raw is a buffer
     return digest.hexdigest()
 
 

@@ -257,8 +257,8 @@ class SpectrumSource:
                                     job.include_inactive, secrets=self.redactor.secrets)
         seen: set[str] = set()
         paging = Paging(job.page_size)
-        ahead: asyncio.Task[tuple[bytes, str] | ListingFailure] | None = asyncio.create_task(
-            self._page(listing, 1))
+        ahead: asyncio.Task[tuple[bytes | bytearray, str] | ListingFailure] | None = (
+            asyncio.create_task(self._page(listing, 1)))
         try:
             for page in itertools.count(1):
                 assert ahead is not None
@@ -268,6 +268,7 @@ class SpectrumSource:
                     yield [got]
                     return
                 mapped = self._map_page(listing, page, *got, settings, seen)
+                del got  # the page's bytes: not held while its entries are planned
                 if isinstance(mapped, ListingFailure):
                     yield [mapped]
                     return
@@ -287,7 +288,7 @@ class SpectrumSource:
             if ahead is not None:
                 ahead.cancel()
 
-    def _map_page(self, listing: Listing, page: int, raw: bytes, content_type: str,
+    def _map_page(self, listing: Listing, page: int, raw: bytes | bytearray, content_type: str,
                   settings: bytes, seen: set[str]
                   ) -> tuple[int, int, list[Entry]] | ListingFailure:
         """A page's record count, how many of them are new, and their entries (remembered, or
@@ -307,16 +308,19 @@ class SpectrumSource:
         contents = envelope_contents(body)
         if isinstance(contents, str):
             return listing.failure(contents, url=self._page_url(listing, page))
+        count = len(contents)
         fresh = {record_identity(r): r for r in contents}
+        contents.clear()  # each record is let go once mapped: a big page is never held twice
         for identity in seen.intersection(fresh):
             del fresh[identity]
+        identities = list(fresh)
         batch: list[Entry] = []
-        for identity, record in fresh.items():
+        for identity in identities:
             seen.add(identity)
-            batch.extend(map_record(listing, record, len(seen)))
-        if key is not None and fresh and len(fresh) == len(contents):
-            batch.extend(_memo_of(key, list(fresh), batch, self.redactor))
-        return len(contents), len(fresh), batch
+            batch.extend(map_record(listing, fresh.pop(identity), len(seen)))
+        if key is not None and identities and len(identities) == count:
+            batch.extend(_memo_of(key, identities, batch, self.redactor))
+        return count, len(identities), batch
 
     def _recall(self, key: str, records: list[Raw] | None, seen: set[str]
                 ) -> tuple[list[str], list[Entry]] | None:
@@ -346,7 +350,8 @@ class SpectrumSource:
     def _params(self, page: int) -> dict[str, str]:
         return {"page": str(page), "pageSize": str(self.job.page_size)}
 
-    async def _page(self, listing: Listing, page: int) -> tuple[bytes, str] | ListingFailure:
+    async def _page(self, listing: Listing, page: int
+                    ) -> tuple[bytes | bytearray, str] | ListingFailure:
         """The body of one page and its type, or a ListingFailure; credential refusals raise."""
         try:
             return await self.api.get_body(listing.url, params=self._params(page),
