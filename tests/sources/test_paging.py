@@ -39,6 +39,16 @@ def test_pages_with_nothing_new_go_on_until_the_guard() -> None:
     assert f"after page {9 + STALE_PAGES}" in paging.cut_short
 
 
+def test_a_whole_list_on_every_page_ends_complete_on_its_first_repeat() -> None:
+    # per_page ignored, the whole list sent each time (more records than asked): the first
+    # page was all of it; one that honours only its own size brings new records next.
+    paging = Paging(10)
+    assert paging.after(1, 25, 25) and not paging.after(2, 25, 0)
+    assert paging.cut_short is None
+    paging = Paging(10)
+    assert paging.after(1, 25, 25) and paging.after(2, 25, 25) and not paging.after(3, 4, 4)
+
+
 def test_the_page_cap_ends_a_listing_incomplete() -> None:
     paging = Paging(1, max_pages=3)
     assert paging.after(1, 1, 1) and paging.after(2, 1, 1) and not paging.after(3, 1, 1)

@@ -35,6 +35,11 @@ class Paging(msgspec.Struct):
         incomplete."""
         if count < self.page_size:
             return False
+        if count > self.page_size and not fresh:
+            # More than asked, and nothing new: a server that ignores paging sends its whole
+            # list on every page; the first was all of it. (One that ignores only the size
+            # brings new records on its next page, and is walked on.)
+            return False
         self.stale = 0 if fresh else self.stale + 1
         if self.stale >= self.stale_pages:
             self.cut_short = (f"gave up after page {page}: {self.stale} full pages in a row "
