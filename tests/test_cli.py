@@ -298,3 +298,20 @@ def test_the_same_url_is_fetched_once_per_run_and_stored_at_each_path(tmp_path: 
     copies = list((tmp_path / "archive/data/urls/dup/same").iterdir())
     assert len(copies) == 40 and all(c.read_bytes() == want for c in copies)
     bagit.Bag(str(tmp_path / "archive")).validate()
+
+
+def test_status_shows_the_last_runs_listing_failures_and_job_errors(tmp_path: Path) -> None:
+    # A listing that failed leaves no item row to show: status read only the items' rows.
+    with SandboxThread(DatasetConfig(), faults="onpremise:500") as box:
+        jobs = [spectrum_job(box), onpremise_job(box, retries=0),
+                spectrum_job(box, name="refused", token="wrong-token-0451", retries=0)]
+        result = run_cli("run", write_manifest(tmp_path, jobs), "--no-progress")
+        assert result.code != 0
+        status = run_cli("status", tmp_path / "archive")
+    assert status.code == 0, status.err
+    text = status.out
+    assert "listing failures and job errors of the last run" in text
+    owner = box.dataset.owner_ids("products")[0]
+    assert f"onp: onpremise/products/{owner}" in text and "HTTP 500" in text
+    assert "refused: job 'refused': Spectrum" in text  # the job that could not go on
+    assert "api_key=***" in text and "wrong-token-0451" not in text and "sandbox-" not in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import sys
@@ -275,9 +276,34 @@ def _status(database: Path) -> int:
             print("failures of the last run of each item:")
             for job, key, url, error in failures:
                 print(f"  {job}: {key} ({url or '-'}): {error}")
+        _last_run_troubles(store.last_report(), {key for _, key, _, _ in failures})
     finally:
         store.close()
     return 0
+
+
+def _last_run_troubles(report: tuple[int, str] | None, shown: set[str]) -> None:
+    """What the last run's report holds beyond the items' own failures: listings that
+    failed (nothing under them was marked gone) and jobs that could not go on."""
+    if report is None:
+        return
+    run_id, text = report
+    try:
+        found = json.loads(text)
+        jobs = [(str(j["name"]), str(j["error"])) for j in found["jobs"] if j.get("error")]
+        listings = [(str(f["job"]), str(f["key"]), f.get("url"), str(f["error"]))
+                    for f in found["failures"] if f["key"] not in shown]
+    except (ValueError, KeyError, TypeError):
+        return  # a report from another version: the items' failures above still stand
+    if not (jobs or listings):
+        return
+    print(f"listing failures and job errors of the last run (#{run_id}):")
+    for name, error in jobs:
+        print(f"  {name}: {error}")
+    for job, key, url, error in listings[:SHOWN_FAILURES]:
+        print(f"  {job}: {key} ({url or '-'}): {error}")
+    if len(listings) > SHOWN_FAILURES:
+        print(f"  ... and {len(listings) - SHOWN_FAILURES} more (see the run's report)")
 
 
 def sandbox(args: argparse.Namespace) -> int:

@@ -343,6 +343,12 @@ class Store:
             "SELECT id, started, finished, exit_code FROM runs ORDER BY id DESC LIMIT ?",
             (limit,))]
 
+    def last_report(self) -> tuple[int, str] | None:
+        """The id and JSON report of the last run that wrote one."""
+        row = self._db.execute("SELECT id, report FROM runs WHERE report IS NOT NULL "
+                               "ORDER BY id DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
     def failures(self, limit: int = 50) -> list[tuple[str, str, str | None, str | None]]:
         """(job, key, url, error) of items whose last outcome was a failure."""
         return [(str(j), str(k), u, e) for j, k, u, e in self._db.execute(
