@@ -710,3 +710,35 @@ def test_bad_object_store_settings_say_what_and_where(tmp_path: Path, archive: s
     text = SPECTRUM.replace("version: 1\n", f"version: 1\narchive: {archive}\n{extra}")
     error = fails(tmp_path, text)
     assert said in error.message and "line" in error.message
+
+
+@pytest.mark.parametrize(("second", "shared"), [
+    ("    base_url: https://staging.example\n    products: [1001, 1002]\n",
+     "data/onpremise/products/1001/"),
+    ("    base_url: https://staging.example\n    products: all\n", "data/onpremise/products/"),
+    ("    base_url: https://staging.example\n    beers: [7]\n    products: [2]\n", None),
+    ("    base_url: https://dashboard.onpremisewine.com/\n    products: [1001]\n", None),
+])
+def test_two_jobs_filling_one_folder_from_different_hosts_are_refused(
+        tmp_path: Path, second: str, shared: str | None) -> None:
+    # The layout has no place for the host: a staging job's files would overwrite the
+    # production job's (and back again on the next run), SPEC 3's "never overwrite".
+    text = ONPREMISE + "  - name: wine-staging\n    source: onpremise\n    api_key: k2\n" + second
+    if shared is None:
+        assert len(load(tmp_path, text).jobs) == 2
+        return
+    error = fails(tmp_path, text)
+    assert_where(error, tmp_path, job="wine-staging", key="base_url", line=10)
+    assert shared in str(error) and "'wine'" in str(error) and "staging.example" in str(error)
+    assert "k2" not in str(error)
+
+
+def test_two_spectrum_jobs_of_one_organization_on_different_hosts_are_refused(
+        tmp_path: Path) -> None:
+    text = SPECTRUM + ("  - name: carhartt-staging\n    source: spectrum\n    token: t2\n"
+                       "    client: carhartt\n    base_url: https://staging.example\n"
+                       "    organizations: [\"7000000000000300322\", \"1\"]\n")
+    error = fails(tmp_path, text)
+    assert "data/spectrum/carhartt/7000000000000300322/" in str(error)
+    other = text.replace('"7000000000000300322", "1"', '"1"')
+    assert len(load(tmp_path, other).jobs) == 2

@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 from msgspec import field
 
+from ..archive.layout import safe_segment
 from ..storage.location import Location
 
 GIB = 1024**3
@@ -126,3 +127,28 @@ class Manifest(msgspec.Struct, frozen=True):
             elif isinstance(job, OnpremiseJob):
                 out.append(job.api_key)
         return tuple(s for s in out if s)
+
+
+def shared_folder(a: Job, b: Job) -> str | None:
+    """A payload folder both jobs would fill from different API hosts (the layout has no
+    place for the host: the same ids from a staging and a production host would overwrite
+    each other), or None."""
+    if type(a) is not type(b) or isinstance(a, UrlsJob) or isinstance(b, UrlsJob):
+        return None
+    base_a, base_b = (getattr(j, "base_url", "").rstrip("/").lower() for j in (a, b))
+    if base_a == base_b:
+        return None
+    if isinstance(a, SpectrumJob) and isinstance(b, SpectrumJob):
+        if safe_segment(a.client) != safe_segment(b.client):
+            return None
+        both = sorted(set(a.organizations) & set(b.organizations))
+        return f"spectrum/{safe_segment(a.client)}/{both[0]}" if both else None
+    assert isinstance(a, OnpremiseJob) and isinstance(b, OnpremiseJob)
+    for kind in ONPREMISE_KINDS:
+        mine, theirs = (set(getattr(j, kind)) for j in (a, b))
+        whole = kind in a.whole or kind in b.whole
+        if whole and (mine or theirs or (kind in a.whole and kind in b.whole)):
+            return f"onpremise/{kind}"
+        if both := sorted(mine & theirs):
+            return f"onpremise/{kind}/{both[0]}"
+    return None

@@ -34,6 +34,7 @@ from assetvault.config.jobs import (
     Settings,
     SpectrumJob,
     UrlsJob,
+    shared_folder,
 )
 from assetvault.config.yaml_nodes import Map, Scalar, parse, read_text
 from assetvault.errors import ManifestError
@@ -187,8 +188,27 @@ def _jobs(top: Map, where: Where, folder: Path, defaults: dict[str, Any]) -> tup
                                          f"{line}; give each job its own name", line)
         seen[name] = line
         check.no_duplicates(node, named)
-        out.append(_job(node, named, folder, defaults))
+        job = _job(node, named, folder, defaults)
+        for earlier in out:
+            shared = shared_folder(earlier, job)
+            if shared is not None:
+                raise named.at("base_url").error(
+                    f"jobs {earlier.name!r} and {name!r} both archive data/{shared}/ but from "
+                    f"different hosts ({_base(earlier)} and {_base(job)}): their files would "
+                    "overwrite each other's in one archive. Archive each host into an archive "
+                    "of its own (another manifest with another archive:), or list different "
+                    "organizations or products", _line_of(node, "base_url", line))
+        out.append(job)
     return tuple(out)
+
+
+def _line_of(node: Map, key: str, otherwise: int) -> int:
+    entry = node.entries.get(key)
+    return otherwise if entry is None else entry.key_line
+
+
+def _base(job: Job) -> str:
+    return getattr(job, "base_url", "")
 
 
 def _job_name(node: Map, where: Where) -> tuple[str, int]:
