@@ -189,6 +189,11 @@ def test_source_dirs() -> None:
     assert layout.spectrum_job_dir("16797", "CCG60521324002") == "16797-CCG60521324002"
     assert layout.spectrum_job_dir("16797", None) == "16797"
     assert layout.named("original", ".png") == "original.png"
+    # An empty version name made a hidden ".jpg"; "unnamed" itself stays apart from it.
+    for empty in ("", " ", "..", ". ."):
+        made = layout.named(empty, ".jpg")
+        assert made.startswith("unnamed~") and made.endswith(".jpg"), made
+    assert layout.named("", ".jpg") != layout.named(" ", ".jpg") != layout.named("unnamed", ".jpg")
 
 
 def test_suffix_is_purepath_suffix() -> None:

@@ -206,7 +206,10 @@ def suffix(path: str) -> str:
 
 
 def named(name: str, ext: str) -> str:
-    """``{name}{ext}`` as a safe segment (``original.png``, ``web_thumb.jpg``)."""
+    """``{name}{ext}`` as a safe segment (``original.png``, ``web_thumb.jpg``). A name that is
+    empty (or only dots and spaces) would make a hidden ``.jpg``: it is ``unnamed~{hash}``."""
+    if not name.strip(" ."):
+        return _fit("unnamed", "~" + short_hash(name) + _clean(ext))
     return safe_segment(name + ext)
 
 
