@@ -39,15 +39,18 @@ def history_key(key: str, sha256: str, when: datetime) -> str:
 
 
 def keep_history(storage: Storage, key: str, previous: str | None,
-                 when: datetime | None = None) -> str | None:
+                 when: datetime | None = None, *, replacement: str | None = None) -> str | None:
     """Keep the object at payload ``key`` (if any) in the history; return where it went.
 
     It is copied there (a hard link on a local folder), so ``key`` never goes missing before
-    the new bytes replace it.
+    the new bytes replace it. Nothing is kept when its SHA-256 is ``replacement``'s: the same
+    bytes stay in the payload (a record renamed upstream bumps its version, not its files).
     """
     if storage.size(key) is None:
         return None
     sha = previous or sha256_of(storage, key)
+    if sha == replacement:
+        return None
     target = history_key(key, sha, when or datetime.now(UTC))
     if storage.size(target) is None:
         storage.copy(key, target)

@@ -1,11 +1,12 @@
 """Putting verified bytes at their final key under ``data/``: the last step of every fetch.
 
-One placement is: journal the placement, keep any old bytes in the history, then make the new
-bytes the object at the key (through the archive's storage, whole or not at all); a new small
-body is first offered as a new object, and only if something is there after all does that go
-to the history. It runs in a worker thread. The journal comes before the write: a crash
-between the two leaves a journal entry whose bytes are not there, which the next run's replay
-checks and skips.
+One placement is: journal the placement, keep any old bytes in the history (unless they are
+the new bytes: a version bump that changed no byte keeps no copy), then make the new bytes the
+object at the key (through the archive's storage, whole or not at all); a new small body is
+first offered as a new object, and only if something is there after all does that go to the
+history. It runs in a worker thread. The journal comes before the write: a crash between the
+two leaves a journal entry whose bytes are not there, which the next run's replay checks and
+skips.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Placer:
                 self._journal.append(placed)
             if new is not None and new(key, meta):
                 return
-            keep_history(self.storage, key, previous)
+            keep_history(self.storage, key, previous, replacement=placed.sha256)
             put(key, meta)
         except UnsafeKeyError:
             raise errors.FetchError(f"refused to write {placed.path!r}: it resolves outside "

@@ -1,0 +1,191 @@
+"""Re-runs after upstream changes that move or keep a file: what lands in data/ and history.
+
+Every run is the real CLI in a subprocess against a small loopback server whose records and
+files the test rewrites between runs; the archive, its state database and its bag are read,
+never mocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import bagit  # type: ignore[import-untyped]
+import pytest
+
+from .conftest import run_cli, write_manifest
+
+ORG = "o"
+LISTING = f"/api/assets/saved/client/c/organization/{ORG}"
+ASSETS = "/products/1/assets.json"
+SERVER_TIMEOUT = 10.0
+SPECTRUM_DIR = f"spectrum/c/{ORG}/1"
+ONPREMISE_DIR = "onpremise/products/1/10"
+
+
+class Upstream(ThreadingHTTPServer):
+    """A Spectrum organization and an OnPremise product whose records and files the test
+    sets; every request is counted by path."""
+
+    daemon_threads = True
+    records: list[dict[str, Any]]
+    assets: list[dict[str, Any]]
+    files: dict[str, bytes]
+    hits: Counter[str]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def file_hits(self) -> dict[str, int]:
+        return {p: n for p, n in self.hits.items() if p in self.files}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Upstream
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        self.server.hits[path] += 1
+        if path == LISTING:
+            envelope = {"lastModification": None, "error": None, "apiVersion": "3",
+                        "hash": "", "contents": self.server.records}
+            self._send(json.dumps(envelope).encode(), "application/json")
+        elif path == ASSETS:
+            self._send(json.dumps(self.server.assets).encode(), "application/json")
+        elif path in self.server.files:
+            self._send(self.server.files[path], "application/octet-stream")
+        else:
+            self.send_error(404)
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    server = Upstream(("127.0.0.1", 0), Handler)
+    server.records, server.assets, server.files, server.hits = [], [], {}, Counter()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(SERVER_TIMEOUT)
+
+
+def spectrum_record(up: Upstream, *, upload: str, modified: str,
+                    outputs: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    job = {"id": 7, "reference": "R", "lastModification": modified,
+           "result": {"id": 8, "lastModification": modified,
+                      "outputs": [{"id": 0, "uri": up.base_url + uri,
+                                   "assetFormat": {"extension": uri.rpartition(".")[2]}}
+                                  for uri in outputs]}}
+    return {"id": 1, "uploadedAssetUri": up.base_url + upload, "active": True,
+            "lastModification": modified, "userFacingFileName": "logo",
+            "productionJobs": [job] if outputs else None}
+
+
+def onpremise_asset(up: Upstream, *, original: str, updated: str, size: int) -> dict[str, Any]:
+    return {"id": 10, "product_id": 1, "original_url": up.base_url + original,
+            "asset_file_size": size, "asset_content_type": "image/jpeg",
+            "updated_at": updated, "processed": True, "status": 0, "versions": {}}
+
+
+def manifest(up: Upstream, tmp_path: Path, *, onpremise: bool = False) -> Path:
+    jobs: list[dict[str, Any]] = [
+        {"name": "s", "source": "spectrum", "base_url": up.base_url, "token": "tok-layout",
+         "client": "c", "organizations": [ORG], "rate_limit": 0, "retries": 0}]
+    if onpremise:
+        jobs.append({"name": "a", "source": "onpremise", "base_url": up.base_url,
+                     "api_key": "key-layout", "products": [1], "rate_limit": 0, "retries": 0})
+    return write_manifest(tmp_path, jobs)
+
+
+def run_ok(path: Path) -> None:
+    result = run_cli("run", path, "--no-progress")
+    assert result.code == 0, result.out + result.err
+    assert "Traceback" not in result.err
+
+
+def valid(archive: Path) -> None:
+    bagit.Bag(str(archive)).validate()
+    result = run_cli("verify", archive)
+    assert result.code == 0, result.out + result.err
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    """relative path -> bytes of every file under ``root`` but asset.json ones."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "asset.json"}
+
+
+def history(archive: Path) -> dict[str, bytes]:
+    """The history's files but the asset.json ones (``asset.{when}.{sha}.json``)."""
+    return {p: b for p, b in files_under(archive / ".assetvault/history").items()
+            if not p.rpartition("/")[2].startswith("asset.")}
+
+
+def rows(archive: Path) -> dict[str, tuple[str, str, str]]:
+    """key -> (url path, status, path) of every file row."""
+    db = sqlite3.connect(archive / ".assetvault/state.sqlite")
+    try:
+        return {k: (urlsplit(u).path, s, p) for k, u, s, p in db.execute(
+            "SELECT key, url, status, path FROM items WHERE kind = 'file'")}
+    finally:
+        db.close()
+
+
+def sha(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+# -- unchanged bytes under a new version --------------------------------------------------------
+
+
+def test_a_version_bump_with_the_same_bytes_keeps_no_history_copy(upstream: Upstream,
+                                                                  tmp_path: Path) -> None:
+    up = upstream
+    up.files = {"/up/logo.png": b"logo bytes" * 100, "/out/a.PNG": b"png" * 50,
+                "/out/a.DST": b"dst v1" * 40}
+    up.records = [spectrum_record(up, upload="/up/logo.png", modified="2022-01-01",
+                                  outputs=["/out/a.PNG", "/out/a.DST"])]
+    path, archive = manifest(up, tmp_path), tmp_path / "archive"
+    run_ok(path)
+    # Renamed upstream: a new lastModification everywhere; only the DST's bytes change.
+    up.records = [spectrum_record(up, upload="/up/logo.png", modified="2023-01-01",
+                                  outputs=["/out/a.PNG", "/out/a.DST"])]
+    up.records[0]["userFacingFileName"] = "renamed"
+    up.files["/out/a.DST"] = b"dst v2" * 40
+    up.hits.clear()
+    run_ok(path)
+    assert up.file_hits() == {"/up/logo.png": 1, "/out/a.PNG": 1, "/out/a.DST": 1}
+    kept = history(archive)
+    assert sorted(kept.values()) == [b"dst v1" * 40], sorted(kept)  # only what changed
+    data = files_under(archive / "data")
+    assert data[f"{SPECTRUM_DIR}/original.png"] == b"logo bytes" * 100
+    assert data[f"{SPECTRUM_DIR}/jobs/7-R/a.DST"] == b"dst v2" * 40
+    # The record's asset.json did change: its old bytes are kept.
+    assert list((archive / ".assetvault/history" / SPECTRUM_DIR).glob("asset.*.json"))
+    valid(archive)
+
