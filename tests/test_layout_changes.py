@@ -189,3 +189,53 @@ def test_a_version_bump_with_the_same_bytes_keeps_no_history_copy(upstream: Upst
     assert list((archive / ".assetvault/history" / SPECTRUM_DIR).glob("asset.*.json"))
     valid(archive)
 
+
+# -- names two outputs share ----------------------------------------------------------------
+
+
+def shared_name_record(up: Upstream, outputs: list[str]) -> list[dict[str, Any]]:
+    return [spectrum_record(up, upload="/up/logo.png", modified="2022-01-01", outputs=outputs)]
+
+
+def test_outputs_sharing_a_name_keep_their_paths_when_the_listing_order_changes(
+        upstream: Upstream, tmp_path: Path) -> None:
+    up = upstream
+    up.files = {"/up/logo.png": b"logo", "/p1/same.DST": b"first" * 20,
+                "/p2/same.DST": b"second" * 20}
+    up.records = shared_name_record(up, ["/p2/same.DST", "/p1/same.DST"])
+    path, archive = manifest(up, tmp_path), tmp_path / "archive"
+    run_ok(path)
+    folder = archive / "data" / SPECTRUM_DIR / "jobs/7-R"
+    first = files_under(folder)
+    # Not the first listed: the smallest URL has the plain name, so any order gives this.
+    assert first["same.DST"] == b"first" * 20, sorted(first)
+    up.records = shared_name_record(up, ["/p1/same.DST", "/p2/same.DST"])
+    up.hits.clear()
+    run_ok(path)
+    assert up.file_hits() == {}, "an unchanged output was fetched again"
+    assert files_under(folder) == first
+    assert history(archive) == {}
+    assert {s for _, s, _ in rows(archive).values()} == {"complete"}
+    valid(archive)
+
+
+def test_the_output_archived_under_a_shared_name_keeps_it_when_another_joins(
+        upstream: Upstream, tmp_path: Path) -> None:
+    up = upstream
+    up.files = {"/up/logo.png": b"logo", "/p1/same.DST": b"first" * 20,
+                "/p2/same.DST": b"second" * 20}
+    up.records = shared_name_record(up, ["/p2/same.DST"])
+    path, archive = manifest(up, tmp_path), tmp_path / "archive"
+    run_ok(path)
+    # A smaller URL with the same name appears, listed first: the state says who was there.
+    up.records = shared_name_record(up, ["/p1/same.DST", "/p2/same.DST"])
+    up.hits.clear()
+    run_ok(path)
+    assert up.file_hits() == {"/p1/same.DST": 1}
+    folder = archive / "data" / SPECTRUM_DIR / "jobs/7-R"
+    now = files_under(folder)
+    assert now.pop("same.DST") == b"second" * 20
+    assert list(now.values()) == [b"first" * 20] and next(iter(now)).startswith("same~"), now
+    assert history(archive) == {}
+    assert {s for _, s, _ in rows(archive).values()} == {"complete"}
+    valid(archive)

@@ -150,11 +150,18 @@ def test_spectrum_same_url_once_and_same_name_disambiguated() -> None:
     assert len(urls_) == len(set(urls_))
     assert len({i.path for i in items}) == len(items)
     second = [i for i in items if "24305" in str(i.path)]
-    # other/…R1.DST, …R1.PDF, then dstUri's …R1.DST
-    names = [PurePosixPath(i.path).name for i in second]
-    assert names[:2] == ["CCG60521324001R1.DST", "CCG60521324001R1.PDF"]
-    assert names[2].startswith("CCG60521324001R1~") and names[2].endswith(".DST")
-    assert second[2].url == record["productionJobs"][1]["dstUri"]
+    # other/…R1.DST, …R1.PDF, then dstUri's …R1.DST: the plain name goes to the smaller URL,
+    # not to the first listed, so a listing in another order names them the same.
+    names = {PurePosixPath(i.path).name: i.url for i in second}
+    plain = "CCG60521324001R1.DST"
+    assert names.pop("CCG60521324001R1.PDF")
+    assert names.pop(plain) == record["productionJobs"][1]["dstUri"] < f"{BLOB}/other/{plain}"
+    (tagged, url), = names.items()
+    assert tagged.startswith("CCG60521324001R1~") and tagged.endswith(".DST")
+    assert url == f"{BLOB}/other/{plain}"
+    jobs[1]["result"]["outputs"].reverse()
+    again = of(Item, spectrum.map_record(listing(), record, 1))
+    assert sorted((i.path, i.url) for i in again) == sorted((i.path, i.url) for i in items)
 
 
 def test_spectrum_original_without_extension_takes_it_from_content_type() -> None:
@@ -344,6 +351,17 @@ def test_onpremise_sample_asset() -> None:
     assert original.upstream_version == "2011-09-10T12:43:04-07:00"
     assert all(v.etag_is_md5 and v.expected_size is None for v in versions)
     assert versions[1].url == f"{CDN}/web_thumb_1135210_image.jpg"
+
+
+def test_onpremise_versions_sharing_a_name_are_named_whatever_their_order() -> None:
+    # "thumb" of a .png URL and "thumb.png" of a URL without an extension: one file name.
+    versions = {"thumb": {"url": f"{CDN}/b/thumb.png"}, "thumb.png": {"url": f"{CDN}/a/t"}}
+    paths = []
+    for ordered in (versions, dict(reversed(versions.items()))):
+        items = of(Item, onpremise.map_asset(owner(), onpremise_asset(versions=ordered), 1))
+        paths.append(sorted((i.path, i.url) for i in items))
+    assert paths[0] == paths[1]
+    assert (f"{ODIR}/versions/thumb.png", f"{CDN}/a/t") in paths[0]  # the smaller URL
 
 
 def test_onpremise_filters() -> None:

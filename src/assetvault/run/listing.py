@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 
 from .. import errors
 from ..archive.store import Store
@@ -21,6 +22,21 @@ from .threads import Offload
 log = logging.getLogger("assetvault")
 
 
+class StateHolders:
+    """Which URL the state keeps under a key (sources.Holders): asked only for a name that
+    several files of one record share, so a re-run leaves each of them where it is."""
+
+    def __init__(self, reader: Store, shown: Callable[[str], str]) -> None:
+        self.reader = reader
+        self.shown = shown  # a URL as the state stores it (redacted)
+
+    def holder(self, key: str, urls: Sequence[str]) -> str | None:
+        row = self.reader.rows([key]).get(key)
+        if row is None:
+            return None
+        return next((url for url in urls if self.shown(url) == row.url), None)
+
+
 class Lister:
     """Lists jobs: each job's API through its own retries, timeout and credentials."""
 
@@ -29,7 +45,8 @@ class Lister:
         self.entries = entries
         self.http = http
         self.tally = tally
-        self.reader = reader  # remembered pages
+        self.reader = reader  # remembered pages, and who holds a shared name
+        self.holders = None if reader is None else StateHolders(reader, tally.redact.url)
         self.store = store  # the last clean runs, for `since: last-run`
         self.call = call
         # Per OnPremise job with `since`: what each owner's listing sent, and who was listed.
@@ -45,7 +62,8 @@ class Lister:
                      window=RATE_WINDOW if isinstance(job, SpectrumJob) else 0.0)
         try:
             since = await self._since(job)
-            async for batch in iter_batches(job, api, since=since, memo=self.reader):
+            async for batch in iter_batches(job, api, since=since, memo=self.reader,
+                                            holders=self.holders):
                 if batch:
                     await self.entries.send(batch)
         except errors.CredentialsError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 import msgspec
@@ -91,6 +91,14 @@ def text(value: Json) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+class Holders(Protocol):
+    """What the state says about a payload name several URLs of one record want."""
+
+    def holder(self, key: str, urls: Sequence[str]) -> str | None:
+        """The one of ``urls`` the state keeps under item ``key``, if any."""
+        ...
+
+
 def unique_name(name: str, url: str, taken: set[str]) -> str:
     """``name``, or a variant tagged by the URL's hash when another URL took it; claims it.
 
@@ -102,3 +110,32 @@ def unique_name(name: str, url: str, taken: set[str]) -> str:
         n += 1
     taken.add(candidate)
     return candidate
+
+
+def unique_names(folder: str, files: Sequence[tuple[str, str]],
+                 holders: Holders | None = None) -> list[str]:
+    """A distinct name in ``folder`` for each (name, URL), whatever order they are listed in.
+
+    Where URLs share a name, the plain name stays with the URL the state keeps under it, else
+    goes to the smallest URL; every other one is tagged by its URL's hash. Claimed in order of
+    arrival, a listing that merely changed its order swapped the files on every re-run.
+    """
+    urls_of: dict[str, list[str]] = {}
+    for name, url in files:
+        urls_of.setdefault(name, []).append(url)
+    if len(urls_of) == len(files):
+        return [name for name, _ in files]  # no name shared: the common case
+    chosen = {(name, _plain_owner(f"{folder}/{name}", urls, holders)): name
+              for name, urls in urls_of.items()}
+    taken = set(urls_of)
+    for name, url in sorted(files):
+        if (name, url) not in chosen:
+            chosen[name, url] = unique_name(name, url, taken)
+    return [chosen[file] for file in files]
+
+
+def _plain_owner(key: str, urls: list[str], holders: Holders | None) -> str:
+    """Which of ``urls`` gets the plain name of item ``key``."""
+    if len(urls) > 1 and holders is not None and (held := holders.holder(key, urls)):
+        return held
+    return min(urls)

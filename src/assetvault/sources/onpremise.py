@@ -18,7 +18,7 @@ from ..archive import layout
 from ..config.jobs import ONPREMISE_KINDS, OnpremiseJob
 from ..models import Entry, Item, Json, ListingFailure, Pending
 from ..redact import Redactor
-from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
+from ._base import Holders, JsonApi, document, ident, one_line, redactor_for, text, unique_names
 from .onpremise_owners import OwnerList, list_elements, map_owner
 from .paging import Paging
 from .since import Since
@@ -37,6 +37,7 @@ class Owner(msgspec.Struct, frozen=True):
     owner_id: str
     redactor: Redactor
     since: str | None = None
+    holders: Holders | None = None  # the state, for a name two versions share
 
     @property
     def url(self) -> str:
@@ -100,7 +101,7 @@ def map_asset(owner: Owner, asset: Json, position: int) -> list[Entry]:
         return entries
     problems: list[str] = []
     items = [*_original(job, folder, asset, version, problems),
-             *_versions(job, folder, asset, version, problems)]
+             *_versions(owner, folder, asset, version, problems)]
     if asset.get("processed") in (False, 0):
         entries.extend(Pending(key=i.key, job=i.job, url=owner.redactor.url(i.url),
                                reason=NOT_PROCESSED)
@@ -134,22 +135,25 @@ def _size(value: Json) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _versions(job: OnpremiseJob, folder: str, asset: dict[str, Json],
+def _versions(owner: Owner, folder: str, asset: dict[str, Json],
               version: str | None, problems: list[str]) -> list[Item]:
+    job = owner.job
     if "versions" not in job.include:
         return []
-    items: list[Item] = []
-    taken: set[str] = set()
+    wanted: list[tuple[str, str]] = []  # (name with extension, URL)
     for name, url in parse_versions(asset.get("versions"), problems):
         if job.versions is not None and name not in job.versions:
             continue
         if url is None:
             problems.append(f"version {name!r} has no url")
             continue
-        ext = layout.extension_for(url)
-        path = f"{folder}/versions/{unique_name(layout.named(name, ext), url, taken)}"
-        items.append(Item(key=path, job=job.name, url=url, path=path,
-                          upstream_version=version, etag_is_md5=True, add_extension=not ext))
+        wanted.append((layout.named(name, layout.extension_for(url)), url))
+    names = unique_names(f"{folder}/versions", wanted, owner.holders)
+    items: list[Item] = []
+    for (_, url), name in zip(wanted, names, strict=True):
+        path = f"{folder}/versions/{name}"
+        items.append(Item(key=path, job=job.name, url=url, path=path, upstream_version=version,
+                          etag_is_md5=True, add_extension=not layout.extension_for(url)))
     return items
 
 
@@ -207,10 +211,12 @@ class OnpremiseSource:
     """Fetches the listing of every owner of a job and maps its assets; for a kind listed
     whole, the account's list of owners first (see ``onpremise_owners``)."""
 
-    def __init__(self, job: OnpremiseJob, api: JsonApi, since: Since | None = None) -> None:
+    def __init__(self, job: OnpremiseJob, api: JsonApi, since: Since | None = None,
+                 holders: Holders | None = None) -> None:
         self.job = job
         self.api = api
         self.since = since or Since()
+        self.holders = holders
         self.redactor = job_redactor(job)
         self.headers = {**API_HEADERS, **dict(job.headers)}
 
@@ -227,7 +233,7 @@ class OnpremiseSource:
                     yield batch
 
     def _owner(self, kind: str, owner_id: str) -> Owner:
-        owner = Owner(self.job, kind, owner_id, self.redactor)
+        owner = Owner(self.job, kind, owner_id, self.redactor, holders=self.holders)
         when = self.since.of(owner.key)
         return owner if when is None else msgspec.structs.replace(owner, since=when)
 

@@ -22,7 +22,7 @@ from ..models import Document, Entry, Item, Json, ListingFailure, PageMemo
 from ..net.api import parse_json
 from ..redact import Redactor
 from . import memo
-from ._base import JsonApi, document, ident, one_line, redactor_for, text, unique_name
+from ._base import Holders, JsonApi, document, ident, one_line, redactor_for, text, unique_names
 from .memo import PageLookup
 from .paging import Paging
 
@@ -36,6 +36,7 @@ class Listing(msgspec.Struct, frozen=True):
     job: SpectrumJob
     org: str
     redactor: Redactor
+    holders: Holders | None = None  # the state, for a name two outputs share
 
     @property
     def url(self) -> str:
@@ -83,7 +84,7 @@ def map_record(listing: Listing, record: Json, position: int) -> list[Entry]:
     if "original" in job.include:
         entries.extend(_original(job, folder, record, version, problems))
     if "outputs" in job.include:
-        entries.extend(_outputs(job, folder, record, version, problems))
+        entries.extend(_outputs(listing, folder, record, version, problems))
     if problems:
         entries.append(listing.failure("; ".join(problems), key=folder))
     return entries
@@ -110,11 +111,12 @@ class _Outputs(msgspec.Struct):
     folder: str
     version: str | None
     problems: list[str]
+    holders: Holders | None
     seen: set[str] = field(default_factory=set)
     items: list[Item] = field(default_factory=list)
 
 
-def _outputs(job: SpectrumJob, folder: str, record: dict[str, Json],
+def _outputs(listing: Listing, folder: str, record: dict[str, Json],
              version: str | None, problems: list[str]) -> list[Item]:
     production_jobs = record.get("productionJobs")
     if production_jobs is None:
@@ -122,7 +124,7 @@ def _outputs(job: SpectrumJob, folder: str, record: dict[str, Json],
     if not isinstance(production_jobs, list):
         problems.append("productionJobs is not a list")
         return []
-    state = _Outputs(job, folder, version, problems)
+    state = _Outputs(listing.job, folder, version, problems, listing.holders)
     for production_job in production_jobs:
         _production_job(state, production_job)
     return state.items
@@ -144,14 +146,17 @@ def _production_job(state: _Outputs, pj: Json) -> None:
     version = (text((result or {}).get("lastModification")) or text(pj.get("lastModification"))
                or state.version)
     folder = f"{state.folder}/jobs/{layout.spectrum_job_dir(job_id, ident(pj.get('reference')))}"
-    taken: set[str] = set()
+    kept: list[str] = []
     for uri, ext in files:
         if uri in state.seen:
             continue
         state.seen.add(uri)
-        if state.job.formats is not None and ext not in state.job.formats:
-            continue
-        path = f"{folder}/{unique_name(layout.file_name_from_url(uri), uri, taken)}"
+        if state.job.formats is None or ext in state.job.formats:
+            kept.append(uri)
+    names = unique_names(folder, [(layout.file_name_from_url(uri), uri) for uri in kept],
+                         state.holders)
+    for uri, name in zip(kept, names, strict=True):
+        path = f"{folder}/{name}"
         state.items.append(Item(key=path, job=state.job.name, url=uri, path=path,
                                 upstream_version=version))
 
@@ -231,11 +236,13 @@ def record_identity(record: Json) -> str:
 class SpectrumSource:
     """Pages every organization of a job and maps its records."""
 
-    def __init__(self, job: SpectrumJob, api: JsonApi, memo: PageLookup | None = None) -> None:
+    def __init__(self, job: SpectrumJob, api: JsonApi, memo: PageLookup | None = None,
+                 holders: Holders | None = None) -> None:
         self.job = job
         self.api = api
         self.redactor = job_redactor(job)
         self.memo = memo
+        self.holders = holders
 
     def headers(self) -> dict[str, str]:
         return {"SPECTRUM_API_TOKEN": self.job.token, **dict(self.job.headers)}
@@ -250,7 +257,7 @@ class SpectrumSource:
     async def organization(self, org: str) -> AsyncIterator[list[Entry]]:
         """One organization's entries, a page at a time, until a short or empty page (or the
         guard of ``sources.paging``: then a ListingFailure last)."""
-        listing = Listing(self.job, org, self.redactor)
+        listing = Listing(self.job, org, self.redactor, self.holders)
         job = self.job
         settings = memo.fingerprint(job.name, job.client, org, sorted(job.include),
                                     None if job.formats is None else sorted(job.formats),
