@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +31,7 @@ ORG = "o"
 LISTING = f"/api/assets/saved/client/c/organization/{ORG}"
 ASSETS = "/products/1/assets.json"
 SERVER_TIMEOUT = 10.0
+WAIT = 30.0
 SPECTRUM_DIR = f"spectrum/c/{ORG}/1"
 ONPREMISE_DIR = "onpremise/products/1/10"
 
@@ -40,6 +45,7 @@ class Upstream(ThreadingHTTPServer):
     assets: list[dict[str, Any]]
     files: dict[str, bytes]
     hits: Counter[str]
+    held: dict[str, threading.Event]  # a file whose body stops half-way until its event is set
 
     @property
     def base_url(self) -> str:
@@ -62,15 +68,23 @@ class Handler(BaseHTTPRequestHandler):
         elif path == ASSETS:
             self._send(json.dumps(self.server.assets).encode(), "application/json")
         elif path in self.server.files:
-            self._send(self.server.files[path], "application/octet-stream")
+            self._send(self.server.files[path], "application/octet-stream",
+                       self.server.held.get(path))
         else:
             self.send_error(404)
 
-    def _send(self, body: bytes, content_type: str) -> None:
+    def _send(self, body: bytes, content_type: str,
+              held: threading.Event | None = None) -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if held is not None:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            if not held.wait(WAIT):
+                return
+            body = body[len(body) // 2:]
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -81,12 +95,15 @@ class Handler(BaseHTTPRequestHandler):
 def upstream() -> Iterator[Upstream]:
     server = Upstream(("127.0.0.1", 0), Handler)
     server.records, server.assets, server.files, server.hits = [], [], {}, Counter()
+    server.held = {}
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
     try:
         yield server
     finally:
+        for event in server.held.values():
+            event.set()
         server.shutdown()
         server.server_close()
         thread.join(SERVER_TIMEOUT)
@@ -238,4 +255,144 @@ def test_the_output_archived_under_a_shared_name_keeps_it_when_another_joins(
     assert list(now.values()) == [b"first" * 20] and next(iter(now)).startswith("same~"), now
     assert history(archive) == {}
     assert {s for _, s, _ in rows(archive).values()} == {"complete"}
+    valid(archive)
+
+
+# -- an original that changes type ------------------------------------------------------------
+
+
+def change_types(up: Upstream) -> None:
+    """The Spectrum upload .png -> .jpg, the OnPremise original .jpg -> .png, both newer."""
+    up.records = [spectrum_record(up, upload="/up/logo-v2.jpg", modified="2025-01-01")]
+    up.assets = [onpremise_asset(up, original="/up/label-v2.png", updated="2025-01-01T00:00:00Z",
+                                 size=len(up.files["/up/label-v2.png"]))]
+
+
+def typed_upstream(up: Upstream) -> None:
+    up.files = {"/up/logo.png": b"old png" * 30, "/up/logo-v2.jpg": b"new jpg" * 30,
+                "/up/label.jpg": b"old label jpg" * 30, "/up/label-v2.png": b"new label" * 30}
+    up.records = [spectrum_record(up, upload="/up/logo.png", modified="2022-01-01")]
+    up.assets = [onpremise_asset(up, original="/up/label.jpg", updated="2022-01-01T00:00:00Z",
+                                 size=len(up.files["/up/label.jpg"]))]
+
+
+def originals(archive: Path) -> dict[str, bytes]:
+    return {p: b for p, b in files_under(archive / "data").items() if "/original" in p}
+
+
+def test_an_original_that_changes_type_replaces_the_old_file_which_goes_to_history(
+        upstream: Upstream, tmp_path: Path) -> None:
+    up = upstream
+    typed_upstream(up)
+    path, archive = manifest(up, tmp_path, onpremise=True), tmp_path / "archive"
+    run_ok(path)
+    change_types(up)
+    run_ok(path)
+    # One live original per record: the new one. The old bytes are in the history.
+    assert originals(archive) == {f"{SPECTRUM_DIR}/original.jpg": b"new jpg" * 30,
+                                  f"{ONPREMISE_DIR}/original.png": b"new label" * 30}
+    kept = history(archive)
+    assert sorted(kept.values()) == [b"old label jpg" * 30, b"old png" * 30]
+    assert {p.rpartition("/")[0] for p in kept} == {SPECTRUM_DIR, ONPREMISE_DIR}
+    assert kept[next(p for p in kept if p.startswith(SPECTRUM_DIR))] == b"old png" * 30
+    state = rows(archive)
+    assert state[f"{SPECTRUM_DIR}/original.png"][1] == "replaced"  # not gone: it was replaced
+    assert state[f"{ONPREMISE_DIR}/original.jpg"][1] == "replaced"
+    report = json.loads(sorted((archive / ".assetvault/reports").glob("*.json"))[-1]
+                        .read_text())
+    assert all(job["gone"] == 0 for job in report["jobs"]), report["jobs"]
+    valid(archive)
+    # Nothing changed upstream: nothing fetched, nothing moved.
+    up.hits.clear()
+    run_ok(path)
+    assert up.file_hits() == {}
+    assert len(history(archive)) == 2
+    valid(archive)
+
+
+def test_an_original_that_changes_type_back_is_archived_again_and_the_other_replaced(
+        upstream: Upstream, tmp_path: Path) -> None:
+    up = upstream
+    typed_upstream(up)
+    path, archive = manifest(up, tmp_path), tmp_path / "archive"
+    run_ok(path)
+    change_types(up)
+    run_ok(path)
+    typed_upstream(up)  # back to the .png, with an older lastModification even
+    run_ok(path)
+    assert originals(archive) == {f"{SPECTRUM_DIR}/original.png": b"old png" * 30}
+    assert sorted(history(archive).values()) == [b"new jpg" * 30, b"old png" * 30]
+    state = rows(archive)
+    assert state[f"{SPECTRUM_DIR}/original.png"][1] == "complete"
+    assert state[f"{SPECTRUM_DIR}/original.jpg"][1] == "replaced"
+    valid(archive)
+
+
+def test_a_run_killed_between_retiring_and_removing_ends_valid_after_the_next(
+        upstream: Upstream, tmp_path: Path) -> None:
+    """The state a SIGKILL leaves between the commit that takes the old file out of the
+    manifest and its removal from data/ (the row RETIRING, the file still there): the next
+    run removes it before it seals."""
+    up = upstream
+    typed_upstream(up)
+    path, archive = manifest(up, tmp_path), tmp_path / "archive"
+    run_ok(path)
+    change_types(up)
+    run_ok(path)
+    old = archive / "data" / SPECTRUM_DIR / "original.png"
+    assert not old.exists()
+    old.write_bytes(b"old png" * 30)
+    db = sqlite3.connect(archive / ".assetvault/state.sqlite")
+    with db:
+        db.execute("UPDATE items SET status = 'retiring' WHERE key = ?",
+                   (f"{SPECTRUM_DIR}/original.png",))
+        db.execute("DELETE FROM meta WHERE name = 'sealed'")  # cleared in that commit
+    db.close()
+    with pytest.raises(bagit.BagValidationError):  # the file the manifest leaves out
+        bagit.Bag(str(archive)).validate()
+    up.hits.clear()
+    run_ok(path)
+    assert up.file_hits() == {}
+    assert not old.exists()
+    assert rows(archive)[f"{SPECTRUM_DIR}/original.png"][1] == "replaced"
+    assert sorted(history(archive).values()) == [b"old png" * 30]
+    valid(archive)
+
+
+def test_a_run_killed_after_placing_the_new_original_retires_the_old_one_next_time(
+        upstream: Upstream, tmp_path: Path) -> None:
+    """SIGKILL once the new original is recorded, while another record's file is still
+    coming: no finish ran, so the next run (which finds the new original up to date) must
+    still take the old one out of data/."""
+    up = upstream
+    typed_upstream(up)
+    up.files["/up/other.bin"] = b"other" * 200_000
+    second = spectrum_record(up, upload="/up/other.bin", modified="2022-01-01")
+    path, archive = manifest(up, tmp_path), tmp_path / "archive"
+    run_ok(path)  # without the other record
+    change_types(up)
+    up.records.append({**second, "id": 2})
+    up.held["/up/other.bin"] = threading.Event()
+    proc = subprocess.Popen([sys.executable, "-m", "assetvault", "run", str(path),
+                             "--no-progress"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + WAIT
+        while rows(archive).get(f"{SPECTRUM_DIR}/original.jpg", ("", "", ""))[1] != "complete":
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the new original was never recorded"
+            time.sleep(0.02)
+        assert up.hits["/up/other.bin"] == 1
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=WAIT)
+    assert (archive / "data" / SPECTRUM_DIR / "original.png").exists()  # no finish ran
+    up.held["/up/other.bin"].set()
+    up.hits.clear()
+    run_ok(path)
+    assert "/up/logo-v2.jpg" not in up.file_hits()  # up to date: nothing fetched twice
+    assert {p: b for p, b in originals(archive).items() if p.startswith(SPECTRUM_DIR + "/")
+            } == {f"{SPECTRUM_DIR}/original.jpg": b"new jpg" * 30}
+    assert sorted(history(archive).values()) == [b"old png" * 30]
+    assert rows(archive)[f"{SPECTRUM_DIR}/original.png"][1] == "replaced"
     valid(archive)

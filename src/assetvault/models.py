@@ -118,6 +118,10 @@ class State(enum.StrEnum):
     FAILED = "failed"  # never archived
     PENDING = "pending"  # not ready upstream yet
     GONE = "gone"  # vanished upstream; kept in data/
+    # Its record names another file in its place (an original whose extension changed): the
+    # bytes are in the history, no longer in data/. RETIRING until they have left data/.
+    RETIRING = "retiring"
+    REPLACED = "replaced"
 
 
 ARCHIVED = frozenset({State.COMPLETE, State.GONE})  # the states whose bytes are in data/

@@ -267,3 +267,19 @@ def test_inside_never_escapes(parts: list[str]) -> None:
                 assert rel.parts != tuple(safe_segment(p) for p in parts), "safe path refused"
                 continue
             assert os.path.commonpath([base, str(out)]) == base
+
+
+@pytest.mark.parametrize(("key", "stem"), [
+    ("spectrum/c/o/1/original.png", "spectrum/c/o/1/original"),
+    ("spectrum/c/o/1/original", "spectrum/c/o/1/original"),
+    ("onpremise/products/1/10/original.jpg", "onpremise/products/1/10/original"),
+    ("onpremise/p/1/10/versions/web_thumb.jpg", "onpremise/p/1/10/versions/web_thumb"),
+    ("spectrum/c/o/1/original~1a2b3c4d5e6f.png", None),  # another file's name
+    ("spectrum/c/o/1/original.tar.gz", None),
+    ("spectrum/c/o/1/jobs/7-R/original.png", None),  # an output: named by its URL
+    ("spectrum/c/o/1/asset.json", None),
+    ("urls/job/host/a/original.png", None),
+])
+def test_the_stem_of_a_name_that_takes_its_extension_from_the_url(key: str,
+                                                                  stem: str | None) -> None:
+    assert layout.replaceable_stem(key) == stem

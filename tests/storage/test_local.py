@@ -97,3 +97,24 @@ def test_a_file_outside_is_never_copied_into_the_history(tmp_path: Path) -> None
         keep_history(store, "data/evil/x.bin", None)
     assert not (root / ".assetvault" / "history").exists() or not list(
         (root / ".assetvault" / "history").rglob("*.bin"))
+
+
+def test_only_payload_files_are_removed_and_never_through_a_folder_elsewhere(
+        tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.bin").write_bytes(b"theirs")
+    root = tmp_path / "archive"
+    store = LocalStorage(root)
+    store.put_bytes("data/a/original.png", b"old")
+    store.copy("data/a/original.png", ".assetvault/history/a/original.1.png")
+    store.remove("data/a/original.png")
+    store.remove("data/a/original.png")  # already gone: nothing to do
+    assert store.size("data/a/original.png") is None
+    assert store.read(".assetvault/history/a/original.1.png") == b"old"
+    with pytest.raises(UnsafeKeyError):
+        store.remove(".assetvault/history/a/original.1.png")
+    os.symlink(outside, root / "data/evil")
+    with pytest.raises(UnsafeKeyError):
+        store.remove("data/evil/x.bin")
+    assert (outside / "x.bin").read_bytes() == b"theirs"

@@ -161,3 +161,18 @@ def test_an_object_is_read_in_ranges_of_one_version(seaweed: SeaweedS3, tmp_path
     assert first == body[:1000]
     with pytest.raises(StorageError):  # never a splice of two versions
         b"".join(reading)
+
+
+def test_only_payload_objects_are_removed_and_the_listing_follows(seaweed: SeaweedS3,
+                                                                  tmp_path: Path) -> None:
+    store = storage(seaweed, tmp_path)
+    store.put_bytes("data/a/original.png", b"old")
+    store.put_bytes(".assetvault/history/a/original.1.png", b"old")
+    assert store.load_listing() == 1
+    store.remove("data/a/original.png")
+    store.remove("data/a/original.png")  # already gone: nothing to do
+    assert store.size("data/a/original.png") is None
+    assert list(store.list("data/")) == []
+    with pytest.raises(UnsafeKeyError):
+        store.remove(".assetvault/history/a/original.1.png")
+    assert store.read(".assetvault/history/a/original.1.png") == b"old"

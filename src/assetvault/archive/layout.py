@@ -205,6 +205,24 @@ def suffix(path: str) -> str:
     return name[i:] if 0 < i < len(name) - 1 else ""
 
 
+def replaceable_stem(key: str) -> str | None:
+    """The key of a file whose extension follows its URL, without that extension: one name
+    whatever the extension (``spectrum/c/o/1/original``, ``onpremise/products/1/2/versions/
+    web_thumb``). None for any other key: an output or a urls path is named by its URL, so
+    another name there is another file."""
+    if "/original" not in key and "/versions/" not in key:
+        return None  # most keys (outputs, urls paths): one scan in C, no split
+    parts = key.split("/")
+    if len(parts) == 5 and parts[0] in ("spectrum", "onpremise"):
+        name = parts[4]
+        if name == "original" or (name.startswith("original.") and name.count(".") == 1):
+            return key.rpartition("/")[0] + "/original"
+        return None
+    if len(parts) == 6 and parts[0] == "onpremise" and parts[4] == "versions":
+        return key[: len(key) - len(suffix(key))]
+    return None
+
+
 def named(name: str, ext: str) -> str:
     """``{name}{ext}`` as a safe segment (``original.png``, ``web_thumb.jpg``). A name that is
     empty (or only dots and spaces) would make a hidden ``.jpg``: it is ``unnamed~{hash}``."""

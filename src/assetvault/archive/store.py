@@ -26,6 +26,7 @@ import msgspec
 
 from ..models import ARCHIVED, DocRecord, Kind, Outcome, Row, State, Status
 from .journal import Placed
+from .layout import replaceable_stem
 
 SCHEMA_VERSION = 1
 _ARCHIVED = "(" + ", ".join(f"'{state}'" for state in sorted(ARCHIVED)) + ")"  # for SQL
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_path ON items(path);
 CREATE INDEX IF NOT EXISTS items_job_status ON items(job, status);
 CREATE INDEX IF NOT EXISTS items_url ON items(url);
+CREATE INDEX IF NOT EXISTS items_retiring ON items(key) WHERE status = 'retiring';
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -67,6 +69,9 @@ CREATE TABLE IF NOT EXISTS pages (  -- remembered listing pages (sources.memo)
     entries BLOB NOT NULL,
     run INTEGER NOT NULL            -- the last run that listed this page
 );
+CREATE TABLE IF NOT EXISTS successors (  -- files placed beside an archived one of the same
+    key TEXT PRIMARY KEY                 -- name but for the extension: what they replace is
+) WITHOUT ROWID;                         -- looked for at the end of a run (archive.retire)
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value TEXT
@@ -219,6 +224,7 @@ class Store:
         complete, not_done = _rows_of(outcomes, docs, run_id, now, seen)
         with self._db:
             if complete:
+                self._note_successors(complete)
                 self._db.executemany(_UPSERT_COMPLETE, complete)
                 self._unsealed()
             if seen:
@@ -248,6 +254,7 @@ class Store:
         rows = [(p.key, p.job, p.kind, p.url, p.path, p.size, p.sha256, p.version, p.etag,
                  p.last_modified, Status.RECOVERED, None, now) for p in placed]
         with self._db:
+            self._note_successors(rows)
             self._db.executemany(_UPSERT_COMPLETE, rows)
             self._unsealed()
         return len(rows)
@@ -300,6 +307,68 @@ class Store:
             (job, prefix, upper, len(name) + 1, "/" + name, run_id))
         folders = (str(key).rpartition("/")[0] for (key,) in cursor)
         return [f for f in folders if "/" not in f[len(prefix):]]
+
+    # files replaced under another name (archive.retire) --------------------------------------
+
+    def _note_successors(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """In the transaction that records them, before they are written: the files among
+        ``rows`` (upsert rows) with a replaceable name while another file of that name but
+        for the extension is archived (a first run notes none; one probe a file)."""
+        found = [(key, stem, stem + "/", key) for key, _, kind, *_ in rows
+                 if kind == Kind.FILE and (stem := replaceable_stem(str(key))) is not None]
+        if found:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO successors SELECT ? WHERE EXISTS (SELECT 1 FROM items "
+                f"WHERE key >= ? AND key < ? AND key != ? AND status IN {_ARCHIVED})", found)
+
+    def successors(self, run_id: int) -> list[tuple[str, str, str | None, bool]]:
+        """(key, job, sha256, seen in this run) of each noted successor still complete; the
+        others are forgotten (failed or gone since: they replace nothing)."""
+        with self._db:
+            self._db.execute(
+                "DELETE FROM successors WHERE NOT EXISTS (SELECT 1 FROM items "
+                f"WHERE items.key = successors.key AND status = '{State.COMPLETE}')")
+        return [(str(k), str(j), s, bool(seen)) for k, j, s, seen in self._db.execute(
+            "SELECT s.key, i.job, i.sha256, "
+            "i.seen_run IS ? OR s.key IN (SELECT key FROM temp.seen) "
+            "FROM successors AS s JOIN items AS i ON i.key = s.key", (run_id,))]
+
+    def unseen_beside(self, job: str, run_id: int, low: str, high: str
+                      ) -> list[tuple[str, str, str]]:
+        """(key, path, sha256) of the archived files of ``job`` with keys in [low, high) that
+        this run did not see."""
+        return [(str(k), str(p), str(s)) for k, p, s in self._db.execute(
+            f"SELECT key, path, sha256 FROM items WHERE key >= ? AND key < ? AND job = ? "
+            f"AND kind = '{Kind.FILE}' AND status IN {_ARCHIVED} AND path IS NOT NULL "
+            "AND sha256 IS NOT NULL AND (seen_run IS NULL OR seen_run != ?) "
+            "AND key NOT IN (SELECT key FROM temp.seen)", (low, high, job, run_id))]
+
+    def retiring(self) -> list[tuple[str, str]]:
+        """(key, path) of every file whose removal from data/ is still to be done."""
+        return [(str(k), str(p)) for k, p in self._db.execute(
+            f"SELECT key, path FROM items WHERE status = '{State.RETIRING}'")]
+
+    def retire(self, keys: Sequence[str], state: State, now: str,
+               done: Sequence[str] = ()) -> None:
+        """Set these files to ``state`` (RETIRING: out of the bag's manifest from now on), and
+        forget the successors ``done`` in the same transaction."""
+        with self._db:
+            if keys:
+                self._db.execute(
+                    "UPDATE items SET status = ?, outcome = NULL, updated = ? "
+                    "WHERE key IN (SELECT value FROM json_each(?))",
+                    (state, now, _json_list(keys)))
+                self._unsealed()
+            if done:
+                self._db.execute(
+                    "DELETE FROM successors WHERE key IN (SELECT value FROM json_each(?))",
+                    (_json_list(done),))
+
+    def archived_at(self, path: str, other_than: str) -> bool:
+        """Whether an archived file of another key than ``other_than`` is at ``path``."""
+        return self._db.execute(
+            f"SELECT 1 FROM items WHERE path = ? AND key != ? AND status IN {_ARCHIVED}",
+            (path, other_than)).fetchone() is not None
 
     # the bag's seal -----------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The end of a run: settle the state, mark what is gone, seal the bag, write the report."""
+"""The end of a run: settle the state, retire what was replaced under another name, mark what
+is gone, seal the bag, write the report."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..archive.journal import Journal
+from ..archive.retire import retire_replaced
 from ..archive.store import Store
 from ..archive.upkeep import replay, seal
 from ..config.jobs import Job, OnpremiseJob
@@ -52,6 +54,9 @@ class Finisher:
             await asyncio.to_thread(self.io.drain)
             await self.call(replay, self.store, self.storage, self.journal, now)
         await self.call(self.store.settle, self.run_id, now)
+        # Before anything is marked gone: a file its record names otherwise now is replaced,
+        # not gone. Decided record by record, so a stopped run's listings count too.
+        await self.call(retire_replaced, self.store, self.storage, self.run_id, now)
         if not stopped:
             await self._mark_gone(jobs, stats)
         await self.call(seal, self.store, self.storage, f"assetvault {__version__}")

@@ -168,6 +168,12 @@ class Storage(Protocol):
         """Remove a tag file at the root before it is rewritten (never anything else)."""
         ...
 
+    def remove(self, key: str) -> None:
+        """Remove a payload object (under ``data/``, never anything else) whose bytes the
+        history already keeps: its record names another file in its place. Nothing if it is
+        not there."""
+        ...
+
     def sweep(self) -> None:
         """Remove what a killed writer left half-written (temporary files, incomplete
         multipart uploads); only while no other writer uses the archive."""

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from .base import Meta, Stored, UnsafeKeyError
+from .base import DATA, Meta, Stored, UnsafeKeyError
 
 log = logging.getLogger("assetvault")
 
@@ -208,6 +208,14 @@ class LocalStorage:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self._root, key))
         _fsync_dir(self._root)
+
+    def remove(self, key: str) -> None:
+        if not key.startswith(DATA):
+            raise UnsafeKeyError(f"only a payload file is ever removed, not {key!r}")
+        target = self._target(key)  # its folder checked inside data/: never an unlink elsewhere
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
+        _fsync_dir(os.path.dirname(target))
 
     def sweep(self) -> None:
         for folder, pattern in ((self._scratch, _SCRATCH_TEMP), (self._root, _TAG_TEMP)):

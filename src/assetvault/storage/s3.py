@@ -281,6 +281,15 @@ class S3Storage:
         with contextlib.suppress(FileNotFoundError):
             _call(obstore.delete, self._store, key)
 
+    def remove(self, key: str) -> None:
+        if not key.startswith(DATA):
+            raise UnsafeKeyError(f"only a payload object is ever removed, not {key!r}")
+        with contextlib.suppress(FileNotFoundError):
+            _call(obstore.delete, self._store, key)
+        with self._lock:
+            if self._sizes is not None:
+                self._sizes.pop(key, None)
+
     def stream(self, key: str, meta: Meta, size: int) -> S3Stream | None:
         from .s3_stream import S3Stream
         from .s3_uploads import COPY_MAX
