@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -85,3 +86,12 @@ def onpremise_job(box: SandboxThread, **kw: Any) -> dict[str, Any]:
            "rate_limit": 50, "burst": 50}
     job.update(kw)
     return job
+
+
+def states(archive: Path) -> dict[str, str]:
+    """Every item's key and state, from the archive's state database."""
+    db = sqlite3.connect(archive / ".assetvault/state.sqlite")
+    try:
+        return {str(k): str(s) for k, s in db.execute("SELECT key, status FROM items")}
+    finally:
+        db.close()

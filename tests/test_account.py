@@ -8,7 +8,6 @@ database. A few pure checks of the mapping come first.
 from __future__ import annotations
 
 import json
-import sqlite3
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from assetvault.sandbox import DatasetConfig, SandboxThread
 from assetvault.sources import onpremise, paging
 from assetvault.sources import onpremise_owners as owners
 
-from .conftest import API_KEY, Cli, run_cli, write_manifest
+from .conftest import API_KEY, Cli, run_cli, states, write_manifest
 
 FULL = "1970-01-01 00:00:00"
 JSON = "application/json"
@@ -56,14 +55,6 @@ def run(tmp_path: Path, box: SandboxThread, **kw: Any) -> Cli:
     result = run_cli("run", manifest, "--no-progress")
     assert "Traceback" not in result.err, result.err
     return result
-
-
-def states(archive: Path) -> dict[str, str]:
-    db = sqlite3.connect(archive / ".assetvault/state.sqlite")
-    try:
-        return {str(k): str(s) for k, s in db.execute("SELECT key, status FROM items")}
-    finally:
-        db.close()
 
 
 def list_requests(box: SandboxThread, kind: str = "products") -> list[dict[str, str]]:

@@ -4,7 +4,6 @@ behind a front server that shifts, reorders or repeats the pages of both paged l
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -16,7 +15,16 @@ from aiohttp import web
 from assetvault.sandbox import DatasetConfig, SandboxThread
 from assetvault.sources.paging import STALE_PAGES, Paging
 
-from ..conftest import API_KEY, TOKEN, Cli, onpremise_job, run_cli, spectrum_job, write_manifest
+from ..conftest import (
+    API_KEY,
+    TOKEN,
+    Cli,
+    onpremise_job,
+    run_cli,
+    spectrum_job,
+    states,
+    write_manifest,
+)
 from ..loopback import Loopback, forward
 
 # --- the rule -----------------------------------------------------------------------------------
@@ -111,14 +119,6 @@ def listed_pages(server: Loopback) -> dict[str, list[str]]:
         if page:
             pages["products" if split.path == "/products.json" else "spectrum"] += page
     return pages
-
-
-def states(archive: Path) -> dict[str, str]:
-    db = sqlite3.connect(archive / ".assetvault/state.sqlite")
-    try:
-        return {str(k): str(s) for k, s in db.execute("SELECT key, status FROM items")}
-    finally:
-        db.close()
 
 
 def run_both(tmp_path: Path, box: SandboxThread, server: Loopback) -> Cli:
