@@ -410,6 +410,21 @@ def test_onpremise_extension_and_size_fallbacks() -> None:
     assert item.expected_size is None
 
 
+def test_a_ready_asset_without_its_original_is_said_not_skipped() -> None:
+    # Its versions are archived and the asset counts as listed, but the file asked for is
+    # missing upstream: a listing problem, as a version without a URL is.
+    for missing in (None, ""):
+        entries = onpremise.map_asset(owner(), onpremise_asset(original_url=missing), 1)
+        (failure,) = of(ListingFailure, entries)
+        assert failure.key == ODIR and "original_url is missing" in failure.error
+        assert not any(PurePosixPath(i.path).name.startswith("original") for i in of(Item, entries))
+    # Not ready yet, or deleted: it may well have none.
+    for state in ({"processed": False}, {"status": 1}):
+        entries = onpremise.map_asset(owner(ojob(include_deleted=True)),
+                                      onpremise_asset(original_url=None, **state), 1)
+        assert not of(ListingFailure, entries)
+
+
 def test_onpremise_listing_shapes() -> None:
     assert onpremise.listing_assets([1]) == [1]
     assert onpremise.listing_assets({"assets": [2]}) == [2]

@@ -119,6 +119,10 @@ def _original(job: OnpremiseJob, folder: str, asset: dict[str, Json],
         return []
     url = asset.get("original_url")
     if url is None or url == "":
+        # Not ready yet, it may well have none; ready without one, the file is missing
+        # upstream: said (as a null version URL is), never skipped in silence.
+        if asset.get("processed") not in (False, 0) and asset.get("status") != DELETED:
+            problems.append("original_url is missing")
         return []
     if not isinstance(url, str):
         problems.append("original_url is not a string")
