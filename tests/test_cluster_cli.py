@@ -258,6 +258,10 @@ def test_a_stopped_cluster_run_exits_130_with_every_placed_file_in_its_bag(
     bagit.Bag(str(archive)).validate()
 
 
+# Two runs on a cluster in one test: on a loaded CI machine the pair once took past the
+# default 120 s (cause not found; one candidate: a batch that waits READY_WITHIN, 30 s, for
+# its worker's share of the limits). Still bounded; what this test checks is the state.
+@pytest.mark.timeout(360)
 def test_a_killed_coordinator_leaves_a_shared_scheduler_as_it_found_it_after_the_next_run(
         tmp_path: Path) -> None:
     """SIGKILL leaves the run's allowed-failures (0) and its plugin (secrets and all) on the
@@ -291,7 +295,7 @@ def test_a_killed_coordinator_leaves_a_shared_scheduler_as_it_found_it_after_the
                 proc.kill()
         held, plugins = client.run_on_scheduler(scheduler_state)
         assert held == 0 and len(plugins) == 1  # what the killed run left behind
-        again = run_cli("run", jobs, "-q", "--cluster", procs.address, timeout=WAIT)
+        again = run_cli("run", jobs, "-q", "--cluster", procs.address, timeout=2 * WAIT)
         assert again.code == 0, again.err
         assert client.run_on_scheduler(scheduler_state) == (before, [])
     bagit.Bag(str(archive)).validate()
