@@ -280,14 +280,22 @@ def originals(archive: Path) -> dict[str, bytes]:
     return {p: b for p, b in files_under(archive / "data").items() if "/original" in p}
 
 
-def test_an_original_that_changes_type_replaces_the_old_file_which_goes_to_history(
-        upstream: Upstream, tmp_path: Path) -> None:
-    up = upstream
+def archived_then_retyped(up: Upstream, tmp_path: Path, *, onpremise: bool = False
+                          ) -> tuple[Path, Path]:
+    """The manifest and archive after a first run, then a run once both originals changed
+    type upstream."""
     typed_upstream(up)
-    path, archive = manifest(up, tmp_path, onpremise=True), tmp_path / "archive"
+    path, archive = manifest(up, tmp_path, onpremise=onpremise), tmp_path / "archive"
     run_ok(path)
     change_types(up)
     run_ok(path)
+    return path, archive
+
+
+def test_an_original_that_changes_type_replaces_the_old_file_which_goes_to_history(
+        upstream: Upstream, tmp_path: Path) -> None:
+    up = upstream
+    path, archive = archived_then_retyped(up, tmp_path, onpremise=True)
     # One live original per record: the new one. The old bytes are in the history.
     assert originals(archive) == {f"{SPECTRUM_DIR}/original.jpg": b"new jpg" * 30,
                                   f"{ONPREMISE_DIR}/original.png": b"new label" * 30}
@@ -313,11 +321,7 @@ def test_an_original_that_changes_type_replaces_the_old_file_which_goes_to_histo
 def test_an_original_that_changes_type_back_is_archived_again_and_the_other_replaced(
         upstream: Upstream, tmp_path: Path) -> None:
     up = upstream
-    typed_upstream(up)
-    path, archive = manifest(up, tmp_path), tmp_path / "archive"
-    run_ok(path)
-    change_types(up)
-    run_ok(path)
+    path, archive = archived_then_retyped(up, tmp_path)
     typed_upstream(up)  # back to the .png, with an older lastModification even
     run_ok(path)
     assert originals(archive) == {f"{SPECTRUM_DIR}/original.png": b"old png" * 30}
@@ -334,11 +338,7 @@ def test_a_run_killed_between_retiring_and_removing_ends_valid_after_the_next(
     manifest and its removal from data/ (the row RETIRING, the file still there): the next
     run removes it before it seals."""
     up = upstream
-    typed_upstream(up)
-    path, archive = manifest(up, tmp_path), tmp_path / "archive"
-    run_ok(path)
-    change_types(up)
-    run_ok(path)
+    path, archive = archived_then_retyped(up, tmp_path)
     old = archive / "data" / SPECTRUM_DIR / "original.png"
     assert not old.exists()
     old.write_bytes(b"old png" * 30)
